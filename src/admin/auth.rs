@@ -1,0 +1,188 @@
+//! Admin authentication: every admin RPC carries `authorization: Bearer
+//! <admin JWT>`, verified on each request (signature, issuer, audience,
+//! expiry) and checked against the registered, unrevoked `jti` in the store.
+//! gRPC health and reflection stay open.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::header::AUTHORIZATION;
+use tonic::Status;
+
+use crate::crypto::{SigningKey, TokenRejection, verify_admin_token};
+use crate::domain::{
+    self, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, IdGenerator, TokenId,
+};
+use crate::store::Store;
+use crate::telemetry::{Metrics, ReasonLabels};
+
+/// gRPC paths that need no credential.
+const OPEN_PREFIXES: &[&str] = &[
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1.ServerReflection/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+];
+
+/// Who is calling, attached to the request of every authenticated RPC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminIdentity {
+    pub token_id: TokenId,
+    pub name: String,
+    pub kind: AdminTokenKind,
+    pub source_addr: String,
+}
+
+impl AdminIdentity {
+    /// Refuses read-only tokens on operations that change state.
+    pub fn require_write(&self) -> Result<(), Status> {
+        match self.kind {
+            AdminTokenKind::Admin => Ok(()),
+            AdminTokenKind::ReadOnly => Err(Status::permission_denied(format!(
+                "admin token `{}` is read-only",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// What the middleware needs.
+#[derive(Clone)]
+pub struct AuthState {
+    pub store: Arc<dyn Store>,
+    pub signing_key: SigningKey,
+    pub metrics: Metrics,
+    pub ids: Arc<IdGenerator>,
+}
+
+/// Axum middleware in front of the gRPC services.
+pub async fn require_admin(
+    State(state): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if OPEN_PREFIXES.iter().any(|prefix| path.starts_with(prefix)) {
+        return next.run(request).await;
+    }
+    let source_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.to_string())
+        .unwrap_or_default();
+    match authenticate(&state, request.headers()).await {
+        Ok(mut identity) => {
+            identity.source_addr = source_addr;
+            request.extensions_mut().insert(identity);
+            next.run(request).await
+        }
+        Err(rejection) => {
+            state
+                .metrics
+                .admin_auth_failures
+                .get_or_create(&ReasonLabels {
+                    reason: rejection.code(),
+                })
+                .inc();
+            let path = request.uri().path().to_owned();
+            tracing::warn!(reason = rejection.code(), source_addr = %source_addr, path = %path, "admin request refused");
+            let event = AuditEvent {
+                id: AuditEventId(state.ids.next_id()),
+                at: domain::now(),
+                event: "admin.auth_failed".to_owned(),
+                result: AuditResult::Refused,
+                node_id: None,
+                actor: String::new(),
+                token_id: None,
+                source_addr,
+                reason: rejection.code().to_owned(),
+                detail: serde_json::json!({ "path": path }).to_string(),
+            };
+            if let Err(error) = state.store.append_audit(&event).await {
+                tracing::error!(error = %error, "cannot write audit event");
+            }
+            Status::unauthenticated(format!("admin token rejected: {rejection}")).into_http()
+        }
+    }
+}
+
+async fn authenticate(
+    state: &AuthState,
+    headers: &http::HeaderMap,
+) -> Result<AdminIdentity, TokenRejection> {
+    let token = bearer_token(headers)?;
+    let now = domain::now();
+    let claims = verify_admin_token(&state.signing_key, token, now)?;
+    let registered = state
+        .store
+        .get_admin_token(claims.id)
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "cannot look up admin token");
+            TokenRejection::UnknownOrRevoked
+        })?
+        .filter(|t| t.is_active(now))
+        .ok_or(TokenRejection::UnknownOrRevoked)?;
+    Ok(AdminIdentity {
+        token_id: registered.id,
+        name: registered.name,
+        kind: registered.kind,
+        source_addr: String::new(),
+    })
+}
+
+/// The token of exactly one `authorization: Bearer <token>` header.
+fn bearer_token(headers: &http::HeaderMap) -> Result<&str, TokenRejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(TokenRejection::Missing)?;
+    if values.next().is_some() {
+        return Err(TokenRejection::MalformedHeader);
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| TokenRejection::MalformedHeader)?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .ok_or(TokenRejection::MalformedHeader)?;
+    if token.is_empty()
+        || token
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(TokenRejection::MalformedHeader);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(values: &[&str], expected: Result<&str, TokenRejection>) {
+        let mut headers = http::HeaderMap::new();
+        for v in values {
+            headers.append(AUTHORIZATION, http::HeaderValue::from_str(v).unwrap());
+        }
+        assert_eq!(bearer_token(&headers), expected, "{values:?}");
+    }
+
+    #[test]
+    fn bearer_parsing_is_strict() {
+        check(&["Bearer abc.def.ghi"], Ok("abc.def.ghi"));
+        check(&[], Err(TokenRejection::Missing));
+        check(&["bearer abc"], Err(TokenRejection::MalformedHeader));
+        check(&["Bearer  abc"], Err(TokenRejection::MalformedHeader));
+        check(&["Bearer abc "], Err(TokenRejection::MalformedHeader));
+        check(&["Bearer "], Err(TokenRejection::MalformedHeader));
+        check(
+            &["Basic YWJjOmRlZg=="],
+            Err(TokenRejection::MalformedHeader),
+        );
+        check(
+            &["Bearer a", "Bearer b"],
+            Err(TokenRejection::MalformedHeader),
+        );
+    }
+}

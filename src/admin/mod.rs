@@ -1,0 +1,17 @@
+//! The admin interface: tonic gRPC services (`fedsync.admin.v1`), gRPC health
+//! and reflection, and plain HTTP (`/metrics`) on one listener.
+//!
+//! Invariants: every admin RPC passes `auth::require_admin` (health and
+//! reflection stay open); handlers are thin (decode, validate, call the store
+//! or engine, encode); `proto.rs` is the only file that touches generated
+//! code, and `status.rs` the only place errors become gRPC statuses. Nothing
+//! here is reachable from the federation listener.
+
+pub mod auth;
+pub mod node;
+pub mod proto;
+pub mod server;
+mod status;
+
+pub use auth::AdminIdentity;
+pub use server::{AdminState, router};

@@ -1,0 +1,96 @@
+//! Assembles the admin listener: gRPC services behind admin auth, open health
+//! and reflection, `/metrics`, and a fallback that answers gRPC callers with
+//! UNIMPLEMENTED and everyone else with 404.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use http::header::CONTENT_TYPE;
+use tonic::Status;
+use tonic_health::server::HealthReporter;
+
+use super::auth::{AuthState, require_admin};
+use super::node::NodeApi;
+use super::proto::{FILE_DESCRIPTOR_SET, v1};
+use crate::crypto::SigningKey;
+use crate::domain::IdGenerator;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// What the admin services share.
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<dyn Store>,
+    pub signing_key: SigningKey,
+    pub metrics: Metrics,
+    pub ids: Arc<IdGenerator>,
+}
+
+/// The admin router and the health reporter that flips it to NOT_SERVING on
+/// shutdown.
+pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), String> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<v1::node_service_server::NodeServiceServer<NodeApi>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| format!("cannot build reflection service: {e}"))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| format!("cannot build reflection service: {e}"))?;
+
+    let auth = AuthState {
+        store: state.store.clone(),
+        signing_key: state.signing_key.clone(),
+        metrics: state.metrics.clone(),
+        ids: state.ids.clone(),
+    };
+    let grpc = tonic::service::Routes::new(v1::node_service_server::NodeServiceServer::new(
+        NodeApi::new(state.store.clone()),
+    ))
+    .add_service(health_service)
+    .add_service(reflection_v1)
+    .add_service(reflection_v1alpha)
+    .into_axum_router()
+    .layer(from_fn_with_state(auth, require_admin));
+
+    let http = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let router = grpc.merge(http).fallback(fallback);
+    Ok((router, health_reporter))
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn fallback(request: Request) -> Response {
+    let is_grpc = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if is_grpc {
+        Status::unimplemented(format!("no such method: {}", request.uri().path())).into_http()
+    } else {
+        (StatusCode::NOT_FOUND, "not found\n").into_response()
+    }
+}

@@ -1,0 +1,178 @@
+//! Admin client commands: connect to a daemon's admin listener over gRPC with
+//! an admin token, call, print.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+use super::output;
+use super::{GlobalArgs, NodeCommand, load_config};
+use crate::admin::proto::v1;
+use crate::config::Overrides;
+use crate::daemon::keys::{ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE, read_private_file};
+
+/// Where and how to reach the admin interface.
+struct Target {
+    addr: String,
+    token: String,
+}
+
+/// A failed RPC, kept as a typed error so `exit_code` can map it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}", code_name(*.code), .message)]
+pub struct RpcError {
+    pub code: Code,
+    pub message: String,
+}
+
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Unauthenticated => "unauthenticated",
+        Code::PermissionDenied => "permission denied",
+        Code::NotFound => "not found",
+        Code::InvalidArgument => "invalid argument",
+        Code::AlreadyExists => "already exists",
+        Code::FailedPrecondition => "failed precondition",
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::Unimplemented => "unimplemented (is the daemon older than this CLI?)",
+        _ => "error",
+    }
+}
+
+impl From<tonic::Status> for RpcError {
+    fn from(status: tonic::Status) -> RpcError {
+        RpcError {
+            code: status.code(),
+            message: status.message().to_owned(),
+        }
+    }
+}
+
+/// The process exit code for an error: 3 for credentials, 4 for not found,
+/// 5 when the daemon is unreachable or unavailable, 1 otherwise.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<RpcError>().map(|e| e.code) {
+        Some(Code::Unauthenticated | Code::PermissionDenied) => 3,
+        Some(Code::NotFound) => 4,
+        Some(Code::Unavailable) => 5,
+        _ if error.downcast_ref::<tonic::transport::Error>().is_some() => 5,
+        _ => 1,
+    }
+}
+
+fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
+    let needs_config = global.admin_addr.is_none() || global.token.is_none();
+    let config = if needs_config {
+        Some(load_config(global, Overrides::default())?)
+    } else {
+        None
+    };
+    let data_dir: Option<PathBuf> = config.as_ref().map(|c| c.data_dir());
+    let addr = match &global.admin_addr {
+        Some(addr) => addr.clone(),
+        None => {
+            let data_dir = data_dir.as_ref().expect("config loaded when addr missing");
+            let recorded = std::fs::read_to_string(data_dir.join(ADMIN_ADDR_FILE))
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            match recorded {
+                Some(addr) => addr,
+                None => {
+                    let listen = config.as_ref().expect("config loaded").admin.listen;
+                    if listen.ip().is_unspecified() {
+                        format!("127.0.0.1:{}", listen.port())
+                    } else {
+                        listen.to_string()
+                    }
+                }
+            }
+        }
+    };
+    let token = match &global.token {
+        Some(token) => token.clone(),
+        None => {
+            let path = data_dir
+                .as_ref()
+                .expect("config loaded when token missing")
+                .join(ADMIN_TOKEN_FILE);
+            read_private_file(&path)?
+                .map(|t| t.trim().to_owned())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "no admin token: pass --token or FEDSYNC_ADMIN_TOKEN, or --data-dir of a daemon on this host ({} does not exist)",
+                        path.display()
+                    )
+                })?
+        }
+    };
+    Ok(Target { addr, token })
+}
+
+async fn connect(target: &Target) -> anyhow::Result<Channel> {
+    let url = if target.addr.starts_with("http://") || target.addr.starts_with("https://") {
+        target.addr.clone()
+    } else {
+        format!("http://{}", target.addr)
+    };
+    let endpoint = Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid admin address `{}`", target.addr))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60));
+    endpoint.connect().await.with_context(|| {
+        format!("cannot reach the admin interface at {url} (is `fedsync serve` running?)")
+    })
+}
+
+fn authorized<T>(target: &Target, message: T) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    let value: MetadataValue<_> = format!("Bearer {}", target.token).parse().map_err(|_| {
+        anyhow!("the admin token contains characters that cannot be sent in a header")
+    })?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+fn parse_id(text: &str) -> anyhow::Result<u64> {
+    text.parse::<crate::domain::Id>()
+        .map(|id| id.get())
+        .map_err(|e| anyhow!("{e}"))
+}
+
+pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<()> {
+    let target = resolve(global)?;
+    let channel = connect(&target).await?;
+    let mut client = v1::node_service_client::NodeServiceClient::new(channel);
+    match command {
+        NodeCommand::List {
+            status,
+            query,
+            deleted,
+        } => {
+            let request = v1::ListNodesRequest {
+                status: status.clone().unwrap_or_default(),
+                query: query.clone().unwrap_or_default(),
+                include_deleted: *deleted,
+            };
+            let response = client
+                .list_nodes(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::nodes(global.json, &response.into_inner().nodes);
+        }
+        NodeCommand::Show { id } => {
+            let request = v1::GetNodeRequest { id: parse_id(id)? };
+            let node = client
+                .get_node(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node(global.json, &node.into_inner());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The command line: one binary for the daemon (`serve`), its maintenance
+//! commands (`migrate`, `config`, `token`) and the admin client commands
+//! that speak gRPC to a running daemon (`node ...`).
+//!
+//! Invariant: `--json` output follows one convention every command keeps: a
+//! list is a bare JSON array, one thing is one object, ids are decimal strings
+//! under `id` (`nodeId`, ... for references), keys are lowerCamelCase,
+//! statuses are lowercase Corteza spellings, timestamps are RFC 3339. A
+//! failed command prints `error: <reason>` on stderr and exits non-zero.
+
+mod client;
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_TOML, LogFormat, Overrides};
+use crate::daemon;
+use crate::domain::AdminTokenKind;
+
+pub use client::exit_code;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fedsync",
+    version,
+    about = "Federation sync daemon, wire-compatible with Corteza"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted before or after any subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML); see `fedsync config print-default`.
+    #[arg(long, global = true, env = "FEDSYNC_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, keys, local admin token and address).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Admin address of the daemon to talk to (default: from the data dir).
+    #[arg(
+        long,
+        global = true,
+        env = "FEDSYNC_ADMIN_ADDR",
+        value_name = "HOST:PORT"
+    )]
+    pub admin_addr: Option<String>,
+    /// Admin token (default: <data-dir>/admin.token).
+    #[arg(
+        long,
+        global = true,
+        env = "FEDSYNC_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "JWT"
+    )]
+    pub token: Option<String>,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Print or check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Mint credentials.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Peers this node federates with.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Database URL: sqlite://PATH or postgres://... (default: SQLite in the data dir).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Public listener for peers and probes.
+    #[arg(long, value_name = "ADDR")]
+    pub federation_listen: Option<String>,
+    /// Admin listener (gRPC and /metrics).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// Federation base URL peers use, e.g. https://a.example.com/federation.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// This node's name, sent to peers in node URIs.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Permit http and loopback/private peers (development and tests only).
+    #[arg(long)]
+    pub allow_insecure_peers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Database URL (default: from config, else SQLite in the data dir).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the documented default configuration file.
+    PrintDefault,
+    /// Validate a configuration file (with the environment applied), as the daemon would.
+    Check {
+        /// The file to check (default: --config).
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint an admin token and print it alone on stdout.
+    Admin {
+        /// Who the token is for.
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// Lifetime, e.g. 1h, 24h, 30d; `never` for no expiry.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: Ttl,
+        /// A token that may only read.
+        #[arg(long)]
+        readonly: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// List nodes.
+    List {
+        /// Only nodes in this status (pending, pair_requested, paired, failed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Substring of the name or base URL.
+        #[arg(long)]
+        query: Option<String>,
+        /// Include deleted nodes.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Show one node.
+    Show {
+        /// Node id.
+        id: String,
+    },
+}
+
+/// A token lifetime; `None` never expires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ttl(pub Option<Duration>);
+
+fn parse_ttl(text: &str) -> Result<Ttl, String> {
+    if text == "never" {
+        return Ok(Ttl(None));
+    }
+    let ttl = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
+    if ttl.is_zero() {
+        return Err("a lifetime must be positive (or `never`)".into());
+    }
+    Ok(Ttl(Some(ttl)))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(args) => serve(&cli.global, args).await,
+        Command::Migrate(args) => migrate(&cli.global, args).await,
+        Command::Config(ConfigCommand::PrintDefault) => {
+            print!("{DEFAULT_TOML}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            config_check(&cli.global, file.as_deref())
+        }
+        Command::Token(TokenCommand::Admin {
+            name,
+            ttl,
+            readonly,
+        }) => {
+            quiet_logs(&cli.global);
+            let config = load_config(&cli.global, Overrides::default())?;
+            let kind = if *readonly {
+                AdminTokenKind::ReadOnly
+            } else {
+                AdminTokenKind::Admin
+            };
+            let token = daemon::mint_admin_token(&config, name, ttl.0, kind).await?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Node(command) => {
+            quiet_logs(&cli.global);
+            client::node(&cli.global, command).await
+        }
+    }
+}
+
+fn base_overrides(global: &GlobalArgs) -> Overrides {
+    let mut overrides = Overrides::default();
+    if let Some(dir) = &global.data_dir {
+        overrides.set("data_dir", dir.display().to_string());
+    }
+    if let Some(format) = global.log_format {
+        overrides.set(
+            "log.format",
+            match format {
+                LogFormat::Pretty => "pretty",
+                LogFormat::Json => "json",
+            },
+        );
+    }
+    overrides
+}
+
+fn load_config(global: &GlobalArgs, extra: Overrides) -> anyhow::Result<Config> {
+    let mut overrides = base_overrides(global);
+    overrides.extend(extra);
+    Ok(Config::load(
+        global.config.as_deref(),
+        std::env::vars(),
+        &overrides,
+    )?)
+}
+
+/// Client commands log only warnings, so their stdout and stderr stay clean.
+fn quiet_logs(global: &GlobalArgs) {
+    let _ = crate::telemetry::init_tracing(global.log_format == Some(LogFormat::Json), "warn");
+}
+
+async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let mut overrides = Overrides::default();
+    if let Some(v) = &args.database_url {
+        overrides.set("database.url", v.as_str());
+    }
+    if let Some(v) = &args.federation_listen {
+        overrides.set("federation.listen", v.as_str());
+    }
+    if let Some(v) = &args.admin_listen {
+        overrides.set("admin.listen", v.as_str());
+    }
+    if let Some(v) = &args.public_url {
+        overrides.set("federation.public_url", v.as_str());
+    }
+    if let Some(v) = &args.label {
+        overrides.set("federation.label", v.as_str());
+    }
+    if args.allow_insecure_peers {
+        overrides.set("federation.allow_insecure_peers", true);
+    }
+    let config = load_config(global, overrides)?;
+    crate::telemetry::init_tracing(config.log.format == LogFormat::Json, &config.log.level)
+        .map_err(anyhow::Error::msg)?;
+    if config.federation.allow_insecure_peers {
+        tracing::warn!(
+            "allow_insecure_peers is on: http and loopback/private peers are accepted; never use this in production"
+        );
+    }
+    daemon::run(config).await
+}
+
+async fn migrate(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> {
+    quiet_logs(global);
+    let mut overrides = Overrides::default();
+    if let Some(v) = &args.database_url {
+        overrides.set("database.url", v.as_str());
+    }
+    let config = load_config(global, overrides)?;
+    let (store, applied) = daemon::open_migrated_store(&config).await?;
+    let all = store.applied_migrations().await?;
+    store.close().await;
+    output::migrations(global.json, &applied, all.len());
+    Ok(())
+}
+
+fn config_check(global: &GlobalArgs, file: Option<&Path>) -> anyhow::Result<()> {
+    let file = file.or(global.config.as_deref());
+    let config = Config::load(file, std::env::vars(), &base_overrides(global))?;
+    let source = file
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "defaults and environment".into());
+    if global.json {
+        println!(
+            "{}",
+            serde_json::json!({ "ok": true, "file": file.map(|f| f.display().to_string()) })
+        );
+    } else {
+        println!("config OK ({source})");
+        print!("{}", config.to_redacted_toml());
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! What commands print: JSON twins of the admin messages (the `--json`
+//! convention) and plain tables for people.
+
+use serde::Serialize;
+
+use crate::admin::proto::{self, v1};
+use crate::store::AppliedMigration;
+
+fn rfc3339(t: &Option<prost_types::Timestamp>) -> Option<String> {
+    t.as_ref()
+        .and_then(proto::from_timestamp)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+fn id_string(id: u64) -> Option<String> {
+    (id != 0).then(|| id.to_string())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeJson {
+    id: String,
+    shared_node_id: Option<String>,
+    name: String,
+    base_url: String,
+    contact: String,
+    status: String,
+    status_reason: String,
+    peer_kind: String,
+    handshake_requested_at: Option<String>,
+    handshake_source_addr: String,
+    peer_token_fingerprint: String,
+    structure_status: String,
+    structure_synced_at: Option<String>,
+    structure_error: String,
+    data_status: String,
+    data_synced_at: Option<String>,
+    data_error: String,
+    paused: bool,
+    created_at: Option<String>,
+    updated_at: Option<String>,
+    deleted_at: Option<String>,
+}
+
+impl From<&v1::Node> for NodeJson {
+    fn from(n: &v1::Node) -> NodeJson {
+        NodeJson {
+            id: n.id.to_string(),
+            shared_node_id: id_string(n.shared_node_id),
+            name: n.name.clone(),
+            base_url: n.base_url.clone(),
+            contact: n.contact.clone(),
+            status: n.status.clone(),
+            status_reason: n.status_reason.clone(),
+            peer_kind: n.peer_kind.clone(),
+            handshake_requested_at: rfc3339(&n.handshake_requested_at),
+            handshake_source_addr: n.handshake_source_addr.clone(),
+            peer_token_fingerprint: n.peer_token_fingerprint.clone(),
+            structure_status: n.structure_status.clone(),
+            structure_synced_at: rfc3339(&n.structure_synced_at),
+            structure_error: n.structure_error.clone(),
+            data_status: n.data_status.clone(),
+            data_synced_at: rfc3339(&n.data_synced_at),
+            data_error: n.data_error.clone(),
+            paused: n.paused,
+            created_at: rfc3339(&n.created_at),
+            updated_at: rfc3339(&n.updated_at),
+            deleted_at: rfc3339(&n.deleted_at),
+        }
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
+/// Prints rows as left-aligned columns under a header.
+fn table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn or_dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_owned()
+    } else {
+        text.to_owned()
+    }
+}
+
+pub fn nodes(json: bool, nodes: &[v1::Node]) {
+    if json {
+        let rows: Vec<NodeJson> = nodes.iter().map(NodeJson::from).collect();
+        print_json(&rows);
+        return;
+    }
+    if nodes.is_empty() {
+        println!(
+            "no nodes (create one with `fedsync node create` or add one with `fedsync node add-uri`)"
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.to_string(),
+                or_dash(&n.name),
+                n.status.clone(),
+                or_dash(&n.base_url),
+                or_dash(&n.structure_status),
+                or_dash(&n.data_status),
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "NAME", "STATUS", "BASE URL", "STRUCTURE", "DATA"],
+        &rows,
+    );
+}
+
+pub fn node(json: bool, node: &v1::Node) {
+    let view = NodeJson::from(node);
+    if json {
+        print_json(&view);
+        return;
+    }
+    let fields: Vec<(&str, String)> = vec![
+        ("id", view.id),
+        ("name", or_dash(&view.name)),
+        ("status", view.status),
+        ("status reason", or_dash(&view.status_reason)),
+        ("base url", or_dash(&view.base_url)),
+        ("contact", or_dash(&view.contact)),
+        (
+            "shared node id",
+            view.shared_node_id.unwrap_or_else(|| "-".into()),
+        ),
+        ("peer kind", view.peer_kind),
+        (
+            "handshake requested",
+            view.handshake_requested_at.unwrap_or_else(|| "-".into()),
+        ),
+        ("handshake from", or_dash(&view.handshake_source_addr)),
+        ("peer token", or_dash(&view.peer_token_fingerprint)),
+        ("structure", or_dash(&view.structure_status)),
+        (
+            "structure synced",
+            view.structure_synced_at.unwrap_or_else(|| "-".into()),
+        ),
+        ("structure error", or_dash(&view.structure_error)),
+        ("data", or_dash(&view.data_status)),
+        (
+            "data synced",
+            view.data_synced_at.unwrap_or_else(|| "-".into()),
+        ),
+        ("data error", or_dash(&view.data_error)),
+        ("paused", view.paused.to_string()),
+        ("created", view.created_at.unwrap_or_else(|| "-".into())),
+        ("updated", view.updated_at.unwrap_or_else(|| "-".into())),
+        ("deleted", view.deleted_at.unwrap_or_else(|| "-".into())),
+    ];
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in fields {
+        println!("{key:<width$}  {value}");
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MigrationJson {
+    version: i64,
+    description: String,
+}
+
+pub fn migrations(json: bool, applied_now: &[AppliedMigration], total: usize) {
+    if json {
+        let rows: Vec<MigrationJson> = applied_now
+            .iter()
+            .map(|m| MigrationJson {
+                version: m.version,
+                description: m.description.clone(),
+            })
+            .collect();
+        print_json(&rows);
+        return;
+    }
+    for m in applied_now {
+        println!("applied {:04} {}", m.version, m.description);
+    }
+    println!("database is up to date ({total} migrations applied)");
+}

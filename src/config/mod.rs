@@ -1,0 +1,530 @@
+//! Configuration: defaults < TOML file < `FEDSYNC_*` environment < flags.
+//!
+//! Invariant: a `Config` that loaded is valid. Every key is checked at load
+//! time, unknown keys are refused with their full path and source, `*_file`
+//! secrets are read at load time, and no secret is ever printed (`Secret`
+//! redacts itself in `Debug` and when serialized).
+
+mod secret;
+mod values;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use secret::Secret;
+
+/// The documented default configuration file, printed by
+/// `fedsync config print-default`.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// Environment variables with the `FEDSYNC_` prefix that are not config keys.
+const NON_CONFIG_ENV: &[&str] = &[
+    "FEDSYNC_ADMIN_TOKEN",
+    "FEDSYNC_ADMIN_ADDR",
+    "FEDSYNC_CONFIG",
+];
+const NON_CONFIG_ENV_PREFIXES: &[&str] = &["FEDSYNC_TEST_"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database: DatabaseConfig,
+    pub federation: FederationConfig,
+    pub admin: AdminConfig,
+    pub keys: KeysConfig,
+    pub local: LocalConfig,
+    pub log: LogConfig,
+    pub daemon: DaemonConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub url: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub max_connections: u32,
+    #[serde(with = "values::duration")]
+    pub busy_timeout: Duration,
+    #[serde(with = "values::duration")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub label: String,
+    #[serde(deserialize_with = "values::bool_lenient")]
+    pub allow_insecure_peers: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    pub signing_key: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_key_file: Option<PathBuf>,
+    pub encryption_key: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    pub kind: LocalKind,
+}
+
+/// Where local modules and records live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalKind {
+    /// In fedsync's own store.
+    #[default]
+    Embedded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    #[serde(with = "values::duration")]
+    pub shutdown_grace: Duration,
+    #[serde(with = "values::duration")]
+    pub instance_lease: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::new(),
+            database: DatabaseConfig::default(),
+            federation: FederationConfig::default(),
+            admin: AdminConfig::default(),
+            keys: KeysConfig::default(),
+            local: LocalConfig::default(),
+            log: LogConfig::default(),
+            daemon: DaemonConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> DatabaseConfig {
+        DatabaseConfig {
+            url: Secret::default(),
+            url_file: None,
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for FederationConfig {
+    fn default() -> FederationConfig {
+        FederationConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8090)),
+            public_url: String::new(),
+            label: "fedsync".to_owned(),
+            allow_insecure_peers: false,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8091)),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> DaemonConfig {
+        DaemonConfig {
+            shutdown_grace: Duration::from_secs(8),
+            instance_lease: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A config that cannot be used, with the key and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}` ({origin}): {message}")]
+    Invalid {
+        key: String,
+        origin: String,
+        message: String,
+    },
+}
+
+/// Values from flags, applied last. Keys are dotted paths (`federation.listen`).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides(Vec<(String, toml::Value)>);
+
+impl Overrides {
+    pub fn set(&mut self, key: &str, value: impl Into<toml::Value>) -> &mut Self {
+        self.0.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Appends `other`; its values win over earlier ones.
+    pub fn extend(&mut self, other: Overrides) {
+        self.0.extend(other.0);
+    }
+}
+
+/// Where each key came from, for error messages.
+#[derive(Default)]
+struct Origins(BTreeMap<String, String>);
+
+impl Origins {
+    fn of(&self, key: &str) -> String {
+        // The longest recorded prefix of the key names its source.
+        let mut probe = key.to_owned();
+        loop {
+            if let Some(origin) = self.0.get(&probe) {
+                return origin.clone();
+            }
+            match probe.rfind('.') {
+                Some(dot) => probe.truncate(dot),
+                None => break,
+            }
+        }
+        // An unknown section is named by the keys under it.
+        let section = format!("{key}.");
+        self.0
+            .iter()
+            .find(|(k, _)| k.starts_with(&section))
+            .map(|(_, origin)| origin.clone())
+            .unwrap_or_else(|| "default".to_owned())
+    }
+}
+
+impl Config {
+    /// Loads and validates the configuration. `env` is the process
+    /// environment (passed in so tests control it).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origins = Origins::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            let parsed: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Parse {
+                        path: path.to_owned(),
+                        message: e.message().to_owned() + &line_hint(&text, e.span()),
+                    })?;
+            let origin = format!("from {}", path.display());
+            record_origins(&parsed, "", &origin, &mut origins);
+            merge(&mut table, parsed);
+        }
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FEDSYNC_"))
+            .filter(|(k, _)| {
+                !NON_CONFIG_ENV.contains(&k.as_str())
+                    && !NON_CONFIG_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+            })
+            .collect();
+        env.sort();
+        for (name, value) in env {
+            let key = name["FEDSYNC_".len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            origins
+                .0
+                .insert(key.clone(), format!("from environment variable {name}"));
+            set_path(&mut table, &key, toml::Value::String(value));
+        }
+        for (key, value) in &overrides.0 {
+            origins
+                .0
+                .insert(key.clone(), format!("from flag --{}", flag_name(key)));
+            set_path(&mut table, key, value.clone());
+        }
+
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    origin: origins.of(&key),
+                    key,
+                    message: e.into_inner().message().to_owned(),
+                }
+            })?;
+        config.resolve_secret_files(&origins)?;
+        config.validate(&origins)?;
+        Ok(config)
+    }
+
+    /// The data directory: the configured one, else `$STATE_DIRECTORY` (the
+    /// first one when systemd lists several), else `./fedsync-data`.
+    pub fn data_dir(&self) -> PathBuf {
+        resolve_data_dir(
+            &self.data_dir,
+            std::env::var("STATE_DIRECTORY").ok().as_deref(),
+        )
+    }
+
+    /// The database URL, defaulting to the embedded SQLite file.
+    pub fn database_url(&self) -> Secret {
+        if self.database.url.is_empty() {
+            let path = self.data_dir().join("fedsync.db");
+            Secret::new(format!("sqlite://{}", path.display()))
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    fn resolve_secret_files(&mut self, origins: &Origins) -> Result<(), ConfigError> {
+        let slots: [(&str, &mut Secret, &Option<PathBuf>); 3] = [
+            (
+                "database.url",
+                &mut self.database.url,
+                &self.database.url_file,
+            ),
+            (
+                "keys.signing_key",
+                &mut self.keys.signing_key,
+                &self.keys.signing_key_file,
+            ),
+            (
+                "keys.encryption_key",
+                &mut self.keys.encryption_key,
+                &self.keys.encryption_key_file,
+            ),
+        ];
+        for (key, secret, file) in slots {
+            let Some(path) = file else { continue };
+            let file_key = format!("{key}_file");
+            if !secret.is_empty() {
+                return Err(ConfigError::Invalid {
+                    origin: origins.of(&file_key),
+                    key: file_key,
+                    message: format!("both `{key}` and `{key}_file` are set; set only one"),
+                });
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                origin: origins.of(&file_key),
+                key: file_key.clone(),
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            *secret = Secret::new(text.trim().to_owned());
+        }
+        Ok(())
+    }
+
+    fn validate(&self, origins: &Origins) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            origin: origins.of(key),
+            message,
+        };
+        if !self.database.url.is_empty() {
+            let url = self.database.url.expose();
+            let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+            if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
+                return Err(invalid(
+                    "database.url",
+                    "must start with sqlite://, postgres:// or postgresql://".into(),
+                ));
+            }
+            if scheme != "sqlite" {
+                url::Url::parse(url)
+                    .map_err(|e| invalid("database.url", format!("not a valid URL: {e}")))?;
+            }
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if !self.federation.public_url.is_empty() {
+            check_public_url(
+                &self.federation.public_url,
+                self.federation.allow_insecure_peers,
+            )
+            .map_err(|m| invalid("federation.public_url", m))?;
+        }
+        if self.federation.label.chars().count() > 64
+            || self.federation.label.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                "federation.label",
+                "must be at most 64 printable characters".into(),
+            ));
+        }
+        if self.federation.listen == self.admin.listen && self.admin.listen.port() != 0 {
+            return Err(invalid(
+                "admin.listen",
+                "must differ from federation.listen: the admin interface never shares the public listener".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
+        Ok(())
+    }
+
+    /// The config as TOML with every secret redacted, for `config check`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+fn check_public_url(value: &str, allow_insecure: bool) -> Result<(), String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not a valid URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        "http" => {
+            return Err("must be https:// (http:// needs federation.allow_insecure_peers)".into());
+        }
+        other => return Err(format!("scheme `{other}` is not http(s)")),
+    }
+    if url.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("must not carry a query, fragment or user info".into());
+    }
+    Ok(())
+}
+
+fn resolve_data_dir(configured: &Path, state_directory: Option<&str>) -> PathBuf {
+    if !configured.as_os_str().is_empty() {
+        return configured.to_owned();
+    }
+    match state_directory.and_then(|dirs| dirs.split(':').find(|d| !d.is_empty())) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from("./fedsync-data"),
+    }
+}
+
+fn flag_name(key: &str) -> String {
+    let leaf = match key {
+        "database.url" => "database-url",
+        "federation.listen" => "federation-listen",
+        "admin.listen" => "admin-listen",
+        "federation.public_url" => "public-url",
+        "federation.label" => "label",
+        "federation.allow_insecure_peers" => "allow-insecure-peers",
+        "log.format" => "log-format",
+        other => return other.replace(['.', '_'], "-"),
+    };
+    leaf.to_owned()
+}
+
+fn line_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        }
+        None => String::new(),
+    }
+}
+
+fn record_origins(table: &toml::Table, prefix: &str, origin: &str, origins: &mut Origins) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if let toml::Value::Table(inner) = value {
+            record_origins(inner, &path, origin, origins);
+        } else {
+            origins.0.insert(path, origin.to_owned());
+        }
+    }
+}
+
+fn merge(into: &mut toml::Table, from: toml::Table) {
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(inner)) => {
+                merge(existing, inner)
+            }
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, dotted: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let leaf = parts.pop().unwrap_or_default();
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(inner) = entry else {
+            unreachable!("just made a table")
+        };
+        current = inner;
+    }
+    current.insert(leaf.to_owned(), value);
+}
+
+#[cfg(test)]
+mod tests;

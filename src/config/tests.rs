@@ -1,0 +1,265 @@
+use super::*;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load_err(file: Option<&Path>, vars: &[(&str, &str)], overrides: &Overrides) -> String {
+    Config::load(file, env(vars), overrides)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn the_documented_default_file_is_the_default() {
+    let parsed: Config = toml::from_str(DEFAULT_TOML).unwrap();
+    assert_eq!(parsed, Config::default());
+    // Every key the struct has is documented in the file.
+    let rendered = toml::to_string(&Config::default()).unwrap();
+    let table: toml::Table = rendered.parse().unwrap();
+    let mut keys = Vec::new();
+    fn walk(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in t {
+            match v {
+                toml::Value::Table(inner) => walk(inner, k, out),
+                _ => out.push(if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                }),
+            }
+        }
+    }
+    walk(&table, "", &mut keys);
+    for key in keys {
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(
+            DEFAULT_TOML.contains(&format!("\n{leaf} = ")),
+            "key {key} is not in default.toml"
+        );
+    }
+}
+
+#[test]
+fn precedence_is_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "c.toml",
+        "[federation]\nlabel = \"from-file\"\nlisten = \"127.0.0.1:7001\"\n[admin]\nlisten = \"127.0.0.1:7002\"\n",
+    );
+    let mut flags = Overrides::default();
+    flags.set("admin.listen", "127.0.0.1:9002");
+    let config = Config::load(
+        Some(&file),
+        env(&[
+            ("FEDSYNC_FEDERATION__LABEL", "123"),
+            ("FEDSYNC_ADMIN__LISTEN", "127.0.0.1:8002"),
+            ("FEDSYNC_ADMIN_TOKEN", "not a config key"),
+            ("FEDSYNC_TEST_DATABASE_URL", "postgres://x"),
+            ("HOME", "/root"),
+        ]),
+        &flags,
+    )
+    .unwrap();
+    assert_eq!(
+        config.federation.label, "123",
+        "env beats file, and stays a string"
+    );
+    assert_eq!(
+        config.federation.listen.to_string(),
+        "127.0.0.1:7001",
+        "file beats default"
+    );
+    assert_eq!(
+        config.admin.listen.to_string(),
+        "127.0.0.1:9002",
+        "flag beats env"
+    );
+}
+
+#[test]
+fn env_values_reach_typed_keys() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("FEDSYNC_FEDERATION__ALLOW_INSECURE_PEERS", "true"),
+            ("FEDSYNC_DATABASE__MAX_CONNECTIONS", "3"),
+            ("FEDSYNC_DAEMON__SHUTDOWN_GRACE", "2s"),
+            ("FEDSYNC_LOCAL__KIND", "embedded"),
+            ("FEDSYNC_DATA_DIR", "/var/lib/x"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(config.federation.allow_insecure_peers);
+    assert_eq!(config.database.max_connections, 3);
+    assert_eq!(config.daemon.shutdown_grace, Duration::from_secs(2));
+    assert_eq!(config.data_dir(), PathBuf::from("/var/lib/x"));
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        &dir,
+        "c.toml",
+        "[federation]\nlisten = \"0.0.0.0:1\"\nlistn = \"x\"\n",
+    );
+    let err = load_err(Some(&file), &[], &Overrides::default());
+    assert!(err.contains("`federation.listn`"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+    assert!(err.contains("c.toml"), "{err}");
+
+    let err = load_err(
+        None,
+        &[("FEDSYNC_DATABSE__URL", "x")],
+        &Overrides::default(),
+    );
+    assert!(err.contains("`databse`"), "{err}");
+    assert!(err.contains("FEDSYNC_DATABSE__URL"), "{err}");
+}
+
+#[test]
+fn bad_values_are_named() {
+    let mut flags = Overrides::default();
+    flags.set("database.url", "mysql://x");
+    let err = load_err(None, &[], &flags);
+    assert!(
+        err.contains("`database.url`") && err.contains("--database-url"),
+        "{err}"
+    );
+
+    let err = load_err(
+        None,
+        &[("FEDSYNC_FEDERATION__LISTEN", "nowhere")],
+        &Overrides::default(),
+    );
+    assert!(err.contains("`federation.listen`"), "{err}");
+
+    let mut flags = Overrides::default();
+    flags.set("federation.public_url", "http://a.example.com/federation");
+    let err = load_err(None, &[], &flags);
+    assert!(
+        err.contains("`federation.public_url`") && err.contains("https"),
+        "{err}"
+    );
+
+    let err = load_err(
+        None,
+        &[("FEDSYNC_DAEMON__SHUTDOWN_GRACE", "soon")],
+        &Overrides::default(),
+    );
+    assert!(
+        err.contains("`daemon.shutdown_grace`") && err.contains("soon"),
+        "{err}"
+    );
+
+    let err = load_err(
+        None,
+        &[("FEDSYNC_LOCAL__KIND", "mongo")],
+        &Overrides::default(),
+    );
+    assert!(err.contains("`local.kind`"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(&dir, "broken.toml", "[federation\nlisten = 1\n");
+    let err = load_err(Some(&file), &[], &Overrides::default());
+    assert!(
+        err.contains("broken.toml") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_files_are_named() {
+    let err = load_err(
+        Some(Path::new("/nonexistent/fedsync.toml")),
+        &[],
+        &Overrides::default(),
+    );
+    assert!(err.contains("/nonexistent/fedsync.toml"), "{err}");
+
+    let err = load_err(
+        None,
+        &[("FEDSYNC_KEYS__SIGNING_KEY_FILE", "/nonexistent/signing.key")],
+        &Overrides::default(),
+    );
+    assert!(err.contains("`keys.signing_key_file`"), "{err}");
+    assert!(err.contains("/nonexistent/signing.key"), "{err}");
+}
+
+#[test]
+fn secrets_come_from_files_and_never_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = write(
+        &dir,
+        "k",
+        "c2VjcmV0LXNpZ25pbmcta2V5LWNhbmFyeS0xMjM0NTY3OA\n",
+    );
+    let config = Config::load(
+        None,
+        env(&[
+            ("FEDSYNC_KEYS__SIGNING_KEY_FILE", key_file.to_str().unwrap()),
+            (
+                "FEDSYNC_DATABASE__URL",
+                "postgres://u:CANARYPASS@127.0.0.1/db",
+            ),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.keys.signing_key.expose(),
+        "c2VjcmV0LXNpZ25pbmcta2V5LWNhbmFyeS0xMjM0NTY3OA"
+    );
+    let shown = format!("{config:?}\n{}", config.to_redacted_toml());
+    assert!(!shown.contains("CANARYPASS"), "{shown}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+
+    let err = load_err(
+        None,
+        &[
+            ("FEDSYNC_KEYS__SIGNING_KEY_FILE", key_file.to_str().unwrap()),
+            ("FEDSYNC_KEYS__SIGNING_KEY", "inline"),
+        ],
+        &Overrides::default(),
+    );
+    assert!(err.contains("set only one"), "{err}");
+}
+
+#[test]
+fn data_dir_follows_systemd_state_directory() {
+    assert_eq!(
+        resolve_data_dir(Path::new(""), None),
+        PathBuf::from("./fedsync-data")
+    );
+    assert_eq!(
+        resolve_data_dir(Path::new(""), Some("/var/lib/fedsync:/var/lib/other")),
+        PathBuf::from("/var/lib/fedsync")
+    );
+    assert_eq!(
+        resolve_data_dir(Path::new("/srv/x"), Some("/var/lib/fedsync")),
+        PathBuf::from("/srv/x")
+    );
+}
+
+#[test]
+fn the_default_database_is_sqlite_in_the_data_dir() {
+    let mut flags = Overrides::default();
+    flags.set("data_dir", "/tmp/fs-data");
+    let config = Config::load(None, env(&[]), &flags).unwrap();
+    assert_eq!(
+        config.database_url().expose(),
+        "sqlite:///tmp/fs-data/fedsync.db"
+    );
+}

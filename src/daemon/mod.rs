@@ -1,0 +1,405 @@
+//! The composition root: the only place that names concrete types (store
+//! engines), wires the layers together, and owns start-up and shutdown.
+//!
+//! Start-up: data dir, store (connect, migrate), keys, id instance lease,
+//! local admin token, then both listeners are bound before either serves, and
+//! READY goes to systemd. Shutdown (SIGTERM/SIGINT or `stop`): STOPPING,
+//! health NOT_SERVING, servers stop accepting and finish in-flight requests
+//! within `daemon.shutdown_grace`, the lease is released, the store closed.
+
+mod instance;
+pub mod keys;
+mod notify;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::Config;
+use crate::crypto::{
+    AdminTokenClaims, EncryptionKey, SigningKey, mint_admin_token as sign_admin_token,
+    verify_admin_token,
+};
+use crate::domain::{self, AdminToken, AdminTokenKind, IdGenerator, TokenId};
+use crate::federation::server::{self as federation_server, FederationState};
+use crate::store::postgres::{PgOptions, PgStore};
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{AppliedMigration, Store};
+use crate::telemetry::Metrics;
+use instance::IdLease;
+
+/// The node's keys.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub signing: SigningKey,
+    pub encryption: EncryptionKey,
+}
+
+/// Opens the store named by the database URL (`sqlite://` or `postgres://`).
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    let url = url.expose();
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    let store: Arc<dyn Store> = match scheme {
+        "sqlite" => Arc::new(
+            SqliteStore::connect(
+                url,
+                &SqliteOptions {
+                    max_connections: config.database.max_connections,
+                    busy_timeout: config.database.busy_timeout,
+                },
+            )
+            .await
+            .context("cannot open the SQLite database")?,
+        ),
+        "postgres" | "postgresql" => Arc::new(
+            PgStore::connect(
+                url,
+                &PgOptions {
+                    max_connections: config.database.max_connections,
+                    connect_timeout: config.database.connect_timeout,
+                },
+            )
+            .await
+            .context("cannot connect to PostgreSQL")?,
+        ),
+        other => bail!("config key `database.url`: unsupported scheme `{other}`"),
+    };
+    Ok(store)
+}
+
+/// Opens the store and applies pending migrations.
+pub async fn open_migrated_store(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Vec<AppliedMigration>)> {
+    let store = open_store(config).await?;
+    let applied = store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    for step in &applied {
+        tracing::info!(version = step.version, description = %step.description, "applied migration");
+    }
+    Ok((store, applied))
+}
+
+/// Loads (or creates on first start) the signing and encryption keys.
+pub fn load_keys(config: &Config) -> anyhow::Result<Keys> {
+    let data_dir = config.data_dir();
+    keys::ensure_private_dir(&data_dir)?;
+    Ok(Keys {
+        signing: SigningKey(keys::load_or_create_key(
+            &config.keys.signing_key,
+            "keys.signing_key",
+            &data_dir,
+            "signing.key",
+        )?),
+        encryption: EncryptionKey(keys::load_or_create_key(
+            &config.keys.encryption_key,
+            "keys.encryption_key",
+            &data_dir,
+            "encryption.key",
+        )?),
+    })
+}
+
+/// Mints and registers an admin token; returns the bare JWT. Used by
+/// `fedsync token admin`, which may run beside a live daemon.
+pub async fn mint_admin_token(
+    config: &Config,
+    name: &str,
+    ttl: Option<Duration>,
+    kind: AdminTokenKind,
+) -> anyhow::Result<String> {
+    let (store, _) = open_migrated_store(config).await?;
+    let keys = load_keys(config)?;
+    let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
+    let result = issue_admin_token(&*store, &keys.signing, &lease.ids(), name, ttl, kind).await;
+    lease.release().await;
+    store.close().await;
+    result
+}
+
+async fn issue_admin_token(
+    store: &dyn Store,
+    key: &SigningKey,
+    ids: &IdGenerator,
+    name: &str,
+    ttl: Option<Duration>,
+    kind: AdminTokenKind,
+) -> anyhow::Result<String> {
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        bail!("token name must be 1 to 128 printable characters");
+    }
+    let now = domain::now();
+    let expires_at = match ttl {
+        Some(ttl) => Some(now + chrono::Duration::from_std(ttl).context("--ttl is too long")?),
+        None => None,
+    };
+    let claims = AdminTokenClaims {
+        id: TokenId(ids.next_id()),
+        name: name.to_owned(),
+        kind,
+        issued_at: now,
+        expires_at,
+    };
+    let token = sign_admin_token(key, &claims)?;
+    store
+        .insert_admin_token(&AdminToken {
+            id: claims.id,
+            name: claims.name,
+            kind,
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        })
+        .await
+        .context("cannot register the admin token")?;
+    Ok(token)
+}
+
+/// Makes sure `<data_dir>/admin.token` holds a registered admin token for the
+/// local CLI, minting one on first start.
+async fn ensure_local_admin_token(
+    store: &dyn Store,
+    key: &SigningKey,
+    ids: &IdGenerator,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let path = data_dir.join(keys::ADMIN_TOKEN_FILE);
+    if let Some(text) = keys::read_private_file(&path)? {
+        match verify_admin_token(key, text.trim(), domain::now()) {
+            Ok(claims) => {
+                match store.get_admin_token(claims.id).await? {
+                    Some(registered) if registered.revoked_at.is_some() => {
+                        tracing::warn!(path = %path.display(), "the local admin token was revoked; mint another with `fedsync token admin`");
+                    }
+                    Some(_) => {}
+                    None => {
+                        // A fresh database (e.g. a new PostgreSQL URL) with
+                        // an existing data dir: register the token again.
+                        store
+                            .insert_admin_token(&AdminToken {
+                                id: claims.id,
+                                name: claims.name,
+                                kind: claims.kind,
+                                created_at: claims.issued_at,
+                                expires_at: claims.expires_at,
+                                revoked_at: None,
+                            })
+                            .await?;
+                    }
+                }
+                return Ok(());
+            }
+            Err(rejection) => {
+                tracing::warn!(path = %path.display(), reason = rejection.code(), "the local admin token does not verify with the signing key; minting a new one");
+            }
+        }
+    }
+    let token =
+        issue_admin_token(store, key, ids, "local-admin", None, AdminTokenKind::Admin).await?;
+    keys::replace_private_file(&path, token.as_bytes())?;
+    tracing::info!(path = %path.display(), "wrote the local admin token");
+    Ok(())
+}
+
+/// A daemon that is serving. Drop does not stop it; call `stop`.
+pub struct RunningDaemon {
+    pub federation_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub instance_no: u16,
+    shutdown: CancellationToken,
+    supervisor: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningDaemon {
+    /// A token that, when cancelled, starts a graceful shutdown; it is also
+    /// cancelled when the daemon stops on its own (e.g. the lease was lost).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the daemon has stopped.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.supervisor
+            .await
+            .map_err(|e| anyhow!("daemon supervisor panicked: {e}"))?
+    }
+
+    /// Starts a graceful shutdown and waits for it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+/// Starts the daemon: returns once both listeners are bound and serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
+    let data_dir = config.data_dir();
+    keys::ensure_private_dir(&data_dir)?;
+    let (store, _) = open_migrated_store(&config).await?;
+    let keys = load_keys(&config)?;
+    let lease = Arc::new(IdLease::acquire(store.clone(), config.daemon.instance_lease).await?);
+    let ids = lease.ids();
+    ensure_local_admin_token(&*store, &keys.signing, &ids, &data_dir).await?;
+
+    let federation_listener = TcpListener::bind(config.federation.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (federation.listen)",
+                config.federation.listen
+            )
+        })?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+    let federation_addr = federation_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    keys::replace_public_file(
+        &data_dir.join(keys::ADMIN_ADDR_FILE),
+        &format!("{admin_addr}\n"),
+    )?;
+
+    let metrics = Metrics::new();
+    let federation_state = FederationState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        listeners_bound: Arc::new(AtomicBool::new(false)),
+    };
+    let (admin_router, health) = admin::router(AdminState {
+        store: store.clone(),
+        signing_key: keys.signing.clone(),
+        metrics: metrics.clone(),
+        ids: ids.clone(),
+    })
+    .await
+    .map_err(|e| anyhow!(e))?;
+
+    let shutdown = CancellationToken::new();
+    let stop_serving = CancellationToken::new();
+    let federation_server = tokio::spawn(serve(
+        federation_listener,
+        federation_server::router(federation_state.clone()),
+        stop_serving.clone(),
+    ));
+    let admin_server = tokio::spawn(serve(admin_listener, admin_router, stop_serving.clone()));
+    federation_state.mark_listeners_bound();
+    let renewer = tokio::spawn(
+        lease
+            .clone()
+            .keep_renewed(stop_serving.clone(), shutdown.clone()),
+    );
+
+    tracing::info!(
+        federation = %federation_addr,
+        admin = %admin_addr,
+        engine = store.engine().as_str(),
+        instance = lease.instance_no(),
+        data_dir = %data_dir.display(),
+        "fedsync is serving"
+    );
+
+    let grace = config.daemon.shutdown_grace;
+    let supervisor_shutdown = shutdown.clone();
+    let supervisor = tokio::spawn(async move {
+        supervisor_shutdown.cancelled().await;
+        tracing::info!("shutting down");
+        let health = health;
+        health
+            .set_not_serving::<crate::admin::proto::v1::node_service_server::NodeServiceServer<
+                crate::admin::node::NodeApi,
+            >>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        stop_serving.cancel();
+        let servers = async {
+            let (f, a) = tokio::join!(federation_server, admin_server);
+            for (name, result) in [("federation", f), ("admin", a)] {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(listener = name, error = %error, "listener failed")
+                    }
+                    Err(error) => {
+                        tracing::error!(listener = name, error = %error, "listener task panicked")
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout(grace, servers).await.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs_f64(),
+                "in-flight requests did not finish in time; cancelled"
+            );
+        }
+        let _ = renewer.await;
+        lease.release().await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+
+    Ok(RunningDaemon {
+        federation_addr,
+        admin_addr,
+        data_dir,
+        instance_no: ids.instance_no(),
+        shutdown,
+        supervisor,
+    })
+}
+
+/// Serves a router on a bound listener until `stop` fires, then finishes
+/// in-flight requests.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.cancelled_owned())
+    .await
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; what `fedsync serve` calls.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let daemon = start(config).await?;
+    notify::ready(&format!(
+        "federation={} admin={}",
+        daemon.federation_addr, daemon.admin_addr
+    ));
+    let watchdog = notify::spawn_watchdog(daemon.shutdown_token());
+    let shutdown = daemon.shutdown_token();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = sigterm.recv() => tracing::info!(signal = "SIGTERM", "received signal"),
+        result = tokio::signal::ctrl_c() => {
+            result.context("cannot listen for SIGINT")?;
+            tracing::info!(signal = "SIGINT", "received signal");
+        }
+        _ = shutdown.cancelled() => {}
+    }
+    notify::stopping();
+    let result = daemon.stop().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    result
+}

@@ -1,0 +1,34 @@
+//! The vocabulary of fedsync: nodes, statuses, ids, audit events, admin tokens.
+//!
+//! Invariant: plain Rust types with no IO and no serde, sqlx or prost derives.
+//! Each boundary (store rows, gRPC messages, federation wire documents, CLI
+//! JSON) has its own twin type and converts to and from these in one place.
+
+pub mod audit;
+pub mod id;
+pub mod node;
+pub mod token;
+
+pub use audit::{AuditEvent, AuditFilter, AuditResult};
+pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
+pub use node::{Node, NodeFilter, PairingStatus, PeerKind, SyncStatus};
+pub use token::{AdminToken, AdminTokenKind};
+
+/// A point in time, always UTC. Stores keep it with microsecond precision.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// The current time truncated to what every store can hold (microseconds),
+/// so a value read back compares equal to the value written.
+pub fn now() -> Timestamp {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// A status string that is not one of the known spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{value}` (expected one of: {expected})")]
+pub struct UnknownVariant {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}

@@ -1,0 +1,38 @@
+//! The PostgreSQL engine: for production and for several replicas sharing
+//! one database. Migrations take sqlx's advisory lock, so replicas starting
+//! together apply each step once.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::common::impl_common_store;
+use super::{Engine, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/postgres/migrations");
+
+/// Options for opening a PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.connect_timeout)
+            .connect(url)
+            .await?;
+        Ok(PgStore { pool })
+    }
+}
+
+impl_common_store!(PgStore, Engine::Postgres, MIGRATOR);

@@ -1,0 +1,128 @@
+//! Logs and metrics.
+//!
+//! Logs go to stderr through tracing-subscriber, as JSON lines (journald,
+//! Kubernetes) or human-readable text; stdout stays free for command output.
+//! Metrics live in one Prometheus registry that the admin listener serves at
+//! `/metrics`. Invariant: no secret is ever a field of a log event or a label
+//! of a metric.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber. `level` is a filter directive; `RUST_LOG`
+/// overrides it. Calling it twice keeps the first subscriber.
+pub fn init_tracing(json: bool, level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives),
+        _ => EnvFilter::try_new(level),
+    }
+    .map_err(|e| format!("invalid log filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    // An already-installed subscriber (tests, several daemons in a process)
+    // is fine: events still go somewhere.
+    let _ = result;
+    Ok(())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub listener: &'static str,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// The daemon's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// HTTP responses by listener (`federation`, `admin`) and status code.
+    pub http_responses: Family<HttpLabels, Counter>,
+    /// Admin requests refused for their credential, by reason code.
+    pub admin_auth_failures: Family<ReasonLabels, Counter>,
+    /// 1 while the store answers readiness checks, else 0.
+    pub store_up: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("fedsync");
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "Build information", build_info);
+        let http_responses = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_responses",
+            "HTTP responses by listener and status code",
+            http_responses.clone(),
+        );
+        let admin_auth_failures = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "admin_auth_failures",
+            "Admin requests refused for their credential, by reason",
+            admin_auth_failures.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while the store answers readiness checks",
+            store_up.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            http_responses,
+            admin_auth_failures,
+            store_up,
+        }
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary. Every test runs real parts on loopback:
+//! daemons in-process on 127.0.0.1:0 (or as child processes where signals
+//! matter), real SQLite files, the real PostgreSQL named by
+//! FEDSYNC_TEST_DATABASE_URL (each test in its own database), real gRPC.
+
+mod common;
+
+mod cli;
+mod config;
+mod daemon;
+mod layering;
+mod lifecycle;
+mod store_story;
