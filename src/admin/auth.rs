@@ -4,7 +4,6 @@
 //! gRPC health and reflection stay open.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -12,12 +11,10 @@ use axum::response::Response;
 use http::header::AUTHORIZATION;
 use tonic::Status;
 
-use crate::crypto::{SigningKey, TokenRejection, verify_admin_token};
-use crate::domain::{
-    self, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, IdGenerator, TokenId,
-};
-use crate::store::Store;
-use crate::telemetry::{Metrics, ReasonLabels};
+use super::server::AdminState;
+use crate::crypto::{TokenRejection, verify_admin_token};
+use crate::domain::{self, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, TokenId};
+use crate::telemetry::ReasonLabels;
 
 /// gRPC paths that need no credential.
 const OPEN_PREFIXES: &[&str] = &[
@@ -48,18 +45,9 @@ impl AdminIdentity {
     }
 }
 
-/// What the middleware needs.
-#[derive(Clone)]
-pub struct AuthState {
-    pub store: Arc<dyn Store>,
-    pub signing_key: SigningKey,
-    pub metrics: Metrics,
-    pub ids: Arc<IdGenerator>,
-}
-
 /// Axum middleware in front of the gRPC services.
 pub async fn require_admin(
-    State(state): State<AuthState>,
+    State(state): State<AdminState>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -109,7 +97,7 @@ pub async fn require_admin(
 }
 
 async fn authenticate(
-    state: &AuthState,
+    state: &AdminState,
     headers: &http::HeaderMap,
 ) -> Result<AdminIdentity, TokenRejection> {
     let token = bearer_token(headers)?;

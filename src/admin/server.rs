@@ -14,7 +14,7 @@ use http::header::CONTENT_TYPE;
 use tonic::Status;
 use tonic_health::server::HealthReporter;
 
-use super::auth::{AuthState, require_admin};
+use super::auth::require_admin;
 use super::node::NodeApi;
 use super::proto::{FILE_DESCRIPTOR_SET, v1};
 use crate::crypto::SigningKey;
@@ -49,12 +49,6 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
         .build_v1alpha()
         .map_err(|e| format!("cannot build reflection service: {e}"))?;
 
-    let auth = AuthState {
-        store: state.store.clone(),
-        signing_key: state.signing_key.clone(),
-        metrics: state.metrics.clone(),
-        ids: state.ids.clone(),
-    };
     let grpc = tonic::service::Routes::new(v1::node_service_server::NodeServiceServer::new(
         NodeApi::new(state.store.clone()),
     ))
@@ -62,7 +56,7 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha)
     .into_axum_router()
-    .layer(from_fn_with_state(auth, require_admin));
+    .layer(from_fn_with_state(state.clone(), require_admin));
 
     let http = Router::new()
         .route("/metrics", get(metrics))

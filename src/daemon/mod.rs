@@ -22,6 +22,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::node::NodeApi;
+use crate::admin::proto::v1::node_service_server::NodeServiceServer;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
 use crate::crypto::{
@@ -248,10 +250,33 @@ pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
     let data_dir = config.data_dir();
     keys::ensure_private_dir(&data_dir)?;
     let (store, _) = open_migrated_store(&config).await?;
-    let keys = load_keys(&config)?;
-    let lease = Arc::new(IdLease::acquire(store.clone(), config.daemon.instance_lease).await?);
+    let lease = match IdLease::acquire(store.clone(), config.daemon.instance_lease).await {
+        Ok(lease) => Arc::new(lease),
+        Err(error) => {
+            store.close().await;
+            return Err(error);
+        }
+    };
+    match launch(&config, &data_dir, store.clone(), lease.clone()).await {
+        Ok(daemon) => Ok(daemon),
+        Err(error) => {
+            // Nothing half-started stays behind: the number goes back at once.
+            lease.release().await;
+            store.close().await;
+            Err(error)
+        }
+    }
+}
+
+async fn launch(
+    config: &Config,
+    data_dir: &Path,
+    store: Arc<dyn Store>,
+    lease: Arc<IdLease>,
+) -> anyhow::Result<RunningDaemon> {
+    let keys = load_keys(config)?;
     let ids = lease.ids();
-    ensure_local_admin_token(&*store, &keys.signing, &ids, &data_dir).await?;
+    ensure_local_admin_token(&*store, &keys.signing, &ids, data_dir).await?;
 
     let federation_listener = TcpListener::bind(config.federation.listen)
         .await
@@ -315,12 +340,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
     let supervisor = tokio::spawn(async move {
         supervisor_shutdown.cancelled().await;
         tracing::info!("shutting down");
-        let health = health;
-        health
-            .set_not_serving::<crate::admin::proto::v1::node_service_server::NodeServiceServer<
-                crate::admin::node::NodeApi,
-            >>()
-            .await;
+        health.set_not_serving::<NodeServiceServer<NodeApi>>().await;
         health
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
@@ -355,7 +375,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
     Ok(RunningDaemon {
         federation_addr,
         admin_addr,
-        data_dir,
+        data_dir: data_dir.to_owned(),
         instance_no: ids.instance_no(),
         shutdown,
         supervisor,

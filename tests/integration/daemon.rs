@@ -296,3 +296,120 @@ async fn the_same_daemon_runs_on_postgres() {
     daemon.stop().await;
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_revoked_admin_token_is_refused_at_once() {
+    let mut daemon = spawn_daemon().await;
+    let token = daemon.admin_token();
+    let mut client = v1::node_service_client::NodeServiceClient::new(channel(&daemon).await);
+    client
+        .list_nodes(with_token(v1::ListNodesRequest::default(), &token))
+        .await
+        .unwrap();
+
+    let store = fedsync::daemon::open_store(&common::test_config(&daemon.data_dir, None))
+        .await
+        .unwrap();
+    let registered = store.list_admin_tokens().await.unwrap();
+    assert_eq!(registered.len(), 1, "the local admin token is registered");
+    assert_eq!(registered[0].name, "local-admin");
+    assert!(
+        store
+            .revoke_admin_token(registered[0].id, fedsync::domain::now())
+            .await
+            .unwrap()
+    );
+    store.close().await;
+
+    let refused = client
+        .list_nodes(with_token(v1::ListNodesRequest::default(), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(
+        refused.message().contains("revoked"),
+        "{}",
+        refused.message()
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_start_names_the_problem_and_leaves_no_lease() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut overrides = fedsync::config::Overrides::default();
+    overrides
+        .set("data_dir", dir.path().display().to_string())
+        .set("federation.listen", port.as_str())
+        .set("admin.listen", "127.0.0.1:0");
+    let config = fedsync::config::Config::load(None, Vec::new(), &overrides).unwrap();
+    let error = match fedsync::daemon::start(config).await {
+        Ok(_) => panic!("start must fail on a taken port"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("federation.listen") && error.contains(&port),
+        "{error}"
+    );
+
+    let store = fedsync::daemon::open_store(&common::test_config(dir.path(), None))
+        .await
+        .unwrap();
+    let now = fedsync::domain::now();
+    let lease = store
+        .acquire_instance("probe", now, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        lease.instance_no, 0,
+        "the failed start gave its instance number back"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn readyz_fails_when_the_store_stops_answering() {
+    let Some(db) = TestDatabase::create().await else {
+        eprintln!("skipped: {} is not set", common::pg::ENV);
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon =
+        common::spawn_daemon_with(common::test_config(dir.path(), Some(&db.url))).await;
+    assert_eq!(
+        http()
+            .get(daemon.federation_url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Dropping the database cuts the daemon's connections and the database.
+    db.drop_database().await;
+    let response = http()
+        .get(daemon.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "not ready");
+    assert!(
+        body["reasons"][0].as_str().unwrap().starts_with("store:"),
+        "{body}"
+    );
+    // Liveness is about the process, not its dependencies.
+    assert_eq!(
+        http()
+            .get(daemon.federation_url("/livez"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    daemon.stop().await;
+}
