@@ -114,9 +114,7 @@ pub fn nodes(json: bool, nodes: &[v1::Node]) {
         return;
     }
     if nodes.is_empty() {
-        println!(
-            "no nodes (create one with `fedsync node create` or add one with `fedsync node add-uri`)"
-        );
+        println!("no nodes");
         return;
     }
     let rows: Vec<Vec<String>> = nodes
