@@ -23,6 +23,9 @@ pub mod daemon;
 pub mod admin;
 pub mod federation;
 
+pub mod sync;
+
+pub mod pairing;
 pub mod store;
 
 pub mod config;

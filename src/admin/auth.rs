@@ -12,7 +12,7 @@ use http::header::AUTHORIZATION;
 use tonic::Status;
 
 use super::server::AdminState;
-use crate::crypto::{TokenRejection, verify_admin_token};
+use crate::crypto::{TokenRejection, parse_bearer, verify_admin_token};
 use crate::domain::{self, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, TokenId};
 use crate::telemetry::ReasonLabels;
 
@@ -123,25 +123,12 @@ async fn authenticate(
 
 /// The token of exactly one `authorization: Bearer <token>` header.
 fn bearer_token(headers: &http::HeaderMap) -> Result<&str, TokenRejection> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let value = values.next().ok_or(TokenRejection::Missing)?;
-    if values.next().is_some() {
-        return Err(TokenRejection::MalformedHeader);
-    }
-    let text = value
-        .to_str()
-        .map_err(|_| TokenRejection::MalformedHeader)?;
-    let token = text
-        .strip_prefix("Bearer ")
-        .ok_or(TokenRejection::MalformedHeader)?;
-    if token.is_empty()
-        || token
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(TokenRejection::MalformedHeader);
-    }
-    Ok(token)
+    let values: Vec<&[u8]> = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    parse_bearer(&values)
 }
 
 #[cfg(test)]

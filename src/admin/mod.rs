@@ -7,6 +7,7 @@
 //! code, and `status.rs` the only place errors become gRPC statuses. Nothing
 //! here is reachable from the federation listener.
 
+pub mod audit;
 pub mod auth;
 pub mod node;
 pub mod proto;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use crate::domain::{Node, Timestamp};
+use crate::domain::{AuditEvent, Node, Timestamp};
 
 /// The generated `fedsync.admin.v1` package.
 pub mod v1 {
@@ -53,5 +53,21 @@ pub fn node(node: &Node) -> v1::Node {
         created_at: Some(timestamp(node.created_at)),
         updated_at: Some(timestamp(node.updated_at)),
         deleted_at: opt_timestamp(node.deleted_at),
+        role: node.role.as_str().to_owned(),
+    }
+}
+
+pub fn audit_event(event: &AuditEvent) -> v1::AuditEvent {
+    v1::AuditEvent {
+        id: event.id.get(),
+        at: Some(timestamp(event.at)),
+        event: event.event.clone(),
+        result: event.result.as_str().to_owned(),
+        node_id: event.node_id.map(|id| id.get()).unwrap_or(0),
+        actor: event.actor.clone(),
+        token_id: event.token_id.map(|id| id.get()).unwrap_or(0),
+        source_addr: event.source_addr.clone(),
+        reason: event.reason.clone(),
+        detail_json: event.detail.clone(),
     }
 }

@@ -14,18 +14,21 @@ use http::header::CONTENT_TYPE;
 use tonic::Status;
 use tonic_health::server::HealthReporter;
 
+use super::audit::AuditApi;
 use super::auth::require_admin;
 use super::node::NodeApi;
 use super::proto::{FILE_DESCRIPTOR_SET, v1};
 use crate::crypto::SigningKey;
 use crate::domain::IdGenerator;
 use crate::store::Store;
+use crate::sync::PairingService;
 use crate::telemetry::Metrics;
 
 /// What the admin services share.
 #[derive(Clone)]
 pub struct AdminState {
     pub store: Arc<dyn Store>,
+    pub pairing: Arc<PairingService>,
     pub signing_key: SigningKey,
     pub metrics: Metrics,
     pub ids: Arc<IdGenerator>,
@@ -37,6 +40,9 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<v1::node_service_server::NodeServiceServer<NodeApi>>()
+        .await;
+    health_reporter
+        .set_serving::<v1::audit_service_server::AuditServiceServer<AuditApi>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -50,7 +56,10 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
         .map_err(|e| format!("cannot build reflection service: {e}"))?;
 
     let grpc = tonic::service::Routes::new(v1::node_service_server::NodeServiceServer::new(
-        NodeApi::new(state.store.clone()),
+        NodeApi::new(state.clone()),
+    ))
+    .add_service(v1::audit_service_server::AuditServiceServer::new(
+        AuditApi::new(state.clone()),
     ))
     .add_service(health_service)
     .add_service(reflection_v1)

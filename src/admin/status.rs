@@ -3,6 +3,7 @@
 use tonic::Status;
 
 use crate::store::StoreError;
+use crate::sync::PairingError;
 
 pub fn from_store(error: StoreError) -> Status {
     match error {
@@ -12,6 +13,25 @@ pub fn from_store(error: StoreError) -> Status {
         StoreError::Migration(_) | StoreError::Corrupt(_) | StoreError::Database(_) => {
             tracing::error!(error = %error, "store error in admin request");
             Status::internal(error.to_string())
+        }
+    }
+}
+
+pub fn from_pairing(error: PairingError) -> Status {
+    match error {
+        PairingError::NotFound(_) => Status::not_found(error.to_string()),
+        PairingError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        PairingError::WrongState(_) | PairingError::NotConfigured(_) => {
+            Status::failed_precondition(error.to_string())
+        }
+        PairingError::Peer {
+            error: ref peer, ..
+        } if peer.is_retriable() => Status::unavailable(error.to_string()),
+        PairingError::Peer { .. } | PairingError::Conflict(_) => Status::aborted(error.to_string()),
+        PairingError::Store(e) => from_store(e),
+        PairingError::Crypto(e) => {
+            tracing::error!(error = %e, "crypto error in admin request");
+            Status::internal(e.to_string())
         }
     }
 }

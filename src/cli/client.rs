@@ -148,6 +148,7 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
     let target = resolve(global)?;
     let channel = connect(&target).await?;
     let mut client = v1::node_service_client::NodeServiceClient::new(channel);
+    let json = global.json;
     match command {
         NodeCommand::List {
             status,
@@ -163,7 +164,7 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
                 .list_nodes(authorized(&target, request)?)
                 .await
                 .map_err(RpcError::from)?;
-            output::nodes(global.json, &response.into_inner().nodes);
+            output::nodes(json, &response.into_inner().nodes);
         }
         NodeCommand::Show { id } => {
             let request = v1::GetNodeRequest { id: parse_id(id)? };
@@ -171,8 +172,114 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
                 .get_node(authorized(&target, request)?)
                 .await
                 .map_err(RpcError::from)?;
-            output::node(global.json, &node.into_inner());
+            output::node(json, &node.into_inner());
+        }
+        NodeCommand::Create {
+            base_url,
+            name,
+            contact,
+        } => {
+            let request = v1::CreateNodeRequest {
+                name: name.clone(),
+                base_url: base_url.clone(),
+                contact: contact.clone(),
+            };
+            let created = client
+                .create_node(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_with_uri(json, &created.into_inner(), "created");
+        }
+        NodeCommand::Uri { id } => {
+            let generated = client
+                .generate_node_uri(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_with_uri(json, &generated.into_inner(), "has a new node URI");
+        }
+        NodeCommand::AddUri { uri } => {
+            let request = v1::AddNodeFromUriRequest {
+                node_uri: uri.clone(),
+            };
+            let added = client
+                .add_node_from_uri(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::added_node(json, &added.into_inner());
+        }
+        NodeCommand::Pair { id } => {
+            let node = client
+                .pair_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_after(json, &node.into_inner(), "pair");
+        }
+        NodeCommand::Confirm { id } => {
+            let node = client
+                .confirm_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_after(json, &node.into_inner(), "confirm");
+        }
+        NodeCommand::Update {
+            id,
+            name,
+            contact,
+            base_url,
+        } => {
+            if name.is_none() && contact.is_none() && base_url.is_none() {
+                return Err(anyhow!(
+                    "nothing to update: give --name, --contact or --base-url"
+                ));
+            }
+            let request = v1::UpdateNodeRequest {
+                id: parse_id(id)?,
+                name: name.clone(),
+                contact: contact.clone(),
+                base_url: base_url.clone(),
+            };
+            let node = client
+                .update_node(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_after(json, &node.into_inner(), "update");
+        }
+        NodeCommand::Rm { id } => {
+            let node = client
+                .delete_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_after(json, &node.into_inner(), "rm");
+        }
+        NodeCommand::Check { id } => {
+            let check = client
+                .check_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?
+                .into_inner();
+            output::check(json, &check);
+            if !check.ok {
+                return Err(anyhow!("the peer check failed: {}", check.message));
+            }
         }
     }
+    Ok(())
+}
+
+pub async fn audit(global: &GlobalArgs, node: Option<&str>, limit: u32) -> anyhow::Result<()> {
+    let target = resolve(global)?;
+    let channel = connect(&target).await?;
+    let mut client = v1::audit_service_client::AuditServiceClient::new(channel);
+    let request = v1::ListAuditEventsRequest {
+        node_id: node.map(parse_id).transpose()?.unwrap_or(0),
+        limit,
+    };
+    let events = client
+        .list_audit_events(authorized(&target, request)?)
+        .await
+        .map_err(RpcError::from)?
+        .into_inner()
+        .events;
+    output::audit(global.json, &events);
     Ok(())
 }

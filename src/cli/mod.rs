@@ -81,9 +81,18 @@ pub enum Command {
     /// Mint credentials.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Peers this node federates with.
+    /// Peers this node federates with, and pairing with them.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// The audit log: who did what (no secrets).
+    Audit {
+        /// Only events about this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// At most this many events, newest first.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +115,9 @@ pub struct ServeArgs {
     /// Permit http and loopback/private peers (development and tests only).
     #[arg(long)]
     pub allow_insecure_peers: bool,
+    /// Extra CA certificates (PEM) trusted for https peers.
+    #[arg(long, value_name = "FILE")]
+    pub peer_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +173,59 @@ pub enum NodeCommand {
         /// Node id.
         id: String,
     },
+    /// Inviter: register a peer to invite; prints its node id and node URI.
+    Create {
+        /// The peer's federation base URL, e.g. https://b.example.com/federation.
+        #[arg(long)]
+        base_url: String,
+        /// A name for the peer.
+        #[arg(long)]
+        name: String,
+        /// Who to contact about it (an email address).
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+    /// Inviter: a new node URI (new one-time token); on a paired node this starts re-pairing.
+    Uri {
+        /// Node id.
+        id: String,
+    },
+    /// Invitee: register the inviting node from the node URI its admin sent.
+    AddUri {
+        /// The node URI (https://<id>:<token>@<host>/<path>?name=... or corteza://...).
+        uri: String,
+    },
+    /// Invitee: send the handshake request; waits for the peer's answer.
+    Pair {
+        /// Node id.
+        id: String,
+    },
+    /// Inviter: approve the handshake request and complete it; waits for the peer's answer.
+    Confirm {
+        /// Node id.
+        id: String,
+    },
+    /// Change a node's name, contact or base URL.
+    Update {
+        /// Node id.
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        contact: Option<String>,
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Remove a node: its tokens are revoked at once.
+    Rm {
+        /// Node id.
+        id: String,
+    },
+    /// Call the peer with the token it gave us; exits non-zero unless it accepts it.
+    Check {
+        /// Node id.
+        id: String,
+    },
 }
 
 /// A token lifetime; `None` never expires.
@@ -209,6 +274,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(command) => {
             quiet_logs(&cli.global);
             client::node(&cli.global, command).await
+        }
+        Command::Audit { node, limit } => {
+            quiet_logs(&cli.global);
+            client::audit(&cli.global, node.as_deref(), *limit).await
         }
     }
 }
@@ -264,6 +333,9 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     }
     if args.allow_insecure_peers {
         overrides.set("federation.allow_insecure_peers", true);
+    }
+    if let Some(v) = &args.peer_ca_file {
+        overrides.set("federation.peer_ca_file", v.display().to_string());
     }
     let config = load_config(global, overrides)?;
     crate::telemetry::init_tracing(config.log.format == LogFormat::Json, &config.log.level)

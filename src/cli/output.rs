@@ -21,6 +21,7 @@ fn id_string(id: u64) -> Option<String> {
 struct NodeJson {
     id: String,
     shared_node_id: Option<String>,
+    role: String,
     name: String,
     base_url: String,
     contact: String,
@@ -47,6 +48,7 @@ impl From<&v1::Node> for NodeJson {
         NodeJson {
             id: n.id.to_string(),
             shared_node_id: id_string(n.shared_node_id),
+            role: n.role.clone(),
             name: n.name.clone(),
             base_url: n.base_url.clone(),
             contact: n.contact.clone(),
@@ -145,6 +147,7 @@ pub fn node(json: bool, node: &v1::Node) {
     let fields: Vec<(&str, String)> = vec![
         ("id", view.id),
         ("name", or_dash(&view.name)),
+        ("role", view.role),
         ("status", view.status),
         ("status reason", or_dash(&view.status_reason)),
         ("base url", or_dash(&view.base_url)),
@@ -206,4 +209,165 @@ pub fn migrations(json: bool, applied_now: &[AppliedMigration], total: usize) {
         println!("applied {:04} {}", m.version, m.description);
     }
     println!("database is up to date ({total} migrations applied)");
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NodeWithUriJson {
+    #[serde(flatten)]
+    node: NodeJson,
+    node_uri: String,
+    node_uri_expires_at: Option<String>,
+}
+
+/// A node and the node URI just generated for it.
+pub fn node_with_uri(json: bool, created: &v1::NodeWithUri, what: &str) {
+    let Some(node) = &created.node else { return };
+    let expires = rfc3339(&created.node_uri_expires_at);
+    if json {
+        print_json(&NodeWithUriJson {
+            node: NodeJson::from(node),
+            node_uri: created.node_uri.clone(),
+            node_uri_expires_at: expires,
+        });
+        return;
+    }
+    println!("node {} {what} ({})", node.id, node.status);
+    println!(
+        "node URI, a secret valid until {}: give it to the peer's admin over a secure channel",
+        expires.unwrap_or_else(|| "-".into())
+    );
+    println!("{}", created.node_uri);
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AddedNodeJson {
+    #[serde(flatten)]
+    node: NodeJson,
+    readded: bool,
+}
+
+/// A node registered from a node URI.
+pub fn added_node(json: bool, added: &v1::AddNodeFromUriResponse) {
+    let Some(node) = &added.node else { return };
+    if json {
+        print_json(&AddedNodeJson {
+            node: NodeJson::from(node),
+            readded: added.readded,
+        });
+        return;
+    }
+    let verb = if added.readded {
+        "reset for re-pairing"
+    } else {
+        "added"
+    };
+    println!(
+        "node {} {verb}: `{}` at {}",
+        node.id, node.name, node.base_url
+    );
+    println!(
+        "the inviter's node id is {}; check the host and this id with its admin, then run `fedsync node pair {}`",
+        node.shared_node_id, node.id
+    );
+}
+
+/// A node after an action, with what happens next.
+pub fn node_after(json: bool, node: &v1::Node, action: &str) {
+    if json {
+        print_json(&NodeJson::from(node));
+        return;
+    }
+    match action {
+        "pair" => println!(
+            "handshake request accepted by {}; node {} is {}: the peer's admin now runs `fedsync node confirm`",
+            node.base_url, node.id, node.status
+        ),
+        "confirm" => println!(
+            "node {} is {} with {} ({})",
+            node.id, node.status, node.name, node.base_url
+        ),
+        "rm" => println!(
+            "node {} removed; the tokens it held from us are revoked",
+            node.id
+        ),
+        _ => println!("node {} updated", node.id),
+    }
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    ok: bool,
+    message: String,
+}
+
+pub fn check(json: bool, check: &v1::CheckNodeResponse) {
+    if json {
+        print_json(&CheckJson {
+            ok: check.ok,
+            message: check.message.clone(),
+        });
+    } else if check.ok {
+        println!("ok: {}", check.message);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditJson {
+    id: String,
+    at: Option<String>,
+    event: String,
+    result: String,
+    node_id: Option<String>,
+    actor: String,
+    token_id: Option<String>,
+    source_addr: String,
+    reason: String,
+    detail: serde_json::Value,
+}
+
+pub fn audit(json: bool, events: &[v1::AuditEvent]) {
+    let rows: Vec<AuditJson> = events
+        .iter()
+        .map(|e| AuditJson {
+            id: e.id.to_string(),
+            at: rfc3339(&e.at),
+            event: e.event.clone(),
+            result: e.result.clone(),
+            node_id: id_string(e.node_id),
+            actor: e.actor.clone(),
+            token_id: id_string(e.token_id),
+            source_addr: e.source_addr.clone(),
+            reason: e.reason.clone(),
+            detail: serde_json::from_str(&e.detail_json).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    if json {
+        print_json(&rows);
+        return;
+    }
+    if rows.is_empty() {
+        println!("no audit events");
+        return;
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|e| {
+            vec![
+                e.at.clone().unwrap_or_default(),
+                e.event.clone(),
+                e.result.clone(),
+                e.node_id.clone().unwrap_or_else(|| "-".into()),
+                or_dash(&e.actor),
+                or_dash(&e.source_addr),
+                or_dash(&e.reason),
+            ]
+        })
+        .collect();
+    table(
+        &["AT", "EVENT", "RESULT", "NODE", "ACTOR", "FROM", "REASON"],
+        &table_rows,
+    );
 }

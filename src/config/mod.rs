@@ -35,6 +35,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database: DatabaseConfig,
     pub federation: FederationConfig,
+    pub pairing: PairingConfig,
     pub admin: AdminConfig,
     pub keys: KeysConfig,
     pub local: LocalConfig,
@@ -64,6 +65,35 @@ pub struct FederationConfig {
     pub label: String,
     #[serde(deserialize_with = "values::bool_lenient")]
     pub allow_insecure_peers: bool,
+    /// Extra CA certificates (PEM) trusted for https peers; empty: none.
+    pub peer_ca_file: PathBuf,
+    #[serde(with = "values::duration")]
+    pub peer_connect_timeout: Duration,
+    #[serde(with = "values::duration")]
+    pub peer_request_timeout: Duration,
+    #[serde(deserialize_with = "values::u64_lenient")]
+    pub peer_max_response_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PairingConfig {
+    #[serde(with = "values::duration")]
+    pub ott_ttl: Duration,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub max_failed_attempts: u32,
+    #[serde(with = "values::duration")]
+    pub token_idle_timeout: Duration,
+}
+
+impl Default for PairingConfig {
+    fn default() -> PairingConfig {
+        PairingConfig {
+            ott_ttl: Duration::from_secs(24 * 3600),
+            max_failed_attempts: 5,
+            token_idle_timeout: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +158,7 @@ impl Default for Config {
             data_dir: PathBuf::new(),
             database: DatabaseConfig::default(),
             federation: FederationConfig::default(),
+            pairing: PairingConfig::default(),
             admin: AdminConfig::default(),
             keys: KeysConfig::default(),
             local: LocalConfig::default(),
@@ -156,6 +187,10 @@ impl Default for FederationConfig {
             public_url: String::new(),
             label: "fedsync".to_owned(),
             allow_insecure_peers: false,
+            peer_ca_file: PathBuf::new(),
+            peer_connect_timeout: Duration::from_secs(5),
+            peer_request_timeout: Duration::from_secs(30),
+            peer_max_response_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -415,6 +450,45 @@ impl Config {
                 "must differ from federation.listen: the admin interface never shares the public listener".into(),
             ));
         }
+        if self.pairing.ott_ttl.is_zero()
+            || self.pairing.ott_ttl > Duration::from_secs(7 * 24 * 3600)
+        {
+            return Err(invalid(
+                "pairing.ott_ttl",
+                "must be between 1s and 7 days".into(),
+            ));
+        }
+        if self.pairing.max_failed_attempts == 0 {
+            return Err(invalid(
+                "pairing.max_failed_attempts",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.federation.peer_max_response_bytes < 64 * 1024 {
+            return Err(invalid(
+                "federation.peer_max_response_bytes",
+                "must be at least 65536".into(),
+            ));
+        }
+        if self.federation.peer_connect_timeout.is_zero()
+            || self.federation.peer_request_timeout.is_zero()
+        {
+            return Err(invalid(
+                "federation.peer_request_timeout",
+                "timeouts must be positive".into(),
+            ));
+        }
+        if !self.federation.peer_ca_file.as_os_str().is_empty() {
+            std::fs::metadata(&self.federation.peer_ca_file).map_err(|e| {
+                invalid(
+                    "federation.peer_ca_file",
+                    format!(
+                        "cannot read {}: {e}",
+                        self.federation.peer_ca_file.display()
+                    ),
+                )
+            })?;
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
         Ok(())
@@ -463,6 +537,7 @@ fn flag_name(key: &str) -> String {
         "federation.public_url" => "public-url",
         "federation.label" => "label",
         "federation.allow_insecure_peers" => "allow-insecure-peers",
+        "federation.peer_ca_file" => "peer-ca-file",
         "log.format" => "log-format",
         other => return other.replace(['.', '_'], "-"),
     };

@@ -72,6 +72,29 @@ impl TokenRejection {
     }
 }
 
+/// The token of exactly one `Authorization: Bearer <token>` header value,
+/// parsed strictly: the scheme spelled `Bearer`, one space, a token with no
+/// whitespace or control characters. Several headers are refused.
+pub fn parse_bearer<'a>(values: &[&'a [u8]]) -> Result<&'a str, TokenRejection> {
+    let value = match values {
+        [] => return Err(TokenRejection::Missing),
+        [one] => *one,
+        _ => return Err(TokenRejection::MalformedHeader),
+    };
+    let text = std::str::from_utf8(value).map_err(|_| TokenRejection::MalformedHeader)?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .ok_or(TokenRejection::MalformedHeader)?;
+    if token.is_empty()
+        || token
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(TokenRejection::MalformedHeader);
+    }
+    Ok(token)
+}
+
 pub fn mint_admin_token(
     key: &SigningKey,
     claims: &AdminTokenClaims,

@@ -7,10 +7,17 @@
 pub mod admin_token;
 pub mod hash;
 pub mod keys;
+pub mod ott;
+pub mod peer_token;
+pub mod secretbox;
 
-pub use admin_token::{AdminTokenClaims, TokenRejection, mint_admin_token, verify_admin_token};
+pub use admin_token::{
+    AdminTokenClaims, TokenRejection, mint_admin_token, parse_bearer, verify_admin_token,
+};
 pub use hash::{constant_time_eq, fingerprint, sha256};
 pub use keys::{EncryptionKey, KeyMaterial, SigningKey};
+pub use ott::{OTT_LEN, generate_ott, is_ott_shaped};
+pub use peer_token::{PeerTokenClaims, mint_peer_token, verify_peer_token};
 
 /// A failure of the crypto layer itself (not a rejected token).
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,12 @@ pub enum CryptoError {
     BadKey(String),
     #[error("could not sign token: {0}")]
     Sign(String),
+    #[error("could not encrypt a secret")]
+    Seal,
+    #[error(
+        "a stored secret does not decrypt with this node's encryption key (was the key changed?)"
+    )]
+    Open,
 }
 
 /// Fills `buf` from the OS CSPRNG.

@@ -31,10 +31,12 @@ use crate::crypto::{
     verify_admin_token,
 };
 use crate::domain::{self, AdminToken, AdminTokenKind, IdGenerator, TokenId};
+use crate::federation::client::{PeerClient, PeerClientConfig};
 use crate::federation::server::{self as federation_server, FederationState};
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{AppliedMigration, Store};
+use crate::sync::{PairingService, PairingSettings};
 use crate::telemetry::Metrics;
 use instance::IdLease;
 
@@ -245,8 +247,29 @@ impl RunningDaemon {
     }
 }
 
-/// Starts the daemon: returns once both listeners are bound and serving.
+/// Starts the daemon: binds both listeners, returns once both serve.
 pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
+    let federation_listener = TcpListener::bind(config.federation.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (federation.listen)",
+                config.federation.listen
+            )
+        })?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+    start_with_listeners(config, federation_listener, admin_listener).await
+}
+
+/// Starts the daemon on listeners the caller bound (tests bind first so the
+/// public URL can name the port).
+pub async fn start_with_listeners(
+    config: Config,
+    federation_listener: TcpListener,
+    admin_listener: TcpListener,
+) -> anyhow::Result<RunningDaemon> {
     let data_dir = config.data_dir();
     keys::ensure_private_dir(&data_dir)?;
     let (store, _) = open_migrated_store(&config).await?;
@@ -257,7 +280,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningDaemon> {
             return Err(error);
         }
     };
-    match launch(&config, &data_dir, store.clone(), lease.clone()).await {
+    let listeners = (federation_listener, admin_listener);
+    match launch(&config, &data_dir, store.clone(), lease.clone(), listeners).await {
         Ok(daemon) => Ok(daemon),
         Err(error) => {
             // Nothing half-started stays behind: the number goes back at once.
@@ -273,22 +297,12 @@ async fn launch(
     data_dir: &Path,
     store: Arc<dyn Store>,
     lease: Arc<IdLease>,
+    (federation_listener, admin_listener): (TcpListener, TcpListener),
 ) -> anyhow::Result<RunningDaemon> {
     let keys = load_keys(config)?;
     let ids = lease.ids();
     ensure_local_admin_token(&*store, &keys.signing, &ids, data_dir).await?;
 
-    let federation_listener = TcpListener::bind(config.federation.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (federation.listen)",
-                config.federation.listen
-            )
-        })?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
     let federation_addr = federation_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
     keys::replace_public_file(
@@ -297,13 +311,16 @@ async fn launch(
     )?;
 
     let metrics = Metrics::new();
+    let pairing = Arc::new(pairing_service(config, store.clone(), &keys, ids.clone())?);
     let federation_state = FederationState {
         store: store.clone(),
+        pairing: pairing.clone(),
         metrics: metrics.clone(),
         listeners_bound: Arc::new(AtomicBool::new(false)),
     };
     let (admin_router, health) = admin::router(AdminState {
         store: store.clone(),
+        pairing: pairing.clone(),
         signing_key: keys.signing.clone(),
         metrics: metrics.clone(),
         ids: ids.clone(),
@@ -380,6 +397,44 @@ async fn launch(
         shutdown,
         supervisor,
     })
+}
+
+/// The pairing service with the real peer client.
+fn pairing_service(
+    config: &Config,
+    store: Arc<dyn Store>,
+    keys: &Keys,
+    ids: Arc<IdGenerator>,
+) -> anyhow::Result<PairingService> {
+    let federation = &config.federation;
+    let peer = PeerClient::new(&PeerClientConfig {
+        allow_insecure_peers: federation.allow_insecure_peers,
+        ca_file: (!federation.peer_ca_file.as_os_str().is_empty())
+            .then(|| federation.peer_ca_file.clone()),
+        connect_timeout: federation.peer_connect_timeout,
+        request_timeout: federation.peer_request_timeout,
+        max_response_bytes: federation.peer_max_response_bytes,
+    })
+    .map_err(|e| anyhow!("config key `federation.peer_ca_file`: {e}"))?;
+    let public_url = match federation.public_url.as_str() {
+        "" => None,
+        url => Some(url::Url::parse(url).context("config key `federation.public_url`")?),
+    };
+    Ok(PairingService::new(
+        store,
+        Arc::new(peer),
+        keys.signing.clone(),
+        keys.encryption.clone(),
+        ids,
+        PairingSettings {
+            public_url,
+            label: federation.label.clone(),
+            allow_insecure_peers: federation.allow_insecure_peers,
+            ott_ttl: config.pairing.ott_ttl,
+            max_failed_attempts: config.pairing.max_failed_attempts,
+            token_idle_timeout: Some(config.pairing.token_idle_timeout).filter(|d| !d.is_zero()),
+        },
+    ))
 }
 
 /// Serves a router on a bound listener until `stop` fires, then finishes

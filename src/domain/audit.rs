@@ -58,3 +58,29 @@ pub struct AuditFilter {
     /// Newest first; at most this many (0 means the store's default).
     pub limit: u32,
 }
+
+/// Who acts, for audit events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Actor {
+    /// An admin token's name, `peer`, or `system`.
+    pub name: String,
+    pub token_id: Option<TokenId>,
+    pub source_addr: String,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            name: "system".into(),
+            ..Actor::default()
+        }
+    }
+
+    pub fn peer(source_addr: &str) -> Actor {
+        Actor {
+            name: "peer".into(),
+            token_id: None,
+            source_addr: source_addr.to_owned(),
+        }
+    }
+}

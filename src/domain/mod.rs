@@ -6,12 +6,19 @@
 
 pub mod audit;
 pub mod id;
+pub mod module;
 pub mod node;
+pub mod pairing;
 pub mod token;
 
-pub use audit::{AuditEvent, AuditFilter, AuditResult};
+pub use audit::{Actor, AuditEvent, AuditFilter, AuditResult};
 pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
+pub use module::{ExposedModule, ModuleField};
 pub use node::{Node, NodeFilter, PairingStatus, PeerKind, SyncStatus};
+pub use pairing::{
+    CredentialKind, IssuedToken, OttChange, PairingChange, PairingToken, PeerCredential,
+    Revocation, Role,
+};
 pub use token::{AdminToken, AdminTokenKind};
 
 /// A point in time, always UTC. Stores keep it with microsecond precision.

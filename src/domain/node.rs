@@ -1,6 +1,6 @@
 //! Nodes: the peers this node federates with, and their statuses.
 
-use super::{NodeId, Timestamp, UnknownVariant};
+use super::{NodeId, Role, Timestamp, UnknownVariant};
 
 /// Where a node is in the pairing handshake. Spelled as Corteza spells it on
 /// the wire; `failed` is ours (Corteza has no failed state) and always comes
@@ -114,6 +114,8 @@ pub struct Node {
     pub id: NodeId,
     /// The pair identifier (the inviter's node id), once known.
     pub shared_node_id: Option<NodeId>,
+    /// Which side of the pair we are.
+    pub role: Role,
     pub name: String,
     pub base_url: String,
     pub contact: String,
@@ -139,6 +141,7 @@ impl Node {
     /// A fresh node record in `pending`, with nothing synced yet.
     pub fn new_pending(
         id: NodeId,
+        role: Role,
         name: &str,
         base_url: &str,
         contact: &str,
@@ -147,6 +150,7 @@ impl Node {
         Node {
             id,
             shared_node_id: None,
+            role,
             name: name.to_owned(),
             base_url: base_url.to_owned(),
             contact: contact.to_owned(),

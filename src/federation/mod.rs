@@ -5,4 +5,6 @@
 //! in `wire.rs` alone (later), the peer client in `client.rs` (later), the
 //! routes in `server/`.
 
+pub mod client;
 pub mod server;
+pub mod wire;

@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -169,34 +169,10 @@ macro_rules! impl_common_store {
                 &self,
                 node: &$crate::domain::Node,
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::to_micros;
-                sqlx::query(concat!(
-                    "INSERT INTO nodes (",
-                    $crate::store::rows::node_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21)"
-                ))
-                .bind(node.id.as_i64())
-                .bind(node.shared_node_id.map(|id| id.as_i64()))
-                .bind(node.name.as_str())
-                .bind(node.base_url.as_str())
-                .bind(node.contact.as_str())
-                .bind(node.status.as_str())
-                .bind(node.status_reason.as_str())
-                .bind(node.peer_kind.as_str())
-                .bind(node.handshake_requested_at.map(to_micros))
-                .bind(node.handshake_source_addr.as_str())
-                .bind(node.peer_token_fingerprint.as_str())
-                .bind(node.structure_status.as_str())
-                .bind(node.structure_synced_at.map(to_micros))
-                .bind(node.structure_error.as_str())
-                .bind(node.data_status.as_str())
-                .bind(node.data_synced_at.map(to_micros))
-                .bind(node.data_error.as_str())
-                .bind(node.paused)
-                .bind(to_micros(node.created_at))
-                .bind(to_micros(node.updated_at))
-                .bind(node.deleted_at.map(to_micros))
+                $crate::store::common::bind_node!(
+                    sqlx::query($crate::store::common::INSERT_NODE),
+                    node
+                )
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -244,6 +220,69 @@ macro_rules! impl_common_store {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map($crate::domain::Node::try_from).collect()
+            }
+
+            async fn find_invitee_node(
+                &self,
+                base_url: &str,
+                shared_node_id: $crate::domain::NodeId,
+            ) -> Result<Option<$crate::domain::Node>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::NodeRow>(concat!(
+                    "SELECT ",
+                    $crate::store::rows::node_columns!(),
+                    " FROM nodes WHERE base_url = $1 AND shared_node_id = $2 \
+                     AND role = 'invitee' AND deleted_at IS NULL ORDER BY id LIMIT 1"
+                ))
+                .bind(base_url)
+                .bind(shared_node_id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::Node::try_from).transpose()
+            }
+        }
+
+        $crate::store::common::impl_pairing_store!($store, $begin);
+
+        #[async_trait::async_trait]
+        impl $crate::store::ModuleStore for $store {
+            async fn insert_exposed_module(
+                &self,
+                module: &$crate::domain::ExposedModule,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::to_micros;
+                sqlx::query(
+                    "INSERT INTO exposed_modules (id, node_id, module_id, namespace_id, handle, name, \
+                     fields, created_at, updated_at, deleted_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(module.id.as_i64())
+                .bind(module.node_id.as_i64())
+                .bind(module.module_id.as_i64())
+                .bind(module.namespace_id.as_i64())
+                .bind(module.handle.clone())
+                .bind(module.name.clone())
+                .bind($crate::store::rows::fields_to_json(&module.fields))
+                .bind(to_micros(module.created_at))
+                .bind(to_micros(module.updated_at))
+                .bind(module.deleted_at.map(to_micros))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_exposed_modules(
+                &self,
+                node_id: $crate::domain::NodeId,
+            ) -> Result<Vec<$crate::domain::ExposedModule>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::ExposedModuleRow>(
+                    "SELECT id, node_id, module_id, namespace_id, handle, name, fields, created_at, \
+                     updated_at, deleted_at FROM exposed_modules \
+                     WHERE node_id = $1 AND deleted_at IS NULL ORDER BY id",
+                )
+                .bind(node_id.as_i64())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::ExposedModule::try_from).collect()
             }
         }
 
@@ -317,21 +356,10 @@ macro_rules! impl_common_store {
                 &self,
                 event: &$crate::domain::AuditEvent,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query(
-                    "INSERT INTO audit_events \
-                     (id, at, event, result, node_id, actor, token_id, source_addr, reason, detail) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                $crate::store::common::bind_audit!(
+                    sqlx::query($crate::store::common::INSERT_AUDIT),
+                    event
                 )
-                .bind(event.id.as_i64())
-                .bind($crate::store::to_micros(event.at))
-                .bind(event.event.as_str())
-                .bind(event.result.as_str())
-                .bind(event.node_id.map(|id| id.as_i64()))
-                .bind(event.actor.as_str())
-                .bind(event.token_id.map(|id| id.as_i64()))
-                .bind(event.source_addr.as_str())
-                .bind(event.reason.as_str())
-                .bind(event.detail.as_str())
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -359,3 +387,367 @@ macro_rules! impl_common_store {
 }
 
 pub(crate) use impl_common_store;
+
+/// Inserts a node; binds in the order of `node_columns!`.
+pub(crate) const INSERT_NODE: &str = concat!(
+    "INSERT INTO nodes (",
+    crate::store::rows::node_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+     $18, $19, $20, $21, $22)"
+);
+
+/// Rewrites a node whose status is in the set `$23` (empty: any status);
+/// binds in the order of `node_columns!`.
+pub(crate) const UPDATE_NODE: &str = "UPDATE nodes SET shared_node_id = $2, role = $3, name = $4, \
+     base_url = $5, contact = $6, status = $7, status_reason = $8, peer_kind = $9, \
+     handshake_requested_at = $10, handshake_source_addr = $11, peer_token_fingerprint = $12, \
+     structure_status = $13, structure_synced_at = $14, structure_error = $15, data_status = $16, \
+     data_synced_at = $17, data_error = $18, paused = $19, created_at = $20, updated_at = $21, \
+     deleted_at = $22 \
+     WHERE id = $1 AND ($23 = '' OR (',' || $23 || ',') LIKE ('%,' || status || ',%'))";
+
+/// Binds every node column to a query, in the order of `node_columns!`.
+macro_rules! bind_node {
+    ($query:expr, $node:expr) => {{
+        use $crate::store::to_micros;
+        let node: &$crate::domain::Node = $node;
+        $query
+            .bind(node.id.as_i64())
+            .bind(node.shared_node_id.map(|id| id.as_i64()))
+            .bind(node.role.as_str())
+            .bind(node.name.clone())
+            .bind(node.base_url.clone())
+            .bind(node.contact.clone())
+            .bind(node.status.as_str())
+            .bind(node.status_reason.clone())
+            .bind(node.peer_kind.as_str())
+            .bind(node.handshake_requested_at.map(to_micros))
+            .bind(node.handshake_source_addr.clone())
+            .bind(node.peer_token_fingerprint.clone())
+            .bind(node.structure_status.as_str())
+            .bind(node.structure_synced_at.map(to_micros))
+            .bind(node.structure_error.clone())
+            .bind(node.data_status.as_str())
+            .bind(node.data_synced_at.map(to_micros))
+            .bind(node.data_error.clone())
+            .bind(node.paused)
+            .bind(to_micros(node.created_at))
+            .bind(to_micros(node.updated_at))
+            .bind(node.deleted_at.map(to_micros))
+    }};
+}
+
+pub(crate) use bind_node;
+
+/// `PairingStore` for `$store`; `$begin` starts a write transaction (SQLite
+/// takes the write lock up front so a transaction never fails half-way on
+/// lock upgrade).
+macro_rules! impl_pairing_store {
+    ($store:ty, $begin:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::PairingStore for $store {
+            async fn apply_pairing_change(
+                &self,
+                change: &$crate::domain::PairingChange,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::domain::OttChange;
+                use $crate::store::{sql_set, to_micros};
+                let node = &change.node;
+                let now = to_micros(node.updated_at);
+                let mut tx = self.pool.begin_with($begin).await?;
+                if change.insert {
+                    $crate::store::common::bind_node!(
+                        sqlx::query($crate::store::common::INSERT_NODE),
+                        node
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    let expected = sql_set(change.expect_status.iter().map(|s| s.as_str()));
+                    let updated = $crate::store::common::bind_node!(
+                        sqlx::query($crate::store::common::UPDATE_NODE),
+                        node
+                    )
+                    .bind(expected)
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
+                if change.delete_ott {
+                    sqlx::query("DELETE FROM pairing_tokens WHERE node_id = $1")
+                        .bind(node.id.as_i64())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                match &change.ott {
+                    None => {}
+                    Some(OttChange::Replace { token_hash, expires_at }) => {
+                        sqlx::query(
+                            "INSERT INTO pairing_tokens \
+                             (node_id, token_hash, created_at, expires_at, failed_attempts, consumed_at, locked_at) \
+                             VALUES ($1, $2, $3, $4, 0, NULL, NULL) \
+                             ON CONFLICT (node_id) DO UPDATE SET token_hash = excluded.token_hash, \
+                             created_at = excluded.created_at, expires_at = excluded.expires_at, \
+                             failed_attempts = 0, consumed_at = NULL, locked_at = NULL",
+                        )
+                        .bind(node.id.as_i64())
+                        .bind(token_hash.clone())
+                        .bind(now)
+                        .bind(to_micros(*expires_at))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Some(OttChange::Consume { token_hash, now: at }) => {
+                        let consumed = sqlx::query(
+                            "UPDATE pairing_tokens SET token_hash = NULL, consumed_at = $3 \
+                             WHERE node_id = $1 AND token_hash = $2 AND consumed_at IS NULL \
+                               AND locked_at IS NULL AND expires_at > $3",
+                        )
+                        .bind(node.id.as_i64())
+                        .bind(token_hash.clone())
+                        .bind(to_micros(*at))
+                        .execute(&mut *tx)
+                        .await?;
+                        if consumed.rows_affected() != 1 {
+                            tx.rollback().await?;
+                            return Ok(false);
+                        }
+                    }
+                }
+                for kind in &change.delete_credentials {
+                    sqlx::query("DELETE FROM peer_credentials WHERE node_id = $1 AND kind = $2")
+                        .bind(node.id.as_i64())
+                        .bind(kind.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for credential in &change.put_credentials {
+                    sqlx::query(
+                        "INSERT INTO peer_credentials (node_id, kind, ciphertext, fingerprint, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (node_id, kind) DO UPDATE SET ciphertext = excluded.ciphertext, \
+                         fingerprint = excluded.fingerprint, created_at = excluded.created_at",
+                    )
+                    .bind(credential.node_id.as_i64())
+                    .bind(credential.kind.as_str())
+                    .bind(credential.ciphertext.clone())
+                    .bind(credential.fingerprint.clone())
+                    .bind(to_micros(credential.created_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(revocation) = &change.revoke_tokens {
+                    use $crate::domain::Revocation;
+                    let (ids, reason, only) = match revocation {
+                        Revocation::AllExcept(ids, reason) => (ids, reason, false),
+                        Revocation::Only(ids, reason) => (ids, reason, true),
+                    };
+                    // The set of ids as `a,b,c`: kept (AllExcept) or revoked (Only).
+                    sqlx::query(
+                        "UPDATE issued_tokens SET revoked_at = $2, revoked_reason = $3 \
+                         WHERE node_id = $1 AND revoked_at IS NULL \
+                           AND CASE WHEN $5 \
+                                THEN (',' || $4 || ',') LIKE ('%,' || CAST(id AS TEXT) || ',%') \
+                                ELSE ($4 = '' OR (',' || $4 || ',') NOT LIKE ('%,' || CAST(id AS TEXT) || ',%')) END",
+                    )
+                    .bind(node.id.as_i64())
+                    .bind(now)
+                    .bind(reason.clone())
+                    .bind(sql_set(ids.iter()))
+                    .bind(only)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for token in &change.issue_tokens {
+                    sqlx::query(
+                        "INSERT INTO issued_tokens \
+                         (id, node_id, token_hash, scope, created_at, last_used_at, last_used_addr, revoked_at, revoked_reason) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(token.id.as_i64())
+                    .bind(token.node_id.as_i64())
+                    .bind(token.token_hash.clone())
+                    .bind(token.scope.clone())
+                    .bind(to_micros(token.created_at))
+                    .bind(token.last_used_at.map(to_micros))
+                    .bind(token.last_used_addr.clone())
+                    .bind(token.revoked_at.map(to_micros))
+                    .bind(token.revoked_reason.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for event in &change.audit {
+                    $crate::store::common::bind_audit!(
+                        sqlx::query($crate::store::common::INSERT_AUDIT),
+                        event
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn get_pairing_token(
+                &self,
+                node_id: $crate::domain::NodeId,
+            ) -> Result<Option<$crate::domain::PairingToken>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::PairingTokenRow>(
+                    "SELECT node_id, token_hash, created_at, expires_at, failed_attempts, consumed_at, locked_at \
+                     FROM pairing_tokens WHERE node_id = $1",
+                )
+                .bind(node_id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::PairingToken::try_from).transpose()
+            }
+
+            async fn record_ott_failure(
+                &self,
+                node_id: $crate::domain::NodeId,
+                max_attempts: u32,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Option<$crate::store::OttFailure>, $crate::store::StoreError> {
+                // One statement: counts the attempt and voids the token when
+                // this attempt reaches the limit, so racing guesses cannot
+                // slip past it.
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "UPDATE pairing_tokens SET failed_attempts = failed_attempts + 1, \
+                       locked_at = CASE WHEN failed_attempts + 1 >= $2 THEN $3 ELSE locked_at END, \
+                       token_hash = CASE WHEN failed_attempts + 1 >= $2 THEN NULL ELSE token_hash END \
+                     WHERE node_id = $1 AND token_hash IS NOT NULL \
+                     RETURNING failed_attempts, locked_at",
+                )
+                .bind(node_id.as_i64())
+                .bind(i64::from(max_attempts))
+                .bind($crate::store::to_micros(now))
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(attempts, locked_at)| $crate::store::OttFailure {
+                    failed_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    locked: locked_at.is_some(),
+                }))
+            }
+
+            async fn void_ott(
+                &self,
+                node_id: $crate::domain::NodeId,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let result = sqlx::query(
+                    "UPDATE pairing_tokens SET token_hash = NULL WHERE node_id = $1 AND token_hash IS NOT NULL",
+                )
+                .bind(node_id.as_i64())
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn get_issued_token(
+                &self,
+                id: $crate::domain::TokenId,
+            ) -> Result<Option<$crate::domain::IssuedToken>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::IssuedTokenRow>(
+                    "SELECT id, node_id, token_hash, scope, created_at, last_used_at, last_used_addr, \
+                     revoked_at, revoked_reason FROM issued_tokens WHERE id = $1",
+                )
+                .bind(id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::IssuedToken::try_from).transpose()
+            }
+
+            async fn list_issued_tokens(
+                &self,
+                node_id: $crate::domain::NodeId,
+            ) -> Result<Vec<$crate::domain::IssuedToken>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::IssuedTokenRow>(
+                    "SELECT id, node_id, token_hash, scope, created_at, last_used_at, last_used_addr, \
+                     revoked_at, revoked_reason FROM issued_tokens WHERE node_id = $1 ORDER BY id DESC",
+                )
+                .bind(node_id.as_i64())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::IssuedToken::try_from).collect()
+            }
+
+            async fn touch_issued_token(
+                &self,
+                id: $crate::domain::TokenId,
+                at: $crate::domain::Timestamp,
+                addr: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE issued_tokens SET last_used_at = $2, last_used_addr = $3 WHERE id = $1")
+                    .bind(id.as_i64())
+                    .bind($crate::store::to_micros(at))
+                    .bind(addr)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn revoke_issued_token(
+                &self,
+                id: $crate::domain::TokenId,
+                at: $crate::domain::Timestamp,
+                reason: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let result = sqlx::query(
+                    "UPDATE issued_tokens SET revoked_at = $2, revoked_reason = $3 \
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id.as_i64())
+                .bind($crate::store::to_micros(at))
+                .bind(reason)
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn get_peer_credential(
+                &self,
+                node_id: $crate::domain::NodeId,
+                kind: $crate::domain::CredentialKind,
+            ) -> Result<Option<$crate::domain::PeerCredential>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::PeerCredentialRow>(
+                    "SELECT node_id, kind, ciphertext, fingerprint, created_at \
+                     FROM peer_credentials WHERE node_id = $1 AND kind = $2",
+                )
+                .bind(node_id.as_i64())
+                .bind(kind.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::PeerCredential::try_from).transpose()
+            }
+        }
+    };
+}
+
+pub(crate) use impl_pairing_store;
+
+/// Appends an audit event.
+pub(crate) const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (id, at, event, result, node_id, actor, token_id, source_addr, reason, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// Binds an audit event in the order of `INSERT_AUDIT`.
+macro_rules! bind_audit {
+    ($query:expr, $event:expr) => {{
+        let event: &$crate::domain::AuditEvent = $event;
+        $query
+            .bind(event.id.as_i64())
+            .bind($crate::store::to_micros(event.at))
+            .bind(event.event.clone())
+            .bind(event.result.as_str())
+            .bind(event.node_id.map(|id| id.as_i64()))
+            .bind(event.actor.clone())
+            .bind(event.token_id.map(|id| id.as_i64()))
+            .bind(event.source_addr.clone())
+            .bind(event.reason.clone())
+            .bind(event.detail.clone())
+    }};
+}
+
+pub(crate) use bind_audit;

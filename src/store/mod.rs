@@ -20,8 +20,8 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::domain::{
-    AdminToken, AuditEvent, AuditFilter, InstanceLease, Node, NodeFilter, NodeId, Timestamp,
-    TokenId,
+    AdminToken, AuditEvent, AuditFilter, CredentialKind, ExposedModule, InstanceLease, IssuedToken,
+    Node, NodeFilter, NodeId, PairingChange, PairingToken, PeerCredential, Timestamp, TokenId,
 };
 
 /// The database engine behind a store.
@@ -160,6 +160,70 @@ pub trait NodeStore: Send + Sync {
     async fn get_node(&self, id: NodeId) -> Result<Option<Node>, StoreError>;
     /// Newest first.
     async fn list_nodes(&self, filter: &NodeFilter) -> Result<Vec<Node>, StoreError>;
+    /// The live (not deleted) node we added from this peer's node URI.
+    async fn find_invitee_node(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+    ) -> Result<Option<Node>, StoreError>;
+}
+
+/// The outcome of a wrong one-time token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OttFailure {
+    pub failed_attempts: u32,
+    /// This failure locked the token.
+    pub locked: bool,
+}
+
+/// Pairing state: one-time tokens, issued tokens, held credentials, and the
+/// atomic pairing step.
+#[async_trait]
+pub trait PairingStore: Send + Sync {
+    /// Applies every write of a pairing step in one transaction. `false`
+    /// (and nothing written) when a precondition does not hold: the node's
+    /// status is not one expected, or the OTT to consume is not live.
+    async fn apply_pairing_change(&self, change: &PairingChange) -> Result<bool, StoreError>;
+    async fn get_pairing_token(&self, node_id: NodeId) -> Result<Option<PairingToken>, StoreError>;
+    /// Counts a failed attempt on a live OTT; voids it at `max_attempts`.
+    async fn record_ott_failure(
+        &self,
+        node_id: NodeId,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<Option<OttFailure>, StoreError>;
+    /// Voids a live OTT (e.g. found expired).
+    async fn void_ott(&self, node_id: NodeId) -> Result<bool, StoreError>;
+    async fn get_issued_token(&self, id: TokenId) -> Result<Option<IssuedToken>, StoreError>;
+    /// Newest first.
+    async fn list_issued_tokens(&self, node_id: NodeId) -> Result<Vec<IssuedToken>, StoreError>;
+    async fn touch_issued_token(
+        &self,
+        id: TokenId,
+        at: Timestamp,
+        addr: &str,
+    ) -> Result<(), StoreError>;
+    /// Revokes one live token; `false` when it was not live.
+    async fn revoke_issued_token(
+        &self,
+        id: TokenId,
+        at: Timestamp,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+    async fn get_peer_credential(
+        &self,
+        node_id: NodeId,
+        kind: CredentialKind,
+    ) -> Result<Option<PeerCredential>, StoreError>;
+}
+
+/// Exposed modules (origin side).
+#[async_trait]
+pub trait ModuleStore: Send + Sync {
+    async fn insert_exposed_module(&self, module: &ExposedModule) -> Result<(), StoreError>;
+    /// The live exposed modules of a node, oldest first.
+    async fn list_exposed_modules(&self, node_id: NodeId)
+    -> Result<Vec<ExposedModule>, StoreError>;
 }
 
 /// Admin tokens (their registered `jti`s).
@@ -183,13 +247,39 @@ pub trait AuditStore: Send + Sync {
 
 /// Everything the daemon persists.
 pub trait Store:
-    StoreAdmin + InstanceStore + NodeStore + AdminTokenStore + AuditStore + Send + Sync
+    StoreAdmin
+    + InstanceStore
+    + NodeStore
+    + PairingStore
+    + ModuleStore
+    + AdminTokenStore
+    + AuditStore
+    + Send
+    + Sync
 {
 }
 
 impl<T> Store for T where
-    T: StoreAdmin + InstanceStore + NodeStore + AdminTokenStore + AuditStore + Send + Sync
+    T: StoreAdmin
+        + InstanceStore
+        + NodeStore
+        + PairingStore
+        + ModuleStore
+        + AdminTokenStore
+        + AuditStore
+        + Send
+        + Sync
 {
+}
+
+/// `a,b,c` for matching a set in portable SQL with
+/// `(',' || $n || ',') LIKE ('%,' || column || ',%')`.
+pub(crate) fn sql_set<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Converts a timestamp to the stored form (microseconds since the epoch).

@@ -5,15 +5,18 @@
 //! column, never a panic and never a silent default.
 
 use super::{StoreError, from_micros};
+use serde::{Deserialize, Serialize};
+
 use crate::domain::{
-    AdminToken, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, InstanceLease, Node, NodeId,
-    PairingStatus, PeerKind, SyncStatus, Timestamp, TokenId,
+    AdminToken, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, CredentialKind,
+    ExposedModule, Id, InstanceLease, IssuedToken, ModuleField, Node, NodeId, PairingStatus,
+    PairingToken, PeerCredential, PeerKind, Role, SyncStatus, Timestamp, TokenId,
 };
 
 /// The column list that `NodeRow` reads, in a macro so SQL stays `'static`.
 macro_rules! node_columns {
     () => {
-        "id, shared_node_id, name, base_url, contact, status, status_reason, peer_kind, \
+        "id, shared_node_id, role, name, base_url, contact, status, status_reason, peer_kind, \
          handshake_requested_at, handshake_source_addr, peer_token_fingerprint, \
          structure_status, structure_synced_at, structure_error, data_status, data_synced_at, \
          data_error, paused, created_at, updated_at, deleted_at"
@@ -25,6 +28,7 @@ pub(crate) use node_columns;
 pub struct NodeRow {
     pub id: i64,
     pub shared_node_id: Option<i64>,
+    pub role: String,
     pub name: String,
     pub base_url: String,
     pub contact: String,
@@ -68,6 +72,7 @@ impl TryFrom<NodeRow> for Node {
                 .shared_node_id
                 .map(|v| node_id("nodes.shared_node_id", v))
                 .transpose()?,
+            role: Role::parse(&row.role).map_err(|e| corrupt("nodes.role", e))?,
             name: row.name,
             base_url: row.base_url,
             contact: row.contact,
@@ -176,6 +181,165 @@ impl InstanceRow {
             owner: owner.to_owned(),
             expires_at,
             last_id_ms: u64::try_from(self.last_id_ms).unwrap_or(0),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PairingTokenRow {
+    pub node_id: i64,
+    pub token_hash: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub failed_attempts: i64,
+    pub consumed_at: Option<i64>,
+    pub locked_at: Option<i64>,
+}
+
+impl TryFrom<PairingTokenRow> for PairingToken {
+    type Error = StoreError;
+
+    fn try_from(row: PairingTokenRow) -> Result<PairingToken, StoreError> {
+        Ok(PairingToken {
+            node_id: node_id("pairing_tokens.node_id", row.node_id)?,
+            token_hash: row.token_hash,
+            created_at: from_micros(row.created_at)?,
+            expires_at: from_micros(row.expires_at)?,
+            failed_attempts: u32::try_from(row.failed_attempts).unwrap_or(u32::MAX),
+            consumed_at: opt_time(row.consumed_at)?,
+            locked_at: opt_time(row.locked_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct IssuedTokenRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub token_hash: Vec<u8>,
+    pub scope: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub last_used_addr: String,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: String,
+}
+
+impl TryFrom<IssuedTokenRow> for IssuedToken {
+    type Error = StoreError;
+
+    fn try_from(row: IssuedTokenRow) -> Result<IssuedToken, StoreError> {
+        Ok(IssuedToken {
+            id: TokenId::from_i64(row.id)
+                .ok_or_else(|| corrupt("issued_tokens.id", format!("invalid id {}", row.id)))?,
+            node_id: node_id("issued_tokens.node_id", row.node_id)?,
+            token_hash: row.token_hash,
+            scope: row.scope,
+            created_at: from_micros(row.created_at)?,
+            last_used_at: opt_time(row.last_used_at)?,
+            last_used_addr: row.last_used_addr,
+            revoked_at: opt_time(row.revoked_at)?,
+            revoked_reason: row.revoked_reason,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PeerCredentialRow {
+    pub node_id: i64,
+    pub kind: String,
+    pub ciphertext: Vec<u8>,
+    pub fingerprint: String,
+    pub created_at: i64,
+}
+
+impl TryFrom<PeerCredentialRow> for PeerCredential {
+    type Error = StoreError;
+
+    fn try_from(row: PeerCredentialRow) -> Result<PeerCredential, StoreError> {
+        Ok(PeerCredential {
+            node_id: node_id("peer_credentials.node_id", row.node_id)?,
+            kind: CredentialKind::parse(&row.kind)
+                .map_err(|e| corrupt("peer_credentials.kind", e))?,
+            ciphertext: row.ciphertext,
+            fingerprint: row.fingerprint,
+            created_at: from_micros(row.created_at)?,
+        })
+    }
+}
+
+/// A module field in a JSON column: Corteza's `{kind, name, label, isMulti}`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldJson {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub is_multi: bool,
+}
+
+/// Fields to the JSON stored in `fields` columns.
+pub fn fields_to_json(fields: &[ModuleField]) -> String {
+    let rows: Vec<FieldJson> = fields
+        .iter()
+        .map(|f| FieldJson {
+            kind: f.kind.clone(),
+            name: f.name.clone(),
+            label: f.label.clone(),
+            is_multi: f.is_multi,
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn fields_from_json(column: &str, text: &str) -> Result<Vec<ModuleField>, StoreError> {
+    let rows: Vec<FieldJson> = serde_json::from_str(text).map_err(|e| corrupt(column, e))?;
+    Ok(rows
+        .into_iter()
+        .map(|f| ModuleField {
+            kind: f.kind,
+            name: f.name,
+            label: f.label,
+            is_multi: f.is_multi,
+        })
+        .collect())
+}
+
+fn id(column: &str, value: i64) -> Result<Id, StoreError> {
+    Id::from_i64(value).ok_or_else(|| corrupt(column, format!("invalid id {value}")))
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExposedModuleRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub module_id: i64,
+    pub namespace_id: i64,
+    pub handle: String,
+    pub name: String,
+    pub fields: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+impl TryFrom<ExposedModuleRow> for ExposedModule {
+    type Error = StoreError;
+
+    fn try_from(row: ExposedModuleRow) -> Result<ExposedModule, StoreError> {
+        Ok(ExposedModule {
+            id: id("exposed_modules.id", row.id)?,
+            node_id: node_id("exposed_modules.node_id", row.node_id)?,
+            module_id: id("exposed_modules.module_id", row.module_id)?,
+            namespace_id: id("exposed_modules.namespace_id", row.namespace_id)?,
+            handle: row.handle,
+            name: row.name,
+            fields: fields_from_json("exposed_modules.fields", &row.fields)?,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
+            deleted_at: opt_time(row.deleted_at)?,
         })
     }
 }

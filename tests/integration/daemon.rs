@@ -339,20 +339,33 @@ async fn a_failed_start_names_the_problem_and_leaves_no_lease() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
+    let start = |overrides: fedsync::config::Overrides| async move {
+        let config = fedsync::config::Config::load(None, Vec::new(), &overrides).unwrap();
+        match fedsync::daemon::start(config).await {
+            Ok(_) => panic!("start must fail"),
+            Err(error) => format!("{error:#}"),
+        }
+    };
     let mut overrides = fedsync::config::Overrides::default();
     overrides
         .set("data_dir", dir.path().display().to_string())
         .set("federation.listen", port.as_str())
         .set("admin.listen", "127.0.0.1:0");
-    let config = fedsync::config::Config::load(None, Vec::new(), &overrides).unwrap();
-    let error = match fedsync::daemon::start(config).await {
-        Ok(_) => panic!("start must fail on a taken port"),
-        Err(error) => format!("{error:#}"),
-    };
+    let error = start(overrides).await;
     assert!(
         error.contains("federation.listen") && error.contains(&port),
         "{error}"
     );
+
+    // A failure after the store was opened and an instance number leased.
+    let mut overrides = fedsync::config::Overrides::default();
+    overrides
+        .set("data_dir", dir.path().display().to_string())
+        .set("federation.listen", "127.0.0.1:0")
+        .set("admin.listen", "127.0.0.1:0")
+        .set("keys.signing_key", "dG9vc2hvcnQ");
+    let error = start(overrides).await;
+    assert!(error.contains("keys.signing_key"), "{error}");
 
     let store = fedsync::daemon::open_store(&common::test_config(dir.path(), None))
         .await

@@ -6,33 +6,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Module -> the top-level modules it may import.
+#[rustfmt::skip]
 const ALLOWED: &[(&str, &[&str])] = &[
-    (
-        "cli",
-        &[
-            "daemon",
-            "admin",
-            "store",
-            "config",
-            "crypto",
-            "telemetry",
-            "domain",
-        ],
-    ),
-    (
-        "daemon",
-        &[
-            "admin",
-            "federation",
-            "store",
-            "config",
-            "crypto",
-            "telemetry",
-            "domain",
-        ],
-    ),
-    ("admin", &["store", "crypto", "telemetry", "domain"]),
-    ("federation", &["store", "crypto", "telemetry", "domain"]),
+    ("cli", &["daemon", "admin", "store", "config", "crypto", "telemetry", "domain"]),
+    ("daemon", &["admin", "federation", "sync", "pairing", "store", "config", "crypto", "telemetry", "domain"]),
+    ("admin", &["sync", "store", "crypto", "telemetry", "domain"]),
+    ("federation", &["sync", "pairing", "store", "crypto", "telemetry", "domain"]),
+    ("sync", &["pairing", "store", "crypto", "domain"]),
+    ("pairing", &["crypto", "domain"]),
     ("store", &["domain"]),
     ("config", &[]),
     ("crypto", &["domain"]),

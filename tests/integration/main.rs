@@ -10,4 +10,5 @@ mod config;
 mod daemon;
 mod layering;
 mod lifecycle;
+mod pairing;
 mod store_story;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use fedsync::domain::{
     self, AdminToken, AdminTokenKind, AuditEvent, AuditEventId, AuditFilter, AuditResult, Id,
-    IdGenerator, Node, NodeFilter, NodeId, PairingStatus, PeerKind, SyncStatus, TokenId,
+    IdGenerator, Node, NodeFilter, NodeId, PairingStatus, PeerKind, Role, SyncStatus, TokenId,
 };
 use fedsync::store::{Engine, Store, StoreError};
 
@@ -111,6 +111,7 @@ fn node(ids: &IdGenerator, name: &str, base_url: &str, status: PairingStatus) ->
     let now = domain::now();
     let mut node = Node::new_pending(
         NodeId(ids.next_id()),
+        Role::Inviter,
         name,
         base_url,
         "ops@example.com",

@@ -2,6 +2,7 @@
 //! routes as the protocol lands.
 
 mod health;
+mod peer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,15 +11,17 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::store::Store;
+use crate::sync::PairingService;
 use crate::telemetry::{HttpLabels, Metrics};
 
 /// What the federation routes share.
 #[derive(Clone)]
 pub struct FederationState {
     pub store: Arc<dyn Store>,
+    pub pairing: Arc<PairingService>,
     pub metrics: Metrics,
     /// Set once both listeners are bound; `/readyz` is 503 before.
     pub listeners_bound: Arc<AtomicBool>,
@@ -34,6 +37,16 @@ pub fn router(state: FederationState) -> Router {
     Router::new()
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .route("/federation/nodes/{id}/handshake", post(peer::handshake))
+        .route(
+            "/federation/nodes/{id}/handshake-complete",
+            post(peer::handshake_complete),
+        )
+        .route(
+            "/federation/nodes/{id}/modules/exposed/",
+            get(peer::exposed_modules),
+        )
+        .route("/federation/nodes/{id}/fedsync/unpair", post(peer::unpair))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .with_state(state)
 }

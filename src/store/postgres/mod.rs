@@ -35,4 +35,4 @@ impl PgStore {
     }
 }
 
-impl_common_store!(PgStore, Engine::Postgres, MIGRATOR);
+impl_common_store!(PgStore, Engine::Postgres, MIGRATOR, "BEGIN");

@@ -82,4 +82,4 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
-impl_common_store!(SqliteStore, Engine::Sqlite, MIGRATOR);
+impl_common_store!(SqliteStore, Engine::Sqlite, MIGRATOR, "BEGIN IMMEDIATE");

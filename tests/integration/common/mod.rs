@@ -116,5 +116,169 @@ pub fn stderr(output: &Output) -> String {
 
 /// A plain HTTP client for probes and metrics.
 pub fn http() -> reqwest::Client {
+    fedsync::federation::client::install_crypto_provider();
     reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Starts a node on loopback whose public URL names its own federation
+/// port (bound first), with insecure peers allowed (plain http, loopback).
+pub async fn spawn_node(label: &str) -> TestDaemon {
+    spawn_node_with(label, |_| {}).await
+}
+
+/// `spawn_node` with extra config overrides.
+pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) -> TestDaemon {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_owned();
+    let federation = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let federation_addr = federation.local_addr().unwrap();
+    let mut overrides = Overrides::default();
+    overrides
+        .set("data_dir", data_dir.display().to_string())
+        .set("federation.listen", federation_addr.to_string())
+        .set("admin.listen", admin.local_addr().unwrap().to_string())
+        .set(
+            "federation.public_url",
+            format!("http://{federation_addr}/federation"),
+        )
+        .set("federation.label", label)
+        .set("federation.allow_insecure_peers", true)
+        .set("daemon.shutdown_grace", "5s");
+    extra(&mut overrides);
+    let config = Config::load(None, Vec::new(), &overrides).expect("test config is valid");
+    let daemon = fedsync::daemon::start_with_listeners(config, federation, admin)
+        .await
+        .unwrap();
+    TestDaemon {
+        daemon: Some(daemon),
+        data_dir,
+        _dir: Some(dir),
+    }
+}
+
+/// A request carrying an admin token.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+pub type Nodes =
+    fedsync::admin::proto::v1::node_service_client::NodeServiceClient<tonic::transport::Channel>;
+
+impl TestDaemon {
+    /// The federation base URL peers use.
+    pub fn base_url(&self) -> String {
+        self.federation_url("/federation")
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(self.admin_url(""))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn nodes(&self) -> Nodes {
+        Nodes::new(self.channel().await)
+    }
+
+    /// Opens this daemon's store beside it (SQLite WAL allows it).
+    pub async fn store(&self) -> std::sync::Arc<dyn fedsync::store::Store> {
+        fedsync::daemon::open_store(&test_config(&self.data_dir, None))
+            .await
+            .unwrap()
+    }
+
+    /// A node as the admin API shows it.
+    pub async fn node(&self, id: u64) -> fedsync::admin::proto::v1::Node {
+        self.nodes()
+            .await
+            .get_node(with_token(
+                fedsync::admin::proto::v1::GetNodeRequest { id },
+                &self.admin_token(),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// The token this daemon holds for node `id` (issued by the peer), decrypted.
+    pub async fn held_token(&self, id: u64) -> Option<String> {
+        use fedsync::domain::{CredentialKind, NodeId};
+        let store = self.store().await;
+        let node_id = NodeId::from_u64(id).unwrap();
+        let credential = store
+            .get_peer_credential(node_id, CredentialKind::AuthToken)
+            .await
+            .unwrap();
+        store.close().await;
+        let credential = credential?;
+        let key_text = std::fs::read_to_string(self.data_dir.join("keys/encryption.key")).unwrap();
+        let key = fedsync::crypto::EncryptionKey(
+            fedsync::crypto::KeyMaterial::from_text(&key_text).unwrap(),
+        );
+        let context =
+            fedsync::sync::pairing_flow::credential_context(node_id, CredentialKind::AuthToken);
+        let plain =
+            fedsync::crypto::secretbox::open(&key, &context, &credential.ciphertext).unwrap();
+        Some(String::from_utf8(plain.to_vec()).unwrap())
+    }
+
+    /// The audit events of this daemon, newest first.
+    pub async fn audit(&self) -> Vec<fedsync::domain::AuditEvent> {
+        let store = self.store().await;
+        let events = store.list_audit(&Default::default()).await.unwrap();
+        store.close().await;
+        events
+    }
+}
+
+/// The ids of a pair made through the admin API: (node on `a`, node on `b`),
+/// `a` inviting `b`. Returns also the node URI used.
+pub async fn pair(a: &TestDaemon, b: &TestDaemon) -> (u64, u64) {
+    use fedsync::admin::proto::v1;
+    let created = a
+        .nodes()
+        .await
+        .create_node(with_token(
+            v1::CreateNodeRequest {
+                name: "peer".into(),
+                base_url: b.base_url(),
+                contact: String::new(),
+            },
+            &a.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let a_id = created.node.unwrap().id;
+    let added = b
+        .nodes()
+        .await
+        .add_node_from_uri(with_token(
+            v1::AddNodeFromUriRequest {
+                node_uri: created.node_uri,
+            },
+            &b.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let b_id = added.node.unwrap().id;
+    b.nodes()
+        .await
+        .pair_node(with_token(v1::NodeRef { id: b_id }, &b.admin_token()))
+        .await
+        .unwrap();
+    a.nodes()
+        .await
+        .confirm_node(with_token(v1::NodeRef { id: a_id }, &a.admin_token()))
+        .await
+        .unwrap();
+    (a_id, b_id)
 }

@@ -1,0 +1,405 @@
+//! The peer client (reqwest): how fedsync calls other nodes.
+//!
+//! Every request: `Accept: application/json`; no redirects; a connect and a
+//! total timeout; a cap on the bytes read; https verified against the system
+//! roots plus an optional CA file (plain http only when insecure peers are
+//! allowed); the SSRF guard on every address, checked at connect time by the
+//! resolver (so DNS rebinding does not get through) and on IP literals before
+//! sending. A Corteza error body with HTTP 200 is a refusal (W7). Tokens go
+//! only in the `Authorization` header, marked sensitive, and never in logs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, Method, StatusCode};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Serialize;
+
+use super::wire::{AnswerProbe, FedsyncExtension, HandshakeCompleteBody, HandshakeInitBody};
+use crate::domain::{NodeId, PeerKind};
+use crate::pairing::AddressPolicy;
+use crate::sync::{HandshakeInit, Peer, PeerError, PeerReply};
+
+/// How the client behaves.
+#[derive(Debug, Clone)]
+pub struct PeerClientConfig {
+    pub allow_insecure_peers: bool,
+    /// Extra CA certificates (PEM) trusted for https peers.
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+pub struct PeerClient {
+    http: reqwest::Client,
+    policy: AddressPolicy,
+    request_timeout: Duration,
+    max_response_bytes: u64,
+}
+
+/// The SSRF guard's refusal, found again in reqwest's error chain.
+#[derive(Debug)]
+struct BlockedAddress(String);
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BlockedAddress {}
+
+/// Resolves names and drops every address the policy refuses.
+struct GuardedResolver {
+    policy: AddressPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refusals = Vec::new();
+            let allowed: Vec<SocketAddr> = resolved
+                .into_iter()
+                .filter(|addr| match policy.check(addr.ip()) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        refusals.push(reason);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let reason = refusals
+                    .into_iter()
+                    .next()
+                    .unwrap_or_else(|| format!("{host} has no address"));
+                return Err(Box::new(BlockedAddress(format!("{host}: {reason}")))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Makes ring the process's rustls crypto provider (reqwest needs one even
+/// when a client brings its own TLS configuration). Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| format!("cannot read the peer CA file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "the peer CA file {} holds no certificate",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("a certificate in {} is not usable: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+impl PeerClient {
+    pub fn new(config: &PeerClientConfig) -> Result<PeerClient, String> {
+        install_crypto_provider();
+        let policy = AddressPolicy {
+            allow_insecure: config.allow_insecure_peers,
+        };
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config(config.ca_file.as_ref())?)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .https_only(!config.allow_insecure_peers)
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .dns_resolver(Arc::new(GuardedResolver { policy }))
+            .user_agent(concat!("fedsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the peer HTTP client: {e}"))?;
+        Ok(PeerClient {
+            http,
+            policy,
+            request_timeout: config.request_timeout,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// Sends one request and reads at most `max_response_bytes` of the answer.
+    async fn call<B: Serialize>(
+        &self,
+        method: Method,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, Vec<u8>), PeerError> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| PeerError::Protocol(format!("bad peer URL: {e}")))?;
+        // IP literals never reach the resolver: check them here.
+        if let Some(host) = parsed.host_str() {
+            let literal = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = literal.parse::<IpAddr>() {
+                self.policy.check(ip).map_err(PeerError::Blocked)?;
+            }
+        }
+        let mut request = self
+            .http
+            .request(method, parsed)
+            .header(ACCEPT, "application/json");
+        if let Some(token) = bearer {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| PeerError::Protocol("the token cannot be sent in a header".into()))?;
+            value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, value);
+        }
+        if let Some(body) = body {
+            let json = serde_json::to_vec(body).map_err(|e| PeerError::Protocol(e.to_string()))?;
+            request = request.header(CONTENT_TYPE, "application/json").body(json);
+        }
+        let mut response = request.send().await.map_err(|e| self.classify(e))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(sanitize)
+                .unwrap_or_default();
+            return Err(PeerError::Redirect(location));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response_bytes)
+        {
+            return Err(PeerError::TooLarge(self.max_response_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e))? {
+            if body.len() as u64 + chunk.len() as u64 > self.max_response_bytes {
+                return Err(PeerError::TooLarge(self.max_response_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
+    fn classify(&self, error: reqwest::Error) -> PeerError {
+        let mut source: Option<&dyn std::error::Error> = Some(&error);
+        while let Some(e) = source {
+            if let Some(blocked) = e.downcast_ref::<BlockedAddress>() {
+                return PeerError::Blocked(blocked.0.clone());
+            }
+            source = e.source();
+        }
+        if error.is_timeout() {
+            PeerError::Timeout(self.request_timeout)
+        } else {
+            // The chain carries the useful part (refused, TLS, DNS).
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(e) = source {
+                message = format!("{message}: {e}");
+                source = e.source();
+            }
+            PeerError::Unreachable(sanitize(&message))
+        }
+    }
+
+    /// Interprets an answer: 200 without an `error` key is success.
+    fn judge(status: StatusCode, body: &[u8]) -> Result<PeerReply, PeerError> {
+        let probe: Option<AnswerProbe> = serde_json::from_slice(body).ok();
+        let error_message = probe
+            .as_ref()
+            .and_then(|p| p.error.as_ref())
+            .map(|e| sanitize(&e.message));
+        if status != StatusCode::OK || error_message.is_some() {
+            let message = error_message.unwrap_or_else(|| sanitize(&String::from_utf8_lossy(body)));
+            return Err(PeerError::Refused {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let Some(probe) = probe else {
+            return Err(PeerError::Protocol("the answer is not JSON".into()));
+        };
+        Ok(PeerReply {
+            peer_kind: if probe.fedsync.is_some() {
+                PeerKind::Fedsync
+            } else {
+                PeerKind::Corteza
+            },
+        })
+    }
+}
+
+/// Untrusted text from a peer: at most 200 characters, no control characters.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+fn endpoint(base_url: &str, path: &str) -> String {
+    format!("{}{path}", base_url.trim_end_matches('/'))
+}
+
+#[async_trait]
+impl Peer for PeerClient {
+    async fn handshake_init(
+        &self,
+        base_url: &str,
+        request: &HandshakeInit,
+    ) -> Result<PeerReply, PeerError> {
+        let body = HandshakeInitBody {
+            pair_token: Some(request.pair_token.to_string()),
+            auth_token: Some(request.auth_token.to_string()),
+            shared_node_id: Some(request.shared_node_id.to_string()),
+            fedsync: Some(FedsyncExtension::ours()),
+            ..HandshakeInitBody::default()
+        };
+        let url = endpoint(
+            base_url,
+            &format!("/nodes/{}/handshake", request.shared_node_id),
+        );
+        let (status, answer) = self.call(Method::POST, &url, None, Some(&body)).await?;
+        PeerClient::judge(status, &answer)
+    }
+
+    async fn handshake_complete(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+        auth_token: &str,
+    ) -> Result<PeerReply, PeerError> {
+        let body = HandshakeCompleteBody {
+            auth_token: Some(auth_token.to_owned()),
+            fedsync: Some(FedsyncExtension::ours()),
+            ..HandshakeCompleteBody::default()
+        };
+        let url = endpoint(
+            base_url,
+            &format!("/nodes/{shared_node_id}/handshake-complete"),
+        );
+        let (status, answer) = self
+            .call(Method::POST, &url, Some(bearer), Some(&body))
+            .await?;
+        PeerClient::judge(status, &answer)
+    }
+
+    async fn check_token(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+    ) -> Result<(), PeerError> {
+        let url = endpoint(
+            base_url,
+            &format!("/nodes/{shared_node_id}/modules/exposed/?limit=1"),
+        );
+        let (status, answer) = self
+            .call::<()>(Method::GET, &url, Some(bearer), None)
+            .await?;
+        PeerClient::judge(status, &answer).map(|_| ())
+    }
+
+    async fn unpair_notice(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+    ) -> Result<(), PeerError> {
+        let url = endpoint(base_url, &format!("/nodes/{shared_node_id}/fedsync/unpair"));
+        let (status, answer) = self
+            .call(
+                Method::POST,
+                &url,
+                Some(bearer),
+                Some(&serde_json::json!({})),
+            )
+            .await?;
+        PeerClient::judge(status, &answer).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_judged_like_corteza_should_have() {
+        let ok = PeerClient::judge(StatusCode::OK, br#"{"success":{"message":"OK"}}"#).unwrap();
+        assert_eq!(ok.peer_kind, PeerKind::Corteza);
+        let ours = PeerClient::judge(
+            StatusCode::OK,
+            br#"{"success":{"message":"OK"},"fedsync":{"version":"1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ours.peer_kind, PeerKind::Fedsync);
+        // W7: Corteza's errors come with HTTP 200.
+        let refused = PeerClient::judge(
+            StatusCode::OK,
+            br#"{"error":{"message":"pairing token invalid"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused,
+            PeerError::Refused {
+                status: 200,
+                message: "pairing token invalid".into()
+            }
+        );
+        let unauthorized = PeerClient::judge(StatusCode::UNAUTHORIZED, b"nope\x07").unwrap_err();
+        assert_eq!(
+            unauthorized,
+            PeerError::Refused {
+                status: 401,
+                message: "nope".into()
+            }
+        );
+        assert!(unauthorized.is_unauthorized());
+        let server = PeerClient::judge(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            br#"{"error":{"message":"token is unauthorized"}}"#,
+        )
+        .unwrap_err();
+        assert!(server.is_retriable());
+        assert!(matches!(
+            PeerClient::judge(StatusCode::OK, b"Error: plain text"),
+            Err(PeerError::Protocol(_))
+        ));
+    }
+}

@@ -1,0 +1,228 @@
+//! The federation wire: serde twins of what Corteza and fedsync peers send
+//! and read. The only place that knows Corteza's JSON.
+//!
+//! Conventions of the wire: ids are decimal strings; payloads come in
+//! `{"response": ...}`, acknowledgements as `{"success":{"message":"OK"}}`,
+//! errors as `{"error":{"message": ...}}`. Our own peers add a `fedsync`
+//! object to handshake bodies and answers, which Corteza ignores; its absence
+//! tells us the peer is Corteza.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ExposedModule, NodeId, Timestamp};
+
+/// Our extension, present in what fedsync sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FedsyncExtension {
+    pub version: String,
+}
+
+impl FedsyncExtension {
+    pub fn ours() -> FedsyncExtension {
+        FedsyncExtension {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Message {
+    pub message: String,
+}
+
+/// `{"success":{"message":"OK"}}`, plus our extension.
+#[derive(Debug, Serialize)]
+pub struct SuccessBody {
+    pub success: Message,
+    pub fedsync: FedsyncExtension,
+}
+
+impl SuccessBody {
+    pub fn ok() -> SuccessBody {
+        SuccessBody {
+            success: Message {
+                message: "OK".to_owned(),
+            },
+            fedsync: FedsyncExtension::ours(),
+        }
+    }
+}
+
+/// `{"error":{"message": ...}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub error: Message,
+}
+
+impl ErrorBody {
+    pub fn new(message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: Message {
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// `{"response": ...}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub response: T,
+}
+
+/// A handshake request in either spelling: Corteza's (`pairToken`,
+/// `authToken`, `sharedNodeID`) or the documentation's (`nodeURI`, `token`,
+/// `nodeIDB`). Serde refuses duplicate keys and wrong types.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct HandshakeInitBody {
+    #[serde(rename = "pairToken", default, skip_serializing_if = "Option::is_none")]
+    pub pair_token: Option<String>,
+    #[serde(rename = "authToken", default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    #[serde(
+        rename = "sharedNodeID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shared_node_id: Option<String>,
+    #[serde(rename = "nodeURI", default, skip_serializing_if = "Option::is_none")]
+    pub node_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(rename = "nodeIDB", default, skip_serializing_if = "Option::is_none")]
+    pub node_id_b: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fedsync: Option<FedsyncExtension>,
+}
+
+/// A handshake completion: Corteza's `authToken` or the documentation's `token`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct HandshakeCompleteBody {
+    #[serde(rename = "authToken", default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fedsync: Option<FedsyncExtension>,
+}
+
+/// A field in Corteza's documents: `{kind, name, label, isMulti}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FieldDoc {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    #[serde(rename = "isMulti", default)]
+    pub is_multi: bool,
+}
+
+/// An exposed module in the internal structure document.
+#[derive(Debug, Serialize)]
+pub struct ExposedModuleDoc {
+    #[serde(rename = "moduleID")]
+    pub module_id: String,
+    #[serde(rename = "nodeID")]
+    pub node_id: String,
+    #[serde(rename = "composeModuleID")]
+    pub compose_module_id: String,
+    #[serde(rename = "composeNamespaceID")]
+    pub compose_namespace_id: String,
+    pub handle: String,
+    pub name: String,
+    pub fields: Vec<FieldDoc>,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+    #[serde(rename = "createdBy")]
+    pub created_by: String,
+    #[serde(rename = "updatedAt", skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// The echoed filter of the internal structure document (keys in Corteza's order).
+#[derive(Debug, Serialize)]
+pub struct StructureFilter {
+    #[serde(rename = "nodeID")]
+    pub node_id: String,
+    #[serde(rename = "composeModuleID")]
+    pub compose_module_id: String,
+    #[serde(rename = "composeNamespaceID")]
+    pub compose_namespace_id: String,
+    #[serde(rename = "lastSync")]
+    pub last_sync: i64,
+    pub handle: String,
+    pub name: String,
+    pub query: String,
+    pub sort: String,
+}
+
+/// `response` of `GET /nodes/{id}/modules/exposed/`. An empty set is `null`,
+/// as Corteza sends it.
+#[derive(Debug, Serialize)]
+pub struct StructureDoc {
+    pub filter: StructureFilter,
+    pub set: Option<Vec<ExposedModuleDoc>>,
+}
+
+fn rfc3339(t: Timestamp) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl StructureDoc {
+    /// The document for `shared_node_id` listing `modules`.
+    pub fn new(shared_node_id: NodeId, modules: &[ExposedModule]) -> StructureDoc {
+        let set: Vec<ExposedModuleDoc> = modules
+            .iter()
+            .map(|m| ExposedModuleDoc {
+                module_id: m.id.to_string(),
+                node_id: shared_node_id.to_string(),
+                compose_module_id: m.module_id.to_string(),
+                compose_namespace_id: m.namespace_id.to_string(),
+                handle: m.handle.clone(),
+                name: m.name.clone(),
+                fields: m
+                    .fields
+                    .iter()
+                    .map(|f| FieldDoc {
+                        kind: f.kind.clone(),
+                        name: f.name.clone(),
+                        label: f.label.clone(),
+                        is_multi: f.is_multi,
+                    })
+                    .collect(),
+                created_at: rfc3339(m.created_at),
+                created_by: "0".to_owned(),
+                updated_at: (m.updated_at != m.created_at).then(|| rfc3339(m.updated_at)),
+            })
+            .collect();
+        StructureDoc {
+            filter: StructureFilter {
+                node_id: shared_node_id.to_string(),
+                compose_module_id: "0".to_owned(),
+                compose_namespace_id: "0".to_owned(),
+                last_sync: 0,
+                handle: String::new(),
+                name: String::new(),
+                query: String::new(),
+                sort: "id".to_owned(),
+            },
+            set: (!set.is_empty()).then_some(set),
+        }
+    }
+}
+
+/// What a peer's answer tells us: an error message when it refused (also
+/// Corteza's HTTP-200 error body), and whether it is a fedsync.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnswerProbe {
+    #[serde(default)]
+    pub error: Option<ErrorProbe>,
+    #[serde(default)]
+    pub fedsync: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorProbe {
+    #[serde(default)]
+    pub message: String,
+}

@@ -1,0 +1,386 @@
+use super::*;
+
+const TOKEN: &str = "Secret0Secret0Secret0Secret01234";
+
+fn ok(input: &str, insecure: bool) -> NodeUri {
+    parse_node_uri(input, insecure).unwrap_or_else(|e| panic!("{input:?} must parse: {e}"))
+}
+
+fn err(input: &str, insecure: bool) -> UriError {
+    match parse_node_uri(input, insecure) {
+        Ok(uri) => panic!("{input:?} must be refused, parsed as {uri:?}"),
+        Err(e) => e,
+    }
+}
+
+fn check(input: &str, expected: Result<(u64, &str, &str), &str>) {
+    match expected {
+        Ok((id, base_url, name)) => {
+            let uri = ok(input, false);
+            assert_eq!(uri.node_id.get(), id, "{input}");
+            assert_eq!(uri.base_url, base_url, "{input}");
+            assert_eq!(uri.name, name, "{input}");
+            assert_eq!(uri.token.as_str(), TOKEN, "{input}");
+        }
+        Err(code) => {
+            let e = err(input, false);
+            assert_eq!(e.code(), code, "{input}: {e}");
+            assert!(!e.to_string().contains(TOKEN), "the token leaked into {e}");
+        }
+    }
+}
+
+#[test]
+fn corteza_decode_vectors_8_1() {
+    check(
+        &format!("https://42:{TOKEN}@example.tld/federation?name=Noddy"),
+        Ok((42, "https://example.tld/federation", "Noddy")),
+    );
+    check(
+        &format!("https://42:{TOKEN}@example.tld"),
+        Ok((42, "https://example.tld/", "")),
+    );
+    check("https://42@example.tld", Err("pairingURITokenInvalid"));
+    check(
+        &format!("https://:{TOKEN}@example.tld"),
+        Err("pairingURISourceIDInvalid"),
+    );
+    check("https://this is not a valid url", Err("pairingURIInvalid"));
+    // 8.1's sample token has hyphens; U5 wins: only [A-Za-z0-9], as Corteza generates.
+    check(
+        "https://42:secret-secret-secret-secret-1234@example.tld/federation?name=Noddy",
+        Err("pairingURITokenInvalid"),
+    );
+}
+
+#[test]
+fn the_real_corteza_uri_parses() {
+    // 002-A-generate-uri.json, with a real-shaped token.
+    let uri = ok(
+        &format!("https://523615093115650149:{TOKEN}@127.0.0.1:28081/federation?name=nodeA"),
+        false,
+    );
+    assert_eq!(uri.node_id.get(), 523615093115650149);
+    assert_eq!(uri.base_url, "https://127.0.0.1:28081/federation");
+    assert_eq!(uri.name, "nodeA");
+    assert_eq!(uri.host, "127.0.0.1:28081");
+}
+
+#[test]
+fn the_documented_corteza_scheme_means_https_federation() {
+    let uri = ok(&format!("corteza://42:{TOKEN}@a.example.com?name=A"), false);
+    assert_eq!(uri.base_url, "https://a.example.com/federation");
+    let uri = ok(
+        &format!("corteza://42:{TOKEN}@a.example.com/api/federation"),
+        false,
+    );
+    assert_eq!(uri.base_url, "https://a.example.com/api/federation");
+    let uri = ok(
+        &format!("corteza+federation://42:{TOKEN}@127.0.0.1:9?name=A"),
+        true,
+    );
+    assert_eq!(uri.base_url, "http://127.0.0.1:9/federation");
+}
+
+#[test]
+fn u1_schemes() {
+    let http = format!("http://42:{TOKEN}@127.0.0.1:8090/federation");
+    assert!(matches!(err(&http, false), UriError::Insecure(_)));
+    assert_eq!(ok(&http, true).base_url, "http://127.0.0.1:8090/federation");
+    let http_public = format!("http://42:{TOKEN}@b.example.com/federation");
+    assert!(
+        matches!(err(&http_public, true), UriError::Insecure(_)),
+        "http only to loopback"
+    );
+    for scheme in ["ftp", "file", "gopher", "javascript"] {
+        check(
+            &format!("{scheme}://42:{TOKEN}@example.tld/x"),
+            Err("pairingURIInvalid"),
+        );
+    }
+    check(&format!("42:{TOKEN}@example.tld"), Err("pairingURIInvalid"));
+}
+
+#[test]
+fn u3_ipv4_spellings() {
+    for host in [
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.0.0.1",
+        "127.1",
+        "017700000001",
+    ] {
+        check(
+            &format!("https://42:{TOKEN}@{host}/federation"),
+            Err("pairingURIInvalid"),
+        );
+    }
+    // The dotted-decimal spelling parses (the SSRF guard decides at connect time).
+    assert_eq!(
+        ok(&format!("https://42:{TOKEN}@93.184.216.34/f"), false).host,
+        "93.184.216.34"
+    );
+}
+
+#[test]
+fn u5_tokens() {
+    for token in [
+        &"a".repeat(31),
+        &"a".repeat(33),
+        "Secret0Secret0Secret0Secret0123!",
+        "%53ecret0Secret0Secret0Secret0123",
+        "Secret0Secret0Secret0Secret0123%41",
+        "",
+    ] {
+        check(
+            &format!("https://42:{token}@example.tld/federation"),
+            Err("pairingURITokenInvalid"),
+        );
+    }
+    // U9: a second colon lands in the token, which then has the wrong shape.
+    check(
+        &format!("https://42:{TOKEN}:x@example.tld"),
+        Err("pairingURITokenInvalid"),
+    );
+}
+
+#[test]
+fn u6_node_ids() {
+    for id in [
+        "0",
+        "-1",
+        "+42",
+        "42%20",
+        "0x2a",
+        "18446744073709551616",
+        "042",
+        "%EF%BC%94%EF%BC%92",
+        "４２",
+    ] {
+        let input = format!("https://{id}:{TOKEN}@example.tld/federation");
+        match parse_node_uri(&input, false) {
+            Ok(uri) => panic!("{input:?} parsed as {uri:?}"),
+            Err(e) => assert!(
+                matches!(e, UriError::SourceIdInvalid | UriError::Invalid(_)),
+                "{input}: {e}"
+            ),
+        }
+    }
+    // A space before the id: refused either as a bad URL or a bad id.
+    assert!(parse_node_uri(&format!("https:// 42:{TOKEN}@example.tld"), false).is_err());
+    check(
+        &format!("https://18446744073709551615:{TOKEN}@example.tld"),
+        Ok((u64::MAX, "https://example.tld/", "")),
+    );
+}
+
+#[test]
+fn u7_paths() {
+    for path in [
+        "/federation/../admin",
+        "/federation/./x",
+        "/%2e%2e/admin",
+        "/federation%2fadmin",
+        "/federation%5cadmin",
+        "/%252e%252e/admin",
+        "/federation\\admin",
+        "//federation",
+        "/fed eration",
+    ] {
+        check(
+            &format!("https://42:{TOKEN}@example.tld{path}"),
+            Err("pairingURIInvalid"),
+        );
+    }
+    check(
+        &format!("https://42:{TOKEN}@example.tld/api/federation/"),
+        Ok((42, "https://example.tld/api/federation", "")),
+    );
+}
+
+#[test]
+fn u8_names_are_capped_and_inert() {
+    let long = "n".repeat(100);
+    assert_eq!(
+        ok(
+            &format!("https://42:{TOKEN}@example.tld?name={long}"),
+            false
+        )
+        .name
+        .len(),
+        64
+    );
+    let tricky = ok(
+        &format!("https://42:{TOKEN}@example.tld?name=%3Cscript%3Ea%E2%80%AEb%0Ac%07"),
+        false,
+    );
+    assert_eq!(tricky.name, "<script>abc");
+    let first_wins = ok(
+        &format!("https://42:{TOKEN}@example.tld?x=1&name=A&name=B"),
+        false,
+    );
+    assert_eq!(first_wins.name, "A");
+    let huge = "n".repeat(10 * 1024);
+    check(
+        &format!("https://42:{TOKEN}@example.tld?name={huge}"),
+        Err("pairingURIInvalid"),
+    );
+}
+
+#[test]
+fn u9_fragments_ports_and_idn() {
+    check(
+        &format!("https://42:{TOKEN}@example.tld/federation#frag"),
+        Err("pairingURIInvalid"),
+    );
+    check(
+        &format!("https://42:{TOKEN}@example.tld:0/federation"),
+        Err("pairingURIInvalid"),
+    );
+    check(
+        &format!("https://42:{TOKEN}@example.tld:65536/federation"),
+        Err("pairingURIInvalid"),
+    );
+    let idn = ok(
+        &format!("https://42:{TOKEN}@bücher.example/federation"),
+        false,
+    );
+    assert_eq!(idn.host, "xn--bcher-kva.example", "shown in punycode");
+    assert_eq!(idn.base_url, "https://xn--bcher-kva.example/federation");
+    let v6 = ok(
+        &format!("https://42:{TOKEN}@[2001:db8::1]:8443/federation"),
+        false,
+    );
+    assert_eq!(v6.base_url, "https://[2001:db8::1]:8443/federation");
+}
+
+#[test]
+fn u10_length() {
+    let padding = "a".repeat(MAX_URI_LEN);
+    check(
+        &format!("https://42:{TOKEN}@example.tld/{padding}"),
+        Err("pairingURIInvalid"),
+    );
+}
+
+#[test]
+fn debug_never_shows_the_token() {
+    let uri = ok(&format!("https://42:{TOKEN}@example.tld"), false);
+    assert!(!format!("{uri:?}").contains(TOKEN));
+}
+
+/// Corteza's own parser rules (reference 2.3), re-implemented: what a
+/// Corteza invitee will make of the URIs we hand out (federation-security 4.8 W1).
+fn corteza_parse(uri: &str) -> (u64, String, String, String) {
+    let url = Url::parse(uri).expect("Corteza: URL parses");
+    let token = url.password().unwrap_or("").to_owned();
+    assert_eq!(token.len(), 32, "Corteza: 32-byte token");
+    let id: u64 = url
+        .username()
+        .parse()
+        .expect("Corteza: base-10 uint64 user");
+    assert_ne!(id, 0);
+    let name = url
+        .query_pairs()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap()),
+        None => url.host_str().unwrap().to_owned(),
+    };
+    let base = format!(
+        "{}://{}/{}",
+        url.scheme(),
+        host,
+        url.path().trim_matches('/')
+    );
+    (id, token, name, base)
+}
+
+#[test]
+fn corteza_encode_vector_8_2_and_round_trips() {
+    let public = Url::parse("https://example.tld/federation").unwrap();
+    let node = NodeId::from_u64(42).unwrap();
+    assert_eq!(
+        format_node_uri(&public, node, "secret", "Noddy", false).as_str(),
+        "https://42:secret@example.tld/federation?name=Noddy"
+    );
+    for (public, label, insecure, base) in [
+        (
+            "https://a.example.com/federation",
+            "Server A",
+            false,
+            "https://a.example.com/federation",
+        ),
+        (
+            "https://a.example.com:8443/api/federation/",
+            "",
+            false,
+            "https://a.example.com:8443/api/federation",
+        ),
+        (
+            "http://127.0.0.1:8090/federation",
+            "dev & test",
+            true,
+            "http://127.0.0.1:8090/federation",
+        ),
+        // Without the insecure flag an http public URL still yields https.
+        (
+            "http://a.example.com/federation",
+            "x",
+            false,
+            "https://a.example.com/federation",
+        ),
+    ] {
+        let uri = format_node_uri(&Url::parse(public).unwrap(), node, TOKEN, label, insecure);
+        let ours = ok(&uri, insecure);
+        assert_eq!(ours.node_id, node);
+        assert_eq!(ours.token.as_str(), TOKEN);
+        assert_eq!(ours.name, label);
+        assert_eq!(ours.base_url, base);
+        let (id, token, name, corteza_base) = corteza_parse(&uri);
+        assert_eq!((id, token.as_str(), name.as_str()), (42, TOKEN, label));
+        assert_eq!(corteza_base, base, "Corteza reads the same base URL");
+    }
+}
+
+#[test]
+fn admin_base_urls() {
+    let check_base = |input: &str, insecure: bool, expected: Result<&str, ()>| {
+        let got = parse_base_url(input, insecure);
+        match expected {
+            Ok(base) => assert_eq!(got.as_deref(), Ok(base), "{input}"),
+            Err(()) => assert!(got.is_err(), "{input} must be refused: {got:?}"),
+        }
+    };
+    check_base(
+        "https://b.example.com/federation",
+        false,
+        Ok("https://b.example.com/federation"),
+    );
+    check_base(
+        "https://b.example.com/api/federation/",
+        false,
+        Ok("https://b.example.com/api/federation"),
+    );
+    check_base("https://b.example.com", false, Ok("https://b.example.com/"));
+    check_base(
+        "https://[::1]:8443/federation",
+        false,
+        Ok("https://[::1]:8443/federation"),
+    );
+    check_base(
+        "http://127.0.0.1:8090/federation",
+        true,
+        Ok("http://127.0.0.1:8090/federation"),
+    );
+    check_base("http://127.0.0.1:8090/federation", false, Err(()));
+    check_base("http://b.example.com/federation", true, Err(()));
+    check_base("https://u:p@b.example.com/federation", false, Err(()));
+    check_base("https://b.example.com/federation?x=1", false, Err(()));
+    check_base("https://b.example.com/federation/../admin", false, Err(()));
+    check_base("https://2130706433/federation", false, Err(()));
+    check_base("ftp://b.example.com/x", false, Err(()));
+    check_base("b.example.com/federation", false, Err(()));
+}

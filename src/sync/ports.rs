@@ -1,0 +1,105 @@
+//! Ports: the traits the engine needs from the outside world. The federation
+//! client implements `Peer`; tests may implement it with fakes.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+use crate::domain::{NodeId, PeerKind};
+
+/// What an invitee sends to the inviter to request the handshake.
+pub struct HandshakeInit {
+    /// The inviter's node id from the node URI (path and `sharedNodeID`).
+    pub shared_node_id: NodeId,
+    /// The OTT from the node URI.
+    pub pair_token: Zeroizing<String>,
+    /// The token we issued for the peer to call us with.
+    pub auth_token: Zeroizing<String>,
+}
+
+/// What we learnt from a successful answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerReply {
+    /// `Fedsync` when the peer answered with our extension, else `Corteza`.
+    pub peer_kind: PeerKind,
+}
+
+/// A failed call to a peer, classified where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// The peer answered and said no (a non-200 status, or Corteza's
+    /// `{"error": ...}` with 200).
+    #[error("the peer refused (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("cannot reach the peer: {0}")]
+    Unreachable(String),
+    #[error("the peer did not answer within {}s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The SSRF guard refused the address; nothing was sent.
+    #[error("not contacted: {0}")]
+    Blocked(String),
+    #[error("the peer answered with a redirect to {0}; redirects are never followed")]
+    Redirect(String),
+    #[error("the peer's answer is larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("the peer's answer is not understood: {0}")]
+    Protocol(String),
+}
+
+impl PeerError {
+    /// Whether trying again later can help (as opposed to an admin acting).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            PeerError::Unreachable(_) | PeerError::Timeout(_) => true,
+            PeerError::Refused { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The peer refused our credential: the pair must be re-established.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            PeerError::Refused {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+}
+
+/// Calls to a peer's federation routes. `base_url` is the peer's federation
+/// base URL as the admin configured it (never taken from a request).
+#[async_trait]
+pub trait Peer: Send + Sync {
+    /// `POST {base}/nodes/{shared}/handshake`, unauthenticated.
+    async fn handshake_init(
+        &self,
+        base_url: &str,
+        request: &HandshakeInit,
+    ) -> Result<PeerReply, PeerError>;
+    /// `POST {base}/nodes/{shared}/handshake-complete` with `Bearer <bearer>`.
+    async fn handshake_complete(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+        auth_token: &str,
+    ) -> Result<PeerReply, PeerError>;
+    /// An authenticated read (`GET {base}/nodes/{shared}/modules/exposed/?limit=1`)
+    /// that succeeds only if the peer accepts `bearer`.
+    async fn check_token(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+    ) -> Result<(), PeerError>;
+    /// Tells a fedsync peer we removed the pair (best effort).
+    async fn unpair_notice(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+    ) -> Result<(), PeerError>;
+}
