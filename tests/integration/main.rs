@@ -7,8 +7,11 @@ mod common;
 
 mod cli;
 mod config;
+mod corteza_wire;
 mod daemon;
+mod handshake;
 mod layering;
 mod lifecycle;
 mod pairing;
+mod secrets;
 mod store_story;

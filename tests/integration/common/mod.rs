@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_peer;
 pub mod pg;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,16 @@ pub struct TestDaemon {
 }
 
 impl TestDaemon {
+    /// A handle on a data directory whose daemon runs elsewhere (or not at
+    /// all), for reading its store and keys.
+    pub fn detached(data_dir: PathBuf) -> TestDaemon {
+        TestDaemon {
+            daemon: None,
+            data_dir,
+            _dir: None,
+        }
+    }
+
     pub fn federation_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.running().federation_addr)
     }
