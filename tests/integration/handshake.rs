@@ -591,3 +591,79 @@ async fn only_a_strict_bearer_header_with_our_registered_token_passes() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_unused_past_the_idle_timeout_is_revoked() {
+    let mut a = spawn_node("A").await;
+    let mut b = spawn_node("B").await;
+    let (a_id, b_id) = pair(&a, &b).await;
+    let token = b.held_token(b_id).await.unwrap();
+    let url = a.federation_url(&format!("/federation/nodes/{a_id}/modules/exposed/"));
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Thirty-one days pass without a call (the default idle timeout is 30 days).
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        a.data_dir.join("fedsync.db").display()
+    ))
+    .await
+    .unwrap();
+    let month: i64 = 31 * 24 * 3600 * 1_000_000;
+    sqlx::query(
+        "UPDATE issued_tokens SET created_at = created_at - $1, last_used_at = last_used_at - $1",
+    )
+    .bind(month)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let store = a.store().await;
+    let tokens = store
+        .list_issued_tokens(NodeId::from_u64(a_id).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        tokens
+            .iter()
+            .any(|t| t.revoked_reason == "idle" && t.revoked_at.is_some()),
+        "{tokens:?}"
+    );
+    store.close().await;
+    let events = a.audit().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event == "token.revoked" && e.reason == "idle")
+    );
+    // Revoked stays revoked.
+    assert_eq!(
+        http()
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    a.stop().await;
+    b.stop().await;
+}

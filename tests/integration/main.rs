@@ -15,3 +15,4 @@ mod lifecycle;
 mod pairing;
 mod secrets;
 mod store_story;
+mod tls;

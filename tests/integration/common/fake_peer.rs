@@ -59,6 +59,25 @@ pub struct FakePeer {
 impl FakePeer {
     /// Starts a fake that answers Corteza's success to everything unless scripted.
     pub async fn start() -> FakePeer {
+        FakePeer::start_with(None).await
+    }
+
+    /// The same over https with this certificate chain and key.
+    pub async fn start_tls(
+        chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+    ) -> FakePeer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        FakePeer::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> FakePeer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState::default()));
@@ -74,13 +93,24 @@ impl FakePeer {
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
                 let app = app.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(
+                    let builder = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                    );
+                    match tls {
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = builder.serve_connection(io, service).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let io = hyper_util::rt::TokioIo::new(stream);
+                                let _ = builder.serve_connection(io, service).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -91,7 +121,7 @@ impl FakePeer {
         }
     }
 
-    /// The fake's federation base URL.
+    /// The fake's federation base URL (plain http).
     pub fn base_url(&self) -> String {
         format!("http://{}/federation", self.addr)
     }
