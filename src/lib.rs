@@ -8,7 +8,9 @@
 //!   client commands).
 //! - [`daemon`]: the composition root: start-up, wiring, graceful shutdown.
 //! - [`admin`], [`federation`]: the two listeners (admin gRPC + `/metrics`;
-//!   public probes and peer routes).
+//!   public probes and peer routes) and the peer client.
+//! - [`sync`]: the engine, one service layer under every edge.
+//! - [`pairing`]: pure rules (node URIs, address policy, state machine).
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
 //! - [`config`], [`telemetry`], [`crypto`]: cross-cutting support.
 //! - [`domain`]: the vocabulary, no IO.
