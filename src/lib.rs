@@ -22,11 +22,13 @@
 pub mod cli;
 pub mod daemon;
 
+pub mod adapters;
 pub mod admin;
 pub mod federation;
 
 pub mod sync;
 
+pub mod mapping;
 pub mod pairing;
 pub mod store;
 

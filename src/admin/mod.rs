@@ -9,10 +9,12 @@
 
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod node;
 pub mod proto;
 pub mod server;
 mod status;
+pub mod sync;
 
 pub use auth::AdminIdentity;
 pub use server::{AdminState, router};

@@ -27,7 +27,7 @@ fn node_id(id: u64) -> Result<NodeId, Status> {
 }
 
 /// The caller, who must hold a token that may change state.
-fn writer<T>(request: &Request<T>) -> Result<Actor, Status> {
+pub(crate) fn writer<T>(request: &Request<T>) -> Result<Actor, Status> {
     let identity = request
         .extensions()
         .get::<AdminIdentity>()

@@ -3,7 +3,10 @@
 
 #![allow(clippy::all, missing_docs)]
 
-use crate::domain::{AuditEvent, Node, Timestamp};
+use crate::domain::{
+    AuditEvent, ExposedModule, LocalField, LocalModule, ModuleField, ModuleMapping, Node,
+    SharedModule, SyncRun, Timestamp,
+};
 
 /// The generated `fedsync.admin.v1` package.
 pub mod v1 {
@@ -69,5 +72,106 @@ pub fn audit_event(event: &AuditEvent) -> v1::AuditEvent {
         source_addr: event.source_addr.clone(),
         reason: event.reason.clone(),
         detail_json: event.detail.clone(),
+    }
+}
+
+pub fn field(f: &ModuleField) -> v1::Field {
+    v1::Field {
+        name: f.name.clone(),
+        kind: f.kind.clone(),
+        label: f.label.clone(),
+        is_multi: f.is_multi,
+    }
+}
+
+pub fn local_field(f: &LocalField) -> v1::Field {
+    field(&f.to_module_field())
+}
+
+pub fn module(m: &LocalModule) -> v1::Module {
+    v1::Module {
+        id: m.id.get(),
+        namespace_id: m.namespace_id.get(),
+        handle: m.handle.clone(),
+        name: m.name.clone(),
+        fields: m.fields.iter().map(local_field).collect(),
+        created_at: Some(timestamp(m.created_at)),
+        updated_at: Some(timestamp(m.updated_at)),
+    }
+}
+
+pub fn exposed(m: &ExposedModule) -> v1::ExposedModule {
+    v1::ExposedModule {
+        id: m.id.get(),
+        node_id: m.node_id.get(),
+        module_id: m.module_id.get(),
+        namespace_id: m.namespace_id.get(),
+        handle: m.handle.clone(),
+        name: m.name.clone(),
+        fields: m.fields.iter().map(field).collect(),
+        created_at: Some(timestamp(m.created_at)),
+        updated_at: Some(timestamp(m.updated_at)),
+        deleted_at: opt_timestamp(m.deleted_at),
+    }
+}
+
+pub fn shared(m: &SharedModule, mapping_status: &str) -> v1::SharedModule {
+    v1::SharedModule {
+        id: m.id.get(),
+        node_id: m.node_id.get(),
+        external_module_id: m.external_module_id.get(),
+        origin_module_id: m.origin_module_id.map(|i| i.get()).unwrap_or(0),
+        origin_namespace_id: m.origin_namespace_id.map(|i| i.get()).unwrap_or(0),
+        handle: m.handle.clone(),
+        name: m.name.clone(),
+        fields: m.fields.iter().map(field).collect(),
+        created_at: Some(timestamp(m.created_at)),
+        updated_at: Some(timestamp(m.updated_at)),
+        deleted_at: opt_timestamp(m.deleted_at),
+        mapping_status: mapping_status.to_owned(),
+    }
+}
+
+pub fn mapping(m: &ModuleMapping, shared_handle: &str, module_handle: &str) -> v1::Mapping {
+    v1::Mapping {
+        id: m.id.get(),
+        node_id: m.node_id.get(),
+        shared_module_id: m.shared_module_id.get(),
+        shared_handle: shared_handle.to_owned(),
+        module_id: m.local_module_id.get(),
+        module_handle: module_handle.to_owned(),
+        namespace_id: m.namespace_id.get(),
+        fields: m
+            .fields
+            .iter()
+            .map(|f| v1::FieldMapping {
+                origin: Some(field(&f.origin)),
+                destination: Some(field(&f.destination)),
+            })
+            .collect(),
+        status: m.status.as_str().to_owned(),
+        status_reason: m.status_reason.clone(),
+        created_at: Some(timestamp(m.created_at)),
+        updated_at: Some(timestamp(m.updated_at)),
+    }
+}
+
+pub fn run(r: &SyncRun) -> v1::SyncRun {
+    v1::SyncRun {
+        id: r.id.get(),
+        node_id: r.node_id.get(),
+        kind: r.kind.as_str().to_owned(),
+        shared_module_id: r.shared_module_id.map(|i| i.get()).unwrap_or(0),
+        trigger: r.trigger.clone(),
+        status: r.status.as_str().to_owned(),
+        started_at: Some(timestamp(r.started_at)),
+        finished_at: opt_timestamp(r.finished_at),
+        pages: r.counts.pages,
+        created: r.counts.created,
+        updated: r.counts.updated,
+        deleted: r.counts.deleted,
+        skipped: r.counts.skipped,
+        errors: r.counts.errors,
+        error: r.error.clone(),
     }
 }

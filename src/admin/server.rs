@@ -16,12 +16,16 @@ use tonic_health::server::HealthReporter;
 
 use super::audit::AuditApi;
 use super::auth::require_admin;
+use super::catalog::{ExposureApi, MappingApi, ModuleApi, SharedApi};
 use super::node::NodeApi;
 use super::proto::{FILE_DESCRIPTOR_SET, v1};
+use super::sync::SyncApi;
 use crate::crypto::SigningKey;
 use crate::domain::IdGenerator;
 use crate::store::Store;
 use crate::sync::PairingService;
+use crate::sync::catalog::Catalog;
+use crate::sync::structure::StructureSync;
 use crate::telemetry::Metrics;
 
 /// What the admin services share.
@@ -29,6 +33,8 @@ use crate::telemetry::Metrics;
 pub struct AdminState {
     pub store: Arc<dyn Store>,
     pub pairing: Arc<PairingService>,
+    pub catalog: Arc<Catalog>,
+    pub structure: Arc<StructureSync>,
     pub signing_key: SigningKey,
     pub metrics: Metrics,
     pub ids: Arc<IdGenerator>,
@@ -60,6 +66,23 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     ))
     .add_service(v1::audit_service_server::AuditServiceServer::new(
         AuditApi::new(state.clone()),
+    ))
+    .add_service(v1::module_service_server::ModuleServiceServer::new(
+        ModuleApi::new(state.clone()),
+    ))
+    .add_service(v1::exposure_service_server::ExposureServiceServer::new(
+        ExposureApi::new(state.clone()),
+    ))
+    .add_service(
+        v1::shared_module_service_server::SharedModuleServiceServer::new(SharedApi::new(
+            state.clone(),
+        )),
+    )
+    .add_service(v1::mapping_service_server::MappingServiceServer::new(
+        MappingApi::new(state.clone()),
+    ))
+    .add_service(v1::sync_service_server::SyncServiceServer::new(
+        SyncApi::new(state.clone()),
     ))
     .add_service(health_service)
     .add_service(reflection_v1)

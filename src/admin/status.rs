@@ -3,7 +3,10 @@
 use tonic::Status;
 
 use crate::store::StoreError;
+use crate::sync::LocalError;
 use crate::sync::PairingError;
+use crate::sync::catalog::CatalogError;
+use crate::sync::structure::SyncError;
 
 pub fn from_store(error: StoreError) -> Status {
     match error {
@@ -33,5 +36,34 @@ pub fn from_pairing(error: PairingError) -> Status {
             tracing::error!(error = %e, "crypto error in admin request");
             Status::internal(e.to_string())
         }
+    }
+}
+
+pub fn from_local(error: LocalError) -> Status {
+    match error {
+        LocalError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        LocalError::Conflict(_) => Status::already_exists(error.to_string()),
+        LocalError::NotSupported(_) => Status::failed_precondition(error.to_string()),
+        LocalError::Unavailable(_) => Status::unavailable(error.to_string()),
+        LocalError::Store(e) => from_store(e),
+    }
+}
+
+pub fn from_catalog(error: CatalogError) -> Status {
+    match error {
+        CatalogError::NotFound(_) => Status::not_found(error.to_string()),
+        CatalogError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        CatalogError::Conflict(_) => Status::failed_precondition(error.to_string()),
+        CatalogError::Local(e) => from_local(e),
+        CatalogError::Store(e) => from_store(e),
+    }
+}
+
+pub fn from_sync(error: SyncError) -> Status {
+    match error {
+        SyncError::NotFound(_) => Status::not_found(error.to_string()),
+        SyncError::WrongState(_) => Status::failed_precondition(error.to_string()),
+        SyncError::Peer(_) | SyncError::Protocol(_) => Status::aborted(error.to_string()),
+        SyncError::Store(e) => from_store(e),
     }
 }

@@ -16,7 +16,7 @@ use crate::config::Overrides;
 use crate::daemon::keys::{ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE, read_private_file};
 
 /// Where and how to reach the admin interface.
-struct Target {
+pub(super) struct Target {
     addr: String,
     token: String,
 }
@@ -65,7 +65,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
-fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
+pub(super) fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
     let needs_config = global.admin_addr.is_none() || global.token.is_none();
     let config = if needs_config {
         Some(load_config(global, Overrides::default())?)
@@ -114,7 +114,7 @@ fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
     Ok(Target { addr, token })
 }
 
-async fn connect(target: &Target) -> anyhow::Result<Channel> {
+pub(super) async fn connect(target: &Target) -> anyhow::Result<Channel> {
     let url = if target.addr.starts_with("http://") || target.addr.starts_with("https://") {
         target.addr.clone()
     } else {
@@ -129,7 +129,7 @@ async fn connect(target: &Target) -> anyhow::Result<Channel> {
     })
 }
 
-fn authorized<T>(target: &Target, message: T) -> anyhow::Result<tonic::Request<T>> {
+pub(super) fn authorized<T>(target: &Target, message: T) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     let value: MetadataValue<_> = format!("Bearer {}", target.token).parse().map_err(|_| {
         anyhow!("the admin token contains characters that cannot be sent in a header")
@@ -138,7 +138,7 @@ fn authorized<T>(target: &Target, message: T) -> anyhow::Result<tonic::Request<T
     Ok(request)
 }
 
-fn parse_id(text: &str) -> anyhow::Result<u64> {
+pub(super) fn parse_id(text: &str) -> anyhow::Result<u64> {
     text.parse::<crate::domain::Id>()
         .map(|id| id.get())
         .map_err(|e| anyhow!("{e}"))

@@ -8,6 +8,7 @@
 //! statuses are lowercase Corteza spellings, timestamps are RFC 3339. A
 //! failed command prints `error: <reason>` on stderr and exits non-zero.
 
+mod catalog;
 mod client;
 mod output;
 
@@ -84,6 +85,21 @@ pub enum Command {
     /// Peers this node federates with, and pairing with them.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Modules of the embedded data plane.
+    #[command(subcommand)]
+    Module(catalog::ModuleCommand),
+    /// What this node exposes to a peer (origin side).
+    #[command(subcommand)]
+    Expose(catalog::ExposeCommand),
+    /// What a peer exposes to this node (destination side).
+    #[command(subcommand)]
+    Shared(catalog::SharedCommand),
+    /// How a shared module lands in a local module.
+    #[command(subcommand)]
+    Map(catalog::MapCommand),
+    /// Run syncs now and see how syncs went.
+    #[command(subcommand)]
+    Sync(catalog::SyncCommand),
     /// The audit log: who did what (no secrets).
     Audit {
         /// Only events about this node.
@@ -274,6 +290,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(command) => {
             quiet_logs(&cli.global);
             client::node(&cli.global, command).await
+        }
+        Command::Module(command) => {
+            quiet_logs(&cli.global);
+            catalog::module(&cli.global, command).await
+        }
+        Command::Expose(command) => {
+            quiet_logs(&cli.global);
+            catalog::expose(&cli.global, command).await
+        }
+        Command::Shared(command) => {
+            quiet_logs(&cli.global);
+            catalog::shared(&cli.global, command).await
+        }
+        Command::Map(command) => {
+            quiet_logs(&cli.global);
+            catalog::map(&cli.global, command).await
+        }
+        Command::Sync(command) => {
+            quiet_logs(&cli.global);
+            catalog::sync(&cli.global, command).await
         }
         Command::Audit { node, limit } => {
             quiet_logs(&cli.global);

@@ -36,6 +36,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub federation: FederationConfig,
     pub pairing: PairingConfig,
+    pub sync: SyncConfig,
     pub admin: AdminConfig,
     pub keys: KeysConfig,
     pub local: LocalConfig,
@@ -84,6 +85,21 @@ pub struct PairingConfig {
     pub max_failed_attempts: u32,
     #[serde(with = "values::duration")]
     pub token_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub structure_page_size: u32,
+}
+
+impl Default for SyncConfig {
+    fn default() -> SyncConfig {
+        SyncConfig {
+            structure_page_size: 100,
+        }
+    }
 }
 
 impl Default for PairingConfig {
@@ -159,6 +175,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             federation: FederationConfig::default(),
             pairing: PairingConfig::default(),
+            sync: SyncConfig::default(),
             admin: AdminConfig::default(),
             keys: KeysConfig::default(),
             local: LocalConfig::default(),
@@ -456,6 +473,12 @@ impl Config {
             return Err(invalid(
                 "pairing.ott_ttl",
                 "must be between 1s and 7 days".into(),
+            ));
+        }
+        if !(1..=500).contains(&self.sync.structure_page_size) {
+            return Err(invalid(
+                "sync.structure_page_size",
+                "must be between 1 and 500".into(),
             ));
         }
         if self.pairing.max_failed_attempts == 0 {

@@ -7,6 +7,7 @@
 pub mod admin_token;
 pub mod hash;
 pub mod keys;
+pub mod mac;
 pub mod ott;
 pub mod peer_token;
 pub mod secretbox;

@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::adapters::EmbeddedData;
 use crate::admin::node::NodeApi;
 use crate::admin::proto::v1::node_service_server::NodeServiceServer;
 use crate::admin::{self, AdminState};
@@ -36,7 +37,9 @@ use crate::federation::server::{self as federation_server, FederationState};
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{AppliedMigration, Store};
-use crate::sync::{PairingService, PairingSettings};
+use crate::sync::catalog::Catalog;
+use crate::sync::structure::StructureSync;
+use crate::sync::{LocalData, PairingService, PairingSettings};
 use crate::telemetry::Metrics;
 use instance::IdLease;
 
@@ -311,16 +314,34 @@ async fn launch(
     )?;
 
     let metrics = Metrics::new();
-    let pairing = Arc::new(pairing_service(config, store.clone(), &keys, ids.clone())?);
+    let (pairing, peer) = pairing_service(config, store.clone(), &keys, ids.clone())?;
+    let pairing = Arc::new(pairing);
+    let local: Arc<dyn LocalData> = Arc::new(EmbeddedData::new(store.clone(), ids.clone()));
+    let catalog = Arc::new(Catalog::new(store.clone(), local, ids.clone()));
+    let structure = Arc::new(StructureSync::new(
+        store.clone(),
+        pairing.clone(),
+        peer,
+        ids.clone(),
+        config.sync.structure_page_size,
+    ));
     let federation_state = FederationState {
         store: store.clone(),
         pairing: pairing.clone(),
+        signing_key: keys.signing.clone(),
+        public_base: if config.federation.public_url.is_empty() {
+            "/federation".to_owned()
+        } else {
+            config.federation.public_url.clone()
+        },
         metrics: metrics.clone(),
         listeners_bound: Arc::new(AtomicBool::new(false)),
     };
     let (admin_router, health) = admin::router(AdminState {
         store: store.clone(),
         pairing: pairing.clone(),
+        catalog,
+        structure,
         signing_key: keys.signing.clone(),
         metrics: metrics.clone(),
         ids: ids.clone(),
@@ -405,7 +426,7 @@ fn pairing_service(
     store: Arc<dyn Store>,
     keys: &Keys,
     ids: Arc<IdGenerator>,
-) -> anyhow::Result<PairingService> {
+) -> anyhow::Result<(PairingService, Arc<PeerClient>)> {
     let federation = &config.federation;
     let peer = PeerClient::new(&PeerClientConfig {
         allow_insecure_peers: federation.allow_insecure_peers,
@@ -420,9 +441,10 @@ fn pairing_service(
         "" => None,
         url => Some(url::Url::parse(url).context("config key `federation.public_url`")?),
     };
-    Ok(PairingService::new(
+    let peer = Arc::new(peer);
+    let service = PairingService::new(
         store,
-        Arc::new(peer),
+        peer.clone(),
         keys.signing.clone(),
         keys.encryption.clone(),
         ids,
@@ -434,7 +456,8 @@ fn pairing_service(
             max_failed_attempts: config.pairing.max_failed_attempts,
             token_idle_timeout: Some(config.pairing.token_idle_timeout).filter(|d| !d.is_zero()),
         },
-    ))
+    );
+    Ok((service, peer))
 }
 
 /// Serves a router on a bound listener until `stop` fires, then finishes

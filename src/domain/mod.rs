@@ -9,16 +9,21 @@ pub mod id;
 pub mod module;
 pub mod node;
 pub mod pairing;
+pub mod sync;
 pub mod token;
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditResult};
 pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
-pub use module::{ExposedModule, ModuleField};
+pub use module::{
+    ExposedModule, FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleField,
+    ModuleMapping, SharedModule,
+};
 pub use node::{Node, NodeFilter, PairingStatus, PeerKind, SyncStatus};
 pub use pairing::{
     CredentialKind, IssuedToken, OttChange, PairingChange, PairingToken, PeerCredential,
     Revocation, Role,
 };
+pub use sync::{RunCounts, RunStatus, SyncKind, SyncRun};
 pub use token::{AdminToken, AdminTokenKind};
 
 /// A point in time, always UTC. Stores keep it with microsecond precision.

@@ -137,6 +137,8 @@ pub struct ExposedModuleDoc {
     pub created_by: String,
     #[serde(rename = "updatedAt", skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    #[serde(rename = "deletedAt", skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
 }
 
 /// The echoed filter of the internal structure document (keys in Corteza's order).
@@ -154,6 +156,9 @@ pub struct StructureFilter {
     pub name: String,
     pub query: String,
     pub sort: String,
+    pub limit: u32,
+    #[serde(rename = "nextPage", skip_serializing_if = "Option::is_none")]
+    pub next_page: Option<String>,
 }
 
 /// `response` of `GET /nodes/{id}/modules/exposed/`. An empty set is `null`,
@@ -170,45 +175,120 @@ fn rfc3339(t: Timestamp) -> String {
 
 impl StructureDoc {
     /// The document for `shared_node_id` listing `modules`.
-    pub fn new(shared_node_id: NodeId, modules: &[ExposedModule]) -> StructureDoc {
+    pub fn new(
+        shared_node_id: NodeId,
+        modules: &[ExposedModule],
+        last_sync: i64,
+        limit: u32,
+        next_page: Option<String>,
+    ) -> StructureDoc {
         let set: Vec<ExposedModuleDoc> = modules
             .iter()
-            .map(|m| ExposedModuleDoc {
-                module_id: m.id.to_string(),
-                node_id: shared_node_id.to_string(),
-                compose_module_id: m.module_id.to_string(),
-                compose_namespace_id: m.namespace_id.to_string(),
-                handle: m.handle.clone(),
-                name: m.name.clone(),
-                fields: m
-                    .fields
-                    .iter()
-                    .map(|f| FieldDoc {
-                        kind: f.kind.clone(),
-                        name: f.name.clone(),
-                        label: f.label.clone(),
-                        is_multi: f.is_multi,
-                    })
-                    .collect(),
-                created_at: rfc3339(m.created_at),
-                created_by: "0".to_owned(),
-                updated_at: (m.updated_at != m.created_at).then(|| rfc3339(m.updated_at)),
-            })
+            .map(|m| ExposedModuleDoc::new(shared_node_id, m))
             .collect();
         StructureDoc {
             filter: StructureFilter {
                 node_id: shared_node_id.to_string(),
                 compose_module_id: "0".to_owned(),
                 compose_namespace_id: "0".to_owned(),
-                last_sync: 0,
+                last_sync,
                 handle: String::new(),
                 name: String::new(),
                 query: String::new(),
                 sort: "id".to_owned(),
+                limit,
+                next_page,
             },
             set: (!set.is_empty()).then_some(set),
         }
     }
+}
+
+impl ExposedModuleDoc {
+    pub fn new(shared_node_id: NodeId, m: &ExposedModule) -> ExposedModuleDoc {
+        ExposedModuleDoc {
+            module_id: m.id.to_string(),
+            node_id: shared_node_id.to_string(),
+            compose_module_id: m.module_id.to_string(),
+            compose_namespace_id: m.namespace_id.to_string(),
+            handle: m.handle.clone(),
+            name: m.name.clone(),
+            fields: m
+                .fields
+                .iter()
+                .map(|f| FieldDoc {
+                    kind: f.kind.clone(),
+                    name: f.name.clone(),
+                    label: f.label.clone(),
+                    is_multi: f.is_multi,
+                })
+                .collect(),
+            created_at: rfc3339(m.created_at),
+            created_by: "0".to_owned(),
+            updated_at: (m.updated_at != m.created_at).then(|| rfc3339(m.updated_at)),
+            deleted_at: m.deleted_at.map(rfc3339),
+        }
+    }
+}
+
+/// A structure document as a peer sends it (Corteza or fedsync). Only what
+/// a destination needs is read; other keys are ignored.
+#[derive(Debug, Deserialize)]
+pub struct StructureDocIn {
+    #[serde(default)]
+    pub filter: Option<StructureFilterIn>,
+    #[serde(default)]
+    pub set: Option<Vec<ExposedModuleIn>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StructureFilterIn {
+    #[serde(rename = "nextPage", default)]
+    pub next_page: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExposedModuleIn {
+    #[serde(rename = "moduleID")]
+    pub module_id: String,
+    #[serde(rename = "composeModuleID", default)]
+    pub compose_module_id: Option<String>,
+    #[serde(rename = "composeNamespaceID", default)]
+    pub compose_namespace_id: Option<String>,
+    #[serde(default)]
+    pub handle: String,
+    #[serde(default)]
+    pub name: String,
+    /// Corteza sends `null` for an empty list.
+    #[serde(default)]
+    pub fields: Option<Vec<FieldDoc>>,
+    #[serde(rename = "deletedAt", default)]
+    pub deleted_at: Option<String>,
+}
+
+/// The documented variant (seeds/003): `GET /federation/exposed/modules`
+/// answers links to the changed modules.
+#[derive(Debug, Serialize)]
+pub struct LinkDoc {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub rel: String,
+    pub href: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkFilter {
+    pub query: String,
+    pub page: u32,
+    #[serde(rename = "perPage")]
+    pub per_page: u32,
+    pub count: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkSet {
+    pub filter: LinkFilter,
+    pub set: Vec<LinkDoc>,
 }
 
 /// What a peer's answer tells us: an error message when it refused (also

@@ -243,48 +243,7 @@ macro_rules! impl_common_store {
 
         $crate::store::common::impl_pairing_store!($store, $begin);
 
-        #[async_trait::async_trait]
-        impl $crate::store::ModuleStore for $store {
-            async fn insert_exposed_module(
-                &self,
-                module: &$crate::domain::ExposedModule,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::to_micros;
-                sqlx::query(
-                    "INSERT INTO exposed_modules (id, node_id, module_id, namespace_id, handle, name, \
-                     fields, created_at, updated_at, deleted_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(module.id.as_i64())
-                .bind(module.node_id.as_i64())
-                .bind(module.module_id.as_i64())
-                .bind(module.namespace_id.as_i64())
-                .bind(module.handle.clone())
-                .bind(module.name.clone())
-                .bind($crate::store::rows::fields_to_json(&module.fields))
-                .bind(to_micros(module.created_at))
-                .bind(to_micros(module.updated_at))
-                .bind(module.deleted_at.map(to_micros))
-                .execute(&self.pool)
-                .await?;
-                Ok(())
-            }
-
-            async fn list_exposed_modules(
-                &self,
-                node_id: $crate::domain::NodeId,
-            ) -> Result<Vec<$crate::domain::ExposedModule>, $crate::store::StoreError> {
-                let rows = sqlx::query_as::<_, $crate::store::rows::ExposedModuleRow>(
-                    "SELECT id, node_id, module_id, namespace_id, handle, name, fields, created_at, \
-                     updated_at, deleted_at FROM exposed_modules \
-                     WHERE node_id = $1 AND deleted_at IS NULL ORDER BY id",
-                )
-                .bind(node_id.as_i64())
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map($crate::domain::ExposedModule::try_from).collect()
-            }
-        }
+        $crate::store::modules_sql::impl_module_stores!($store, $begin);
 
         #[async_trait::async_trait]
         impl $crate::store::AdminTokenStore for $store {

@@ -8,6 +8,11 @@ use super::{StoreError, from_micros};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
+    FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleMapping, RunCounts,
+    RunStatus, SharedModule, SyncKind, SyncRun,
+};
+
+use crate::domain::{
     AdminToken, AdminTokenKind, AuditEvent, AuditEventId, AuditResult, CredentialKind,
     ExposedModule, Id, InstanceLease, IssuedToken, ModuleField, Node, NodeId, PairingStatus,
     PairingToken, PeerCredential, PeerKind, Role, SyncStatus, Timestamp, TokenId,
@@ -340,6 +345,215 @@ impl TryFrom<ExposedModuleRow> for ExposedModule {
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
             deleted_at: opt_time(row.deleted_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LocalModuleRow {
+    pub id: i64,
+    pub namespace_id: i64,
+    pub handle: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LocalFieldRow {
+    pub module_id: i64,
+    pub name: String,
+    pub kind: String,
+    pub label: String,
+    pub is_multi: bool,
+}
+
+impl LocalModuleRow {
+    /// The module with its fields (rows already in position order).
+    pub fn into_module(self, fields: Vec<LocalFieldRow>) -> Result<LocalModule, StoreError> {
+        Ok(LocalModule {
+            id: id("local_modules.id", self.id)?,
+            namespace_id: id("local_modules.namespace_id", self.namespace_id)?,
+            handle: self.handle,
+            name: self.name,
+            fields: fields
+                .into_iter()
+                .map(|f| {
+                    Ok(LocalField {
+                        kind: FieldKind::parse(&f.kind)
+                            .map_err(|e| corrupt("local_module_fields.kind", e))?,
+                        name: f.name,
+                        label: f.label,
+                        is_multi: f.is_multi,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            deleted_at: opt_time(self.deleted_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SharedModuleRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub external_module_id: i64,
+    pub origin_module_id: i64,
+    pub origin_namespace_id: i64,
+    pub handle: String,
+    pub name: String,
+    pub fields: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+impl TryFrom<SharedModuleRow> for SharedModule {
+    type Error = StoreError;
+
+    fn try_from(row: SharedModuleRow) -> Result<SharedModule, StoreError> {
+        Ok(SharedModule {
+            id: id("shared_modules.id", row.id)?,
+            node_id: node_id("shared_modules.node_id", row.node_id)?,
+            external_module_id: id("shared_modules.external_module_id", row.external_module_id)?,
+            origin_module_id: Id::from_i64(row.origin_module_id),
+            origin_namespace_id: Id::from_i64(row.origin_namespace_id),
+            handle: row.handle,
+            name: row.name,
+            fields: fields_from_json("shared_modules.fields", &row.fields)?,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
+            deleted_at: opt_time(row.deleted_at)?,
+        })
+    }
+}
+
+/// A field mapping in the `fields` column: Corteza's `{origin, destination}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FieldMappingJson {
+    pub origin: FieldJson,
+    pub destination: FieldJson,
+}
+
+fn to_json_field(f: &ModuleField) -> FieldJson {
+    FieldJson {
+        kind: f.kind.clone(),
+        name: f.name.clone(),
+        label: f.label.clone(),
+        is_multi: f.is_multi,
+    }
+}
+
+fn from_json_field(f: FieldJson) -> ModuleField {
+    ModuleField {
+        kind: f.kind,
+        name: f.name,
+        label: f.label,
+        is_multi: f.is_multi,
+    }
+}
+
+pub fn mappings_to_json(fields: &[FieldMapping]) -> String {
+    let rows: Vec<FieldMappingJson> = fields
+        .iter()
+        .map(|m| FieldMappingJson {
+            origin: to_json_field(&m.origin),
+            destination: to_json_field(&m.destination),
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MappingRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub shared_module_id: i64,
+    pub local_module_id: i64,
+    pub namespace_id: i64,
+    pub fields: String,
+    pub status: String,
+    pub status_reason: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<MappingRow> for ModuleMapping {
+    type Error = StoreError;
+
+    fn try_from(row: MappingRow) -> Result<ModuleMapping, StoreError> {
+        let fields: Vec<FieldMappingJson> =
+            serde_json::from_str(&row.fields).map_err(|e| corrupt("module_mappings.fields", e))?;
+        Ok(ModuleMapping {
+            id: id("module_mappings.id", row.id)?,
+            node_id: node_id("module_mappings.node_id", row.node_id)?,
+            shared_module_id: id("module_mappings.shared_module_id", row.shared_module_id)?,
+            local_module_id: id("module_mappings.local_module_id", row.local_module_id)?,
+            namespace_id: id("module_mappings.namespace_id", row.namespace_id)?,
+            fields: fields
+                .into_iter()
+                .map(|m| FieldMapping {
+                    origin: from_json_field(m.origin),
+                    destination: from_json_field(m.destination),
+                })
+                .collect(),
+            status: MappingStatus::parse(&row.status)
+                .map_err(|e| corrupt("module_mappings.status", e))?,
+            status_reason: row.status_reason,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct SyncRunRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub kind: String,
+    pub shared_module_id: i64,
+    pub trigger: String,
+    pub status: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub pages: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub deleted: i64,
+    pub skipped: i64,
+    pub errors: i64,
+    pub error: String,
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl TryFrom<SyncRunRow> for SyncRun {
+    type Error = StoreError;
+
+    fn try_from(row: SyncRunRow) -> Result<SyncRun, StoreError> {
+        Ok(SyncRun {
+            id: id("sync_runs.id", row.id)?,
+            node_id: node_id("sync_runs.node_id", row.node_id)?,
+            kind: SyncKind::parse(&row.kind).map_err(|e| corrupt("sync_runs.kind", e))?,
+            shared_module_id: Id::from_i64(row.shared_module_id),
+            trigger: row.trigger,
+            status: RunStatus::parse(&row.status).map_err(|e| corrupt("sync_runs.status", e))?,
+            started_at: from_micros(row.started_at)?,
+            finished_at: opt_time(row.finished_at)?,
+            counts: RunCounts {
+                pages: count(row.pages),
+                created: count(row.created),
+                updated: count(row.updated),
+                deleted: count(row.deleted),
+                skipped: count(row.skipped),
+                errors: count(row.errors),
+            },
+            error: row.error,
         })
     }
 }

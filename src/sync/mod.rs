@@ -5,11 +5,17 @@
 //! engine talks to peers only through the `Peer` port and to storage only
 //! through `Store`; every multi-row write of a step is one transaction.
 
+pub mod audit;
+pub mod catalog;
 pub mod pairing_flow;
 pub mod ports;
+pub mod structure;
 
 pub use pairing_flow::{
     AuthenticatedPeer, InboundHandshake, IssuedUri, NodeCheck, NodeUpdate, PairingError,
     PairingService, PairingSettings, PeerAuthError,
 };
-pub use ports::{HandshakeInit, Peer, PeerError, PeerReply};
+pub use ports::{
+    HandshakeInit, LocalData, LocalError, NewModule, Peer, PeerError, PeerReply, RemoteModule,
+    StructurePage, StructurePeer,
+};

@@ -103,3 +103,86 @@ pub trait Peer: Send + Sync {
         bearer: &str,
     ) -> Result<(), PeerError>;
 }
+
+/// A module as an origin's structure document describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteModule {
+    /// The origin's exposed module id.
+    pub external_id: crate::domain::Id,
+    pub compose_module_id: Option<crate::domain::Id>,
+    pub compose_namespace_id: Option<crate::domain::Id>,
+    pub handle: String,
+    pub name: String,
+    pub fields: Vec<crate::domain::ModuleField>,
+    /// The origin stopped exposing it (sent by fedsync origins only).
+    pub deleted: bool,
+}
+
+/// One page of an origin's structure listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructurePage {
+    pub modules: Vec<RemoteModule>,
+    /// The cursor of the next page, verbatim; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Structure reads from a peer (an extension of `Peer` kept separate so
+/// pairing fakes need not implement it).
+#[async_trait]
+pub trait StructurePeer: Send + Sync {
+    /// `GET {base}/nodes/{shared}/modules/exposed/?limit=..[&pageCursor=..]`.
+    async fn structure_page(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        bearer: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<StructurePage, PeerError>;
+}
+
+/// Why the local data plane refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("the local data plane is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// A new module for the local data plane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewModule {
+    pub handle: String,
+    pub name: String,
+    pub fields: Vec<crate::domain::LocalField>,
+}
+
+/// The local data plane: where this node's modules and records live (its
+/// own store, or a Corteza instance beside it).
+#[async_trait]
+pub trait LocalData: Send + Sync {
+    /// `embedded` or `corteza`.
+    fn kind(&self) -> &'static str;
+    /// The namespace federation documents name as `composeNamespaceID`.
+    async fn namespace_id(&self) -> Result<crate::domain::Id, LocalError>;
+    async fn list_modules(&self) -> Result<Vec<crate::domain::LocalModule>, LocalError>;
+    /// A live module by id or handle.
+    async fn find_module(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::domain::LocalModule>, LocalError>;
+    async fn create_module(
+        &self,
+        module: NewModule,
+    ) -> Result<crate::domain::LocalModule, LocalError>;
+    /// Rewrites a module's handle, name and fields.
+    async fn update_module(&self, module: &crate::domain::LocalModule) -> Result<(), LocalError>;
+    async fn delete_module(&self, module: &crate::domain::LocalModule) -> Result<(), LocalError>;
+}

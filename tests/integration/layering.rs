@@ -8,12 +8,14 @@ use std::path::Path;
 /// Module -> the top-level modules it may import.
 #[rustfmt::skip]
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("cli", &["daemon", "admin", "store", "config", "crypto", "telemetry", "domain"]),
-    ("daemon", &["admin", "federation", "sync", "pairing", "store", "config", "crypto", "telemetry", "domain"]),
+    ("cli", &["daemon", "admin", "sync", "mapping", "store", "config", "crypto", "telemetry", "domain"]),
+    ("daemon", &["admin", "federation", "adapters", "sync", "pairing", "store", "config", "crypto", "telemetry", "domain"]),
     ("admin", &["sync", "store", "crypto", "telemetry", "domain"]),
     ("federation", &["sync", "pairing", "store", "crypto", "telemetry", "domain"]),
-    ("sync", &["pairing", "store", "crypto", "domain"]),
+    ("adapters", &["sync", "store", "crypto", "domain"]),
+    ("sync", &["pairing", "mapping", "store", "crypto", "domain"]),
     ("pairing", &["crypto", "domain"]),
+    ("mapping", &["domain"]),
     ("store", &["domain"]),
     ("config", &[]),
     ("crypto", &["domain"]),

@@ -15,4 +15,5 @@ mod lifecycle;
 mod pairing;
 mod secrets;
 mod store_story;
+mod structure;
 mod tls;

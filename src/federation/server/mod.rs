@@ -13,6 +13,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, post};
 
+use crate::crypto::SigningKey;
 use crate::store::Store;
 use crate::sync::PairingService;
 use crate::telemetry::{HttpLabels, Metrics};
@@ -22,6 +23,10 @@ use crate::telemetry::{HttpLabels, Metrics};
 pub struct FederationState {
     pub store: Arc<dyn Store>,
     pub pairing: Arc<PairingService>,
+    /// Signs our page cursors.
+    pub signing_key: SigningKey,
+    /// Our public federation base URL, for links in documents.
+    pub public_base: String,
     pub metrics: Metrics,
     /// Set once both listeners are bound; `/readyz` is 503 before.
     pub listeners_bound: Arc<AtomicBool>,
@@ -47,6 +52,14 @@ pub fn router(state: FederationState) -> Router {
             get(peer::exposed_modules),
         )
         .route("/federation/nodes/{id}/fedsync/unpair", post(peer::unpair))
+        .route(
+            "/federation/exposed/modules",
+            get(peer::documented_module_links),
+        )
+        .route(
+            "/federation/exposed/modules/{id}",
+            get(peer::documented_module),
+        )
         .layer(from_fn_with_state(state.clone(), count_responses))
         .with_state(state)
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -19,9 +19,11 @@ use zeroize::Zeroizing;
 use super::FederationState;
 use crate::domain::{NodeId, PeerKind};
 use crate::federation::wire::{
-    Envelope, ErrorBody, HandshakeCompleteBody, HandshakeInitBody, StructureDoc, SuccessBody,
+    Envelope, ErrorBody, ExposedModuleDoc, HandshakeCompleteBody, HandshakeInitBody, LinkDoc,
+    LinkFilter, LinkSet, StructureDoc, SuccessBody,
 };
 use crate::pairing::parse_node_uri;
+use crate::sync::structure::{PageRequest, ServeError, serve_page};
 use crate::sync::{AuthenticatedPeer, InboundHandshake, PairingError, PeerAuthError};
 
 /// Largest handshake body read (federation-security 3.2.7).
@@ -166,7 +168,7 @@ pub async fn handshake(
 async fn authenticate(
     state: &FederationState,
     headers: &HeaderMap,
-    id: &str,
+    id: Option<&str>,
     addr: &ConnectInfo<SocketAddr>,
 ) -> Result<AuthenticatedPeer, Response> {
     let values: Vec<&[u8]> = headers
@@ -193,7 +195,7 @@ pub async fn handshake_complete(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let peer = match authenticate(&state, &parts.headers, &id, &addr).await {
+    let peer = match authenticate(&state, &parts.headers, Some(&id), &addr).await {
         Ok(peer) => peer,
         Err(response) => return response,
     };
@@ -221,30 +223,190 @@ pub async fn handshake_complete(
     }
 }
 
+/// The query of a page request: `lastSync`, `limit`, `pageCursor` (others,
+/// such as Corteza's ignored `query` and `sort`, are ignored too).
+fn page_request(raw: Option<&str>) -> Result<PageRequest, Refusal> {
+    let mut request = PageRequest::default();
+    let bad =
+        |what: &str| Refusal::new(StatusCode::BAD_REQUEST, format!("request invalid: {what}"));
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "limit" if !value.is_empty() => {
+                let limit: i64 = value.parse().map_err(|_| bad("limit must be a number"))?;
+                request.limit = Some(u32::try_from(limit.max(0)).unwrap_or(u32::MAX));
+            }
+            "lastSync" | "after" if !value.is_empty() => {
+                let seconds = match value.parse::<i64>() {
+                    Ok(seconds) => seconds,
+                    // Corteza's client may send RFC 3339; honour it.
+                    Err(_) => chrono::DateTime::parse_from_rfc3339(&value)
+                        .map(|t| t.timestamp())
+                        .map_err(|_| bad("lastSync must be unix seconds"))?,
+                };
+                if !(0..=253_402_300_799).contains(&seconds) {
+                    return Err(bad("lastSync is out of range"));
+                }
+                request.last_sync = Some(seconds);
+            }
+            "pageCursor" if !value.is_empty() => request.cursor = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(request)
+}
+
+fn serve_error(e: ServeError) -> Response {
+    match e {
+        ServeError::BadRequest(message) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("request invalid: {message}"),
+        ),
+        ServeError::Store(e) => {
+            tracing::error!(error = %e, "cannot serve exposed modules");
+            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
+        }
+    }
+}
+
 /// `GET /federation/nodes/{id}/modules/exposed/`: the modules this node
-/// exposes to the calling pair (Corteza's internal structure document).
+/// exposes to the calling pair (Corteza's internal structure document),
+/// paged by `limit` and `pageCursor`, filtered by `lastSync`.
 pub async fn exposed_modules(
     State(state): State<FederationState>,
     addr: ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let peer = match authenticate(&state, &headers, &id, &addr).await {
+    let peer = match authenticate(&state, &headers, Some(&id), &addr).await {
         Ok(peer) => peer,
         Err(response) => return response,
     };
-    match state.store.list_exposed_modules(peer.node.id).await {
-        Ok(modules) => {
+    let request = match page_request(query.as_deref()) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let tombstones = peer.node.peer_kind == PeerKind::Fedsync;
+    match serve_page(
+        &*state.store,
+        &state.signing_key,
+        &peer.node,
+        tombstones,
+        request,
+    )
+    .await
+    {
+        Ok(page) => {
+            let shared = peer.node.shared_node_id.unwrap_or(peer.node.id);
+            let doc = StructureDoc::new(
+                shared,
+                &page.modules,
+                page.last_sync,
+                page.limit,
+                page.next_cursor,
+            );
+            Json(Envelope { response: doc }).into_response()
+        }
+        Err(e) => serve_error(e),
+    }
+}
+
+/// `GET /federation/exposed/modules?after=T&page=N&perPage=M` (the
+/// documented variant): links to the modules exposed to the caller's pair
+/// that changed since `after`.
+pub async fn documented_module_links(
+    State(state): State<FederationState>,
+    addr: ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let peer = match authenticate(&state, &headers, None, &addr).await {
+        Ok(peer) => peer,
+        Err(response) => return response,
+    };
+    let request = match page_request(query.as_deref()) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let mut page_number = 1u32;
+    let mut per_page = 20u32;
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+    {
+        match key.as_ref() {
+            "page" => page_number = value.parse().unwrap_or(1).max(1),
+            "perPage" => per_page = value.parse().unwrap_or(20).clamp(1, 500),
+            _ => {}
+        }
+    }
+    let since = request
+        .last_sync
+        .filter(|t| *t > 0)
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    let all = match state
+        .store
+        .page_exposed_modules(&crate::store::ExposedPageQuery {
+            node_id: peer.node.id,
+            since,
+            after: None,
+            include_deleted: peer.node.peer_kind == PeerKind::Fedsync,
+            limit: 100_000,
+        })
+        .await
+    {
+        Ok(all) => all,
+        Err(e) => return serve_error(ServeError::Store(e)),
+    };
+    let after = request.last_sync.unwrap_or(0);
+    let base = state.public_base.trim_end_matches('/');
+    let set = all
+        .iter()
+        .skip(((page_number - 1) * per_page) as usize)
+        .take(per_page as usize)
+        .map(|m| LinkDoc {
+            kind: "GET".into(),
+            rel: m.name.clone(),
+            href: format!("{base}/exposed/modules/{}?after={after}", m.id),
+        })
+        .collect();
+    let doc = LinkSet {
+        filter: LinkFilter {
+            query: format!("after={after}"),
+            page: page_number,
+            per_page,
+            count: all.len() as u64,
+        },
+        set,
+    };
+    Json(Envelope { response: doc }).into_response()
+}
+
+/// `GET /federation/exposed/modules/{id}` (the documented variant): one
+/// module exposed to the caller's pair, with the fields it may see.
+pub async fn documented_module(
+    State(state): State<FederationState>,
+    addr: ConnectInfo<SocketAddr>,
+    Path(module_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let peer = match authenticate(&state, &headers, None, &addr).await {
+        Ok(peer) => peer,
+        Err(response) => return response,
+    };
+    let module = match module_id.parse::<crate::domain::Id>() {
+        Ok(id) => state.store.get_exposed_module(id).await,
+        Err(_) => Ok(None),
+    };
+    match module {
+        Ok(Some(m)) if m.node_id == peer.node.id && m.deleted_at.is_none() => {
             let shared = peer.node.shared_node_id.unwrap_or(peer.node.id);
             Json(Envelope {
-                response: StructureDoc::new(shared, &modules),
+                response: ExposedModuleDoc::new(shared, &m),
             })
             .into_response()
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list exposed modules");
-            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
-        }
+        // Another pair's module and no module at all look the same.
+        Ok(_) => error(StatusCode::NOT_FOUND, "module does not exist"),
+        Err(e) => serve_error(ServeError::Store(e)),
     }
 }
 
@@ -256,7 +418,7 @@ pub async fn unpair(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let peer = match authenticate(&state, &headers, &id, &addr).await {
+    let peer = match authenticate(&state, &headers, Some(&id), &addr).await {
         Ok(peer) => peer,
         Err(response) => return response,
     };

@@ -256,7 +256,7 @@ impl PairingService {
     pub async fn authenticate_peer(
         &self,
         authorization: &[&[u8]],
-        path_node_id: &str,
+        path_node_id: Option<&str>,
         source_addr: &str,
     ) -> Result<AuthenticatedPeer, PeerAuthError> {
         let actor = Actor::peer(source_addr);
@@ -271,7 +271,7 @@ impl PairingService {
                 AuditResult::Refused,
                 node_id,
                 reason,
-                serde_json::json!({ "pathNodeId": truncate(path_node_id) }),
+                serde_json::json!({ "pathNodeId": truncate(path_node_id.unwrap_or_default()) }),
             );
             event.token_id = token_id;
             let store = self.store.clone();
@@ -370,15 +370,19 @@ impl PairingService {
                 .await;
             }
         };
-        let path_id = path_node_id.parse::<Id>().ok().map(NodeId);
-        if path_id.is_none() || (path_id != node.shared_node_id && path_id != Some(node.id)) {
-            return fail(
-                Some(node.id),
-                Some(issued.id),
-                "cross_pair",
-                PeerAuthError::NotFound,
-            )
-            .await;
+        // Routes without a node in the path (the documented ones) name the
+        // pair by the token alone.
+        if let Some(path_node_id) = path_node_id {
+            let path_id = path_node_id.parse::<Id>().ok().map(NodeId);
+            if path_id.is_none() || (path_id != node.shared_node_id && path_id != Some(node.id)) {
+                return fail(
+                    Some(node.id),
+                    Some(issued.id),
+                    "cross_pair",
+                    PeerAuthError::NotFound,
+                )
+                .await;
+            }
         }
         let stale = issued
             .last_used_at

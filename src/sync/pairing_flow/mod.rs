@@ -24,9 +24,9 @@ use crate::crypto::{
     mint_peer_token, sha256,
 };
 use crate::domain::{
-    self, Actor, AuditEvent, AuditEventId, AuditResult, CredentialKind, IdGenerator, IssuedToken,
-    Node, NodeId, OttChange, PairingChange, PairingStatus, PeerCredential, PeerKind, Revocation,
-    Role, Timestamp, TokenId,
+    self, Actor, AuditEvent, AuditResult, CredentialKind, IdGenerator, IssuedToken, Node, NodeId,
+    OttChange, PairingChange, PairingStatus, PeerCredential, PeerKind, Revocation, Role, Timestamp,
+    TokenId,
 };
 use crate::pairing::{
     Action, Facts, check_action, format_node_uri, parse_base_url, parse_node_uri,
@@ -796,18 +796,15 @@ impl PairingService {
         reason: &str,
         detail: serde_json::Value,
     ) -> AuditEvent {
-        AuditEvent {
-            id: AuditEventId(self.ids.next_id()),
-            at: domain::now(),
-            event: event.to_owned(),
-            result,
-            node_id,
-            actor: actor.name.clone(),
-            token_id: actor.token_id,
-            source_addr: actor.source_addr.clone(),
-            reason: reason.to_owned(),
-            detail: detail.to_string(),
-        }
+        super::audit::event(&self.ids, actor, event, result, node_id, reason, detail)
+    }
+
+    /// The token the peer gave us, decrypted, for calling it.
+    pub async fn peer_token(
+        &self,
+        node_id: NodeId,
+    ) -> Result<Option<Zeroizing<String>>, PairingError> {
+        self.open(node_id, CredentialKind::AuthToken).await
     }
 }
 

@@ -6,13 +6,13 @@ use serde::Serialize;
 use crate::admin::proto::{self, v1};
 use crate::store::AppliedMigration;
 
-fn rfc3339(t: &Option<prost_types::Timestamp>) -> Option<String> {
+pub(super) fn rfc3339(t: &Option<prost_types::Timestamp>) -> Option<String> {
     t.as_ref()
         .and_then(proto::from_timestamp)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
-fn id_string(id: u64) -> Option<String> {
+pub(super) fn id_string(id: u64) -> Option<String> {
     (id != 0).then(|| id.to_string())
 }
 
@@ -72,7 +72,7 @@ impl From<&v1::Node> for NodeJson {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
+pub(super) fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: cannot encode JSON: {e}"),
@@ -80,7 +80,7 @@ fn print_json<T: Serialize>(value: &T) {
 }
 
 /// Prints rows as left-aligned columns under a header.
-fn table(header: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -101,7 +101,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn or_dash(text: &str) -> String {
+pub(super) fn or_dash(text: &str) -> String {
     if text.is_empty() {
         "-".to_owned()
     } else {
@@ -371,3 +371,6 @@ pub fn audit(json: bool, events: &[v1::AuditEvent]) {
         &table_rows,
     );
 }
+
+mod catalog;
+pub use catalog::*;

@@ -1,0 +1,132 @@
+//! `SyncService`: run a sync now, see how syncs went.
+
+use tonic::{Request, Response, Status};
+
+use super::node::writer;
+use super::proto::{self, v1};
+use super::server::AdminState;
+use super::status::{from_store, from_sync};
+use crate::domain::{MappingStatus, NodeFilter, NodeId, SyncKind};
+
+pub struct SyncApi {
+    state: AdminState,
+}
+
+impl SyncApi {
+    pub fn new(state: AdminState) -> SyncApi {
+        SyncApi { state }
+    }
+}
+
+#[tonic::async_trait]
+impl v1::sync_service_server::SyncService for SyncApi {
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn sync_now(
+        &self,
+        request: Request<v1::SyncNowRequest>,
+    ) -> Result<Response<v1::SyncRun>, Status> {
+        writer(&request)?;
+        let r = request.into_inner();
+        let node_id = NodeId::from_u64(r.node_id)
+            .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
+        let kind = SyncKind::parse(&r.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        match kind {
+            SyncKind::Structure => match self.state.structure.run(node_id, "manual").await {
+                Ok(run) => Ok(Response::new(proto::run(&run))),
+                // The run was recorded as failed; hand back the record.
+                Err(
+                    crate::sync::structure::SyncError::Peer(_)
+                    | crate::sync::structure::SyncError::Protocol(_),
+                ) => {
+                    let runs = self
+                        .state
+                        .store
+                        .list_sync_runs(node_id, 1)
+                        .await
+                        .map_err(from_store)?;
+                    runs.first()
+                        .map(|r| Response::new(proto::run(r)))
+                        .ok_or_else(|| Status::internal("the run was not recorded"))
+                }
+                Err(e) => Err(from_sync(e)),
+            },
+            SyncKind::Data => Err(Status::unimplemented(
+                "data sync is not available in this version",
+            )),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_sync_status(
+        &self,
+        request: Request<v1::GetSyncStatusRequest>,
+    ) -> Result<Response<v1::GetSyncStatusResponse>, Status> {
+        let store = &self.state.store;
+        let nodes = match NodeId::from_u64(request.get_ref().node_id) {
+            Some(id) => vec![
+                store
+                    .get_node(id)
+                    .await
+                    .map_err(from_store)?
+                    .filter(|n| n.deleted_at.is_none())
+                    .ok_or_else(|| Status::not_found(format!("node {id} does not exist")))?,
+            ],
+            None => store
+                .list_nodes(&NodeFilter::default())
+                .await
+                .map_err(from_store)?,
+        };
+        let mut out = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let mut problems = Vec::new();
+            for mapping in store.list_mappings(node.id).await.map_err(from_store)? {
+                if mapping.status == MappingStatus::Broken {
+                    let handle = store
+                        .get_shared_module(mapping.shared_module_id)
+                        .await
+                        .map_err(from_store)?
+                        .map(|m| m.handle)
+                        .unwrap_or_default();
+                    problems.push(v1::MappingProblem {
+                        shared_module_id: mapping.shared_module_id.get(),
+                        shared_handle: handle,
+                        reason: mapping.status_reason.clone(),
+                    });
+                }
+            }
+            let full = proto::node(&node);
+            out.push(v1::NodeSyncStatus {
+                node_id: full.id,
+                name: full.name,
+                status: full.status,
+                structure_status: full.structure_status,
+                structure_synced_at: full.structure_synced_at,
+                structure_error: full.structure_error,
+                data_status: full.data_status,
+                data_synced_at: full.data_synced_at,
+                data_error: full.data_error,
+                problems,
+            });
+        }
+        Ok(Response::new(v1::GetSyncStatusResponse { nodes: out }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_sync_runs(
+        &self,
+        request: Request<v1::ListSyncRunsRequest>,
+    ) -> Result<Response<v1::ListSyncRunsResponse>, Status> {
+        let r = request.into_inner();
+        let node_id = NodeId::from_u64(r.node_id)
+            .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
+        let runs = self
+            .state
+            .store
+            .list_sync_runs(node_id, r.limit.min(1000))
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(v1::ListSyncRunsResponse {
+            runs: runs.iter().map(proto::run).collect(),
+        }))
+    }
+}
