@@ -18,6 +18,14 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(fedsync::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`fedsync record list M | head`): not an error.
+        Err(error)
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(fedsync::cli::exit_code(&error))

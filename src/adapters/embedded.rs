@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{self, Id, IdGenerator, LocalModule};
-use crate::store::{Store, StoreError};
-use crate::sync::ports::{LocalData, LocalError, NewModule};
+use crate::domain::{self, Id, IdGenerator, LocalModule, Record};
+use crate::store::{ChangeQuery, RecordBatch, Store, StoreError};
+use crate::sync::ports::{LocalData, LocalError, LocalRecords, NewModule};
 
 pub struct EmbeddedData {
     store: Arc<dyn Store>,
@@ -84,5 +84,39 @@ impl LocalData for EmbeddedData {
         removed.deleted_at = Some(now);
         removed.updated_at = now;
         Ok(self.store.update_local_module(&removed).await?)
+    }
+}
+
+#[async_trait]
+impl LocalRecords for EmbeddedData {
+    async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
+        Ok(self.store.apply_record_batch(batch).await?)
+    }
+
+    async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, LocalError> {
+        let mut records = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(record) = self.store.get_record(*id).await? {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    async fn list_records(
+        &self,
+        module_id: Id,
+        include_deleted: bool,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<Record>, LocalError> {
+        Ok(self
+            .store
+            .list_records(module_id, include_deleted, after, limit)
+            .await?)
+    }
+
+    async fn page_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
+        Ok(self.store.page_record_changes(query).await?)
     }
 }

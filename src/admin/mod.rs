@@ -12,6 +12,7 @@ pub mod auth;
 pub mod catalog;
 pub mod node;
 pub mod proto;
+pub mod record;
 pub mod server;
 mod status;
 pub mod sync;

@@ -4,7 +4,7 @@
 #![allow(clippy::all, missing_docs)]
 
 use crate::domain::{
-    AuditEvent, ExposedModule, LocalField, LocalModule, ModuleField, ModuleMapping, Node,
+    AuditEvent, ExposedModule, LocalField, LocalModule, ModuleField, ModuleMapping, Node, Record,
     SharedModule, SyncRun, Timestamp,
 };
 
@@ -173,5 +173,39 @@ pub fn run(r: &SyncRun) -> v1::SyncRun {
         skipped: r.counts.skipped,
         errors: r.counts.errors,
         error: r.error.clone(),
+    }
+}
+
+/// A record with its values in the module's field order; values of fields
+/// the module no longer has come last.
+pub fn record(r: &Record, module: &LocalModule) -> v1::Record {
+    let mut values: Vec<v1::RecordValue> = module
+        .fields
+        .iter()
+        .filter_map(|f| {
+            r.values.get(&f.name).map(|list| v1::RecordValue {
+                name: f.name.clone(),
+                values: list.clone(),
+                multi: f.is_multi,
+            })
+        })
+        .collect();
+    for (name, list) in &r.values {
+        if module.field(name).is_none() {
+            values.push(v1::RecordValue {
+                name: name.clone(),
+                values: list.clone(),
+                multi: list.len() > 1,
+            });
+        }
+    }
+    v1::Record {
+        id: r.id.get(),
+        module_id: r.module_id.get(),
+        values,
+        created_at: Some(timestamp(r.created_at)),
+        updated_at: Some(timestamp(r.updated_at)),
+        deleted_at: opt_timestamp(r.deleted_at),
+        origin_node_id: r.origin_node_id.map(|n| n.get()).unwrap_or(0),
     }
 }

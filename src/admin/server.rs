@@ -19,12 +19,15 @@ use super::auth::require_admin;
 use super::catalog::{ExposureApi, MappingApi, ModuleApi, SharedApi};
 use super::node::NodeApi;
 use super::proto::{FILE_DESCRIPTOR_SET, v1};
+use super::record::RecordApi;
 use super::sync::SyncApi;
 use crate::crypto::SigningKey;
 use crate::domain::IdGenerator;
 use crate::store::Store;
 use crate::sync::PairingService;
 use crate::sync::catalog::Catalog;
+use crate::sync::data::DataSync;
+use crate::sync::records::RecordService;
 use crate::sync::structure::StructureSync;
 use crate::telemetry::Metrics;
 
@@ -35,6 +38,8 @@ pub struct AdminState {
     pub pairing: Arc<PairingService>,
     pub catalog: Arc<Catalog>,
     pub structure: Arc<StructureSync>,
+    pub data: Arc<DataSync>,
+    pub records: Arc<RecordService>,
     pub signing_key: SigningKey,
     pub metrics: Metrics,
     pub ids: Arc<IdGenerator>,
@@ -83,6 +88,9 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     ))
     .add_service(v1::sync_service_server::SyncServiceServer::new(
         SyncApi::new(state.clone()),
+    ))
+    .add_service(v1::record_service_server::RecordServiceServer::new(
+        RecordApi::new(state.clone()),
     ))
     .add_service(health_service)
     .add_service(reflection_v1)

@@ -6,6 +6,7 @@ use crate::store::StoreError;
 use crate::sync::LocalError;
 use crate::sync::PairingError;
 use crate::sync::catalog::CatalogError;
+use crate::sync::records::RecordError;
 use crate::sync::structure::SyncError;
 
 pub fn from_store(error: StoreError) -> Status {
@@ -65,5 +66,13 @@ pub fn from_sync(error: SyncError) -> Status {
         SyncError::WrongState(_) => Status::failed_precondition(error.to_string()),
         SyncError::Peer(_) | SyncError::Protocol(_) => Status::aborted(error.to_string()),
         SyncError::Store(e) => from_store(e),
+    }
+}
+
+pub fn from_record(error: RecordError) -> Status {
+    match error {
+        RecordError::NotFound(_) => Status::not_found(error.to_string()),
+        RecordError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        RecordError::Local(e) => from_local(e),
     }
 }

@@ -5,8 +5,8 @@ use tonic::{Request, Response, Status};
 use super::node::writer;
 use super::proto::{self, v1};
 use super::server::AdminState;
-use super::status::{from_store, from_sync};
-use crate::domain::{MappingStatus, NodeFilter, NodeId, SyncKind};
+use super::status::{from_catalog, from_store, from_sync};
+use crate::domain::{Id, MappingStatus, NodeFilter, NodeId, SyncKind};
 
 pub struct SyncApi {
     state: AdminState,
@@ -24,15 +24,15 @@ impl v1::sync_service_server::SyncService for SyncApi {
     async fn sync_now(
         &self,
         request: Request<v1::SyncNowRequest>,
-    ) -> Result<Response<v1::SyncRun>, Status> {
+    ) -> Result<Response<v1::SyncNowResponse>, Status> {
         writer(&request)?;
         let r = request.into_inner();
         let node_id = NodeId::from_u64(r.node_id)
             .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
         let kind = SyncKind::parse(&r.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        match kind {
+        let runs = match kind {
             SyncKind::Structure => match self.state.structure.run(node_id, "manual").await {
-                Ok(run) => Ok(Response::new(proto::run(&run))),
+                Ok(run) => vec![run],
                 // The run was recorded as failed; hand back the record.
                 Err(
                     crate::sync::structure::SyncError::Peer(_)
@@ -44,16 +44,79 @@ impl v1::sync_service_server::SyncService for SyncApi {
                         .list_sync_runs(node_id, 1)
                         .await
                         .map_err(from_store)?;
-                    runs.first()
-                        .map(|r| Response::new(proto::run(r)))
-                        .ok_or_else(|| Status::internal("the run was not recorded"))
+                    if runs.is_empty() {
+                        return Err(Status::internal("the run was not recorded"));
+                    }
+                    runs
                 }
-                Err(e) => Err(from_sync(e)),
+                Err(e) => return Err(from_sync(e)),
             },
-            SyncKind::Data => Err(Status::unimplemented(
-                "data sync is not available in this version",
-            )),
-        }
+            SyncKind::Data => self
+                .state
+                .data
+                .run_node(node_id, "manual")
+                .await
+                .map_err(from_sync)?,
+        };
+        Ok(Response::new(v1::SyncNowResponse {
+            runs: runs.iter().map(proto::run).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn reset_sync(
+        &self,
+        request: Request<v1::ResetSyncRequest>,
+    ) -> Result<Response<v1::SyncNowResponse>, Status> {
+        writer(&request)?;
+        let r = request.into_inner();
+        let node_id = NodeId::from_u64(r.node_id)
+            .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
+        let shared = match r.shared.trim() {
+            "" => None,
+            key => Some(
+                self.state
+                    .catalog
+                    .shared(&node_id.to_string(), key)
+                    .await
+                    .map_err(from_catalog)?
+                    .id,
+            ),
+        };
+        let runs = self
+            .state
+            .data
+            .reset(node_id, shared, "reset")
+            .await
+            .map_err(from_sync)?;
+        Ok(Response::new(v1::SyncNowResponse {
+            runs: runs.iter().map(proto::run).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_run_errors(
+        &self,
+        request: Request<v1::ListRunErrorsRequest>,
+    ) -> Result<Response<v1::ListRunErrorsResponse>, Status> {
+        let run_id = Id::new(request.get_ref().run_id)
+            .ok_or_else(|| Status::invalid_argument("run_id is required"))?;
+        let errors = self
+            .state
+            .store
+            .list_run_errors(run_id)
+            .await
+            .map_err(from_store)?;
+        Ok(Response::new(v1::ListRunErrorsResponse {
+            errors: errors
+                .into_iter()
+                .map(|e| v1::RunError {
+                    seq: e.seq,
+                    origin_record_id: e.origin_record_id.map(|i| i.get()).unwrap_or(0),
+                    message: e.message,
+                })
+                .collect(),
+        }))
     }
 
     #[tracing::instrument(skip_all)]

@@ -116,6 +116,15 @@ pub enum SyncCommand {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Pull every record of a node (or of one shared module) again from the
+    /// start; local copies of records the origin no longer has are removed.
+    Reset {
+        node: String,
+        /// Shared module: id, origin module id or handle; all when omitted.
+        shared: Option<String>,
+    },
+    /// The per-record problems of a run (values the destination cannot hold, ...).
+    Errors { run: String },
 }
 
 fn field_spec(spec: &str) -> anyhow::Result<v1::Field> {
@@ -354,20 +363,43 @@ pub async fn sync(global: &GlobalArgs, command: &SyncCommand) -> anyhow::Result<
                 node_id: parse_id(node)?,
                 kind: kind.clone(),
             };
-            let run = client
+            let runs = client
                 .sync_now(authorized(&target, request)?)
                 .await
                 .map_err(RpcError::from)?
-                .into_inner();
-            output::run(global.json, &run);
-            if run.status != "succeeded" {
-                return Err(anyhow!(
-                    "the {} sync of node {} failed: {}",
-                    run.kind,
-                    run.node_id,
-                    run.error
-                ));
+                .into_inner()
+                .runs;
+            // A structure sync is one run (the shape `sync now` always had);
+            // a data sync is one run per mapped shared module.
+            match (kind.as_str(), runs.as_slice()) {
+                ("structure", [run]) => output::run(global.json, run),
+                _ => output::runs_done(global.json, &runs),
             }
+            failed_runs(&runs)?;
+        }
+        SyncCommand::Reset { node, shared } => {
+            let request = v1::ResetSyncRequest {
+                node_id: parse_id(node)?,
+                shared: shared.clone().unwrap_or_default(),
+            };
+            let runs = client
+                .reset_sync(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?
+                .into_inner()
+                .runs;
+            output::runs_done(global.json, &runs);
+            failed_runs(&runs)?;
+        }
+        SyncCommand::Errors { run } => {
+            let request = v1::ListRunErrorsRequest {
+                run_id: parse_id(run)?,
+            };
+            let errors = client
+                .list_run_errors(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::run_errors(global.json, &errors.into_inner().errors);
         }
         SyncCommand::Status { node } => {
             let node_id = node.as_deref().map(parse_id).transpose()?.unwrap_or(0);
@@ -390,4 +422,28 @@ pub async fn sync(global: &GlobalArgs, command: &SyncCommand) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+/// Non-zero exit when any run failed, naming each.
+fn failed_runs(runs: &[v1::SyncRun]) -> anyhow::Result<()> {
+    let failed: Vec<String> = runs
+        .iter()
+        .filter(|r| r.status != "succeeded")
+        .map(|r| {
+            let what = if r.shared_module_id == 0 {
+                format!("the {} sync of node {}", r.kind, r.node_id)
+            } else {
+                format!(
+                    "the {} sync of shared module {} of node {}",
+                    r.kind, r.shared_module_id, r.node_id
+                )
+            };
+            format!("{what} failed: {}", r.error)
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!(failed.join("; ")))
+    }
 }

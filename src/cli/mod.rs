@@ -11,6 +11,7 @@
 mod catalog;
 mod client;
 mod output;
+mod record;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Modules of the embedded data plane.
     #[command(subcommand)]
     Module(catalog::ModuleCommand),
+    /// Records of the embedded data plane.
+    #[command(subcommand)]
+    Record(record::RecordCommand),
     /// What this node exposes to a peer (origin side).
     #[command(subcommand)]
     Expose(catalog::ExposeCommand),
@@ -294,6 +298,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Module(command) => {
             quiet_logs(&cli.global);
             catalog::module(&cli.global, command).await
+        }
+        Command::Record(command) => {
+            quiet_logs(&cli.global);
+            record::record(&cli.global, command).await
         }
         Command::Expose(command) => {
             quiet_logs(&cli.global);

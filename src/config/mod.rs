@@ -92,12 +92,18 @@ pub struct PairingConfig {
 pub struct SyncConfig {
     #[serde(deserialize_with = "values::u32_lenient")]
     pub structure_page_size: u32,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub data_page_size: u32,
+    #[serde(deserialize_with = "values::bool_lenient")]
+    pub reexport: bool,
 }
 
 impl Default for SyncConfig {
     fn default() -> SyncConfig {
         SyncConfig {
             structure_page_size: 100,
+            data_page_size: 500,
+            reexport: false,
         }
     }
 }
@@ -473,6 +479,12 @@ impl Config {
             return Err(invalid(
                 "pairing.ott_ttl",
                 "must be between 1s and 7 days".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.sync.data_page_size) {
+            return Err(invalid(
+                "sync.data_page_size",
+                "must be between 1 and 1000".into(),
             ));
         }
         if !(1..=500).contains(&self.sync.structure_page_size) {

@@ -2,6 +2,7 @@
 //! given back on shutdown. Losing it (another process took the number after
 //! it expired) stops the daemon, because ids could then collide.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,11 @@ impl IdLease {
 
     pub fn ids(&self) -> Arc<IdGenerator> {
         self.ids.clone()
+    }
+
+    /// `host:pid:nonce`: who holds the lease, also written into sync runs.
+    pub fn owner(&self) -> &str {
+        &self.lease.owner
     }
 
     pub fn instance_no(&self) -> u16 {
@@ -107,4 +113,47 @@ fn owner_name() -> String {
     let mut nonce = [0u8; 4];
     let _ = random_bytes(&mut nonce);
     format!("{host}:{}:{}", std::process::id(), hex::encode(nonce))
+}
+
+/// Whether the process that wrote `owner` (an `owner_name()`) is surely gone:
+/// it ran on this host, and its pid is no longer a process or is ours now
+/// (a restarted container gets the same pid, with another nonce).
+pub fn owner_is_gone(owner: &str, ours: &str) -> bool {
+    let mut theirs = owner.rsplitn(3, ':');
+    let mut mine = ours.rsplitn(3, ':');
+    let (Some(_), Some(their_pid), Some(their_host)) =
+        (theirs.next(), theirs.next(), theirs.next())
+    else {
+        return false;
+    };
+    let (Some(_), Some(my_pid), Some(my_host)) = (mine.next(), mine.next(), mine.next()) else {
+        return false;
+    };
+    if owner == ours || their_host != my_host {
+        return false;
+    }
+    their_pid == my_pid || !Path::new("/proc").join(their_pid).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_is_gone;
+
+    #[test]
+    fn a_dead_process_on_this_host_is_gone_and_others_are_not_judged() {
+        let ours = format!("h:{}:aaaa", std::process::id());
+        // Same pid, other nonce: an earlier life of this process slot.
+        assert!(owner_is_gone(
+            &format!("h:{}:bbbb", std::process::id()),
+            &ours
+        ));
+        // A pid that cannot exist.
+        assert!(owner_is_gone("h:4294967295:cccc", &ours));
+        // A live process on this host (pid 1 always exists).
+        assert!(!owner_is_gone("h:1:dddd", &ours));
+        // Another host: only its lease can tell.
+        assert!(!owner_is_gone("other:4294967295:cccc", &ours));
+        assert!(!owner_is_gone(&ours, &ours));
+        assert!(!owner_is_gone("garbage", &ours));
+    }
 }

@@ -38,8 +38,10 @@ use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{AppliedMigration, Store};
 use crate::sync::catalog::Catalog;
+use crate::sync::data::DataSync;
+use crate::sync::records::RecordService;
 use crate::sync::structure::StructureSync;
-use crate::sync::{LocalData, PairingService, PairingSettings};
+use crate::sync::{LocalData, LocalRecords, PairingService, PairingSettings};
 use crate::telemetry::Metrics;
 use instance::IdLease;
 
@@ -313,21 +315,51 @@ async fn launch(
         &format!("{admin_addr}\n"),
     )?;
 
+    let reclaimed =
+        crate::sync::runs::reclaim_interrupted(&*store, lease.owner(), instance::owner_is_gone)
+            .await?;
+    if reclaimed > 0 {
+        tracing::warn!(
+            runs = reclaimed,
+            "closed sync runs interrupted by a stopped daemon"
+        );
+    }
+
     let metrics = Metrics::new();
     let (pairing, peer) = pairing_service(config, store.clone(), &keys, ids.clone())?;
     let pairing = Arc::new(pairing);
-    let local: Arc<dyn LocalData> = Arc::new(EmbeddedData::new(store.clone(), ids.clone()));
-    let catalog = Arc::new(Catalog::new(store.clone(), local, ids.clone()));
+    let embedded = Arc::new(EmbeddedData::new(store.clone(), ids.clone()));
+    let local: Arc<dyn LocalData> = embedded.clone();
+    let records: Arc<dyn LocalRecords> = embedded;
+    let catalog = Arc::new(Catalog::new(store.clone(), local.clone(), ids.clone()));
+    let record_service = Arc::new(RecordService::new(
+        local.clone(),
+        records.clone(),
+        ids.clone(),
+    ));
+    let data = Arc::new(DataSync::new(
+        store.clone(),
+        local,
+        records.clone(),
+        pairing.clone(),
+        peer.clone(),
+        ids.clone(),
+        config.sync.data_page_size,
+        lease.owner().to_owned(),
+    ));
     let structure = Arc::new(StructureSync::new(
         store.clone(),
         pairing.clone(),
-        peer,
+        peer.clone(),
         ids.clone(),
         config.sync.structure_page_size,
+        lease.owner().to_owned(),
     ));
     let federation_state = FederationState {
         store: store.clone(),
         pairing: pairing.clone(),
+        records,
+        reexport: config.sync.reexport,
         signing_key: keys.signing.clone(),
         public_base: if config.federation.public_url.is_empty() {
             "/federation".to_owned()
@@ -342,6 +374,8 @@ async fn launch(
         pairing: pairing.clone(),
         catalog,
         structure,
+        data,
+        records: record_service,
         signing_key: keys.signing.clone(),
         metrics: metrics.clone(),
         ids: ids.clone(),

@@ -9,6 +9,7 @@ pub mod id;
 pub mod module;
 pub mod node;
 pub mod pairing;
+pub mod record;
 pub mod sync;
 pub mod token;
 
@@ -23,6 +24,7 @@ pub use pairing::{
     CredentialKind, IssuedToken, OttChange, PairingChange, PairingToken, PeerCredential,
     Revocation, Role,
 };
+pub use record::{Record, RecordLink, RecordValues};
 pub use sync::{RunCounts, RunStatus, SyncKind, SyncRun};
 pub use token::{AdminToken, AdminTokenKind};
 

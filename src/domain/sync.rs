@@ -67,7 +67,10 @@ pub struct RunCounts {
     pub created: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Received changes that needed no write here: unchanged values, a
+    /// deletion of what is already gone, a record removed on this side.
     pub skipped: u64,
+    /// Per-record problems (values the destination cannot hold).
     pub errors: u64,
 }
 
@@ -85,4 +88,7 @@ pub struct SyncRun {
     pub finished_at: Option<Timestamp>,
     pub counts: RunCounts,
     pub error: String,
+    /// The daemon process that runs it (its id-lease owner name), so a run
+    /// left `running` by a process that died can be told from a live one.
+    pub owner: String,
 }

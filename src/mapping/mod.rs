@@ -4,6 +4,8 @@
 //! Invariant: pure functions over domain types; no IO. Value conversion
 //! (per record) lands with data sync; here only the kinds are judged.
 
+pub mod values;
+
 use crate::domain::{FieldKind, FieldMapping, LocalField, LocalModule, SharedModule};
 
 /// Whether values of an origin field (kind as the peer spelled it) can be

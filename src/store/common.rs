@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident, $begin:literal) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:literal, $in_ids:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -244,6 +244,7 @@ macro_rules! impl_common_store {
         $crate::store::common::impl_pairing_store!($store, $begin);
 
         $crate::store::modules_sql::impl_module_stores!($store, $begin);
+        $crate::store::records_sql::impl_record_store!($store, $begin, $lock_module, $in_ids);
 
         #[async_trait::async_trait]
         impl $crate::store::AdminTokenStore for $store {

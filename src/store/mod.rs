@@ -15,6 +15,7 @@
 mod common;
 mod modules_sql;
 pub mod postgres;
+mod records_sql;
 pub mod rows;
 pub mod sqlite;
 
@@ -26,6 +27,7 @@ use crate::domain::{
     PairingChange, PairingToken, PeerCredential, SharedModule, SyncKind, SyncRun, SyncStatus,
     Timestamp, TokenId,
 };
+use crate::domain::{Record, RecordLink};
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,12 +313,119 @@ pub trait SharedStore: Send + Sync {
     -> Result<Vec<ModuleMapping>, StoreError>;
 }
 
+/// Where a pull stands, written with the records of a page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CursorWrite {
+    pub node_id: NodeId,
+    pub shared_module_id: Id,
+    /// The origin's cursor to resume from (fedsync origins).
+    pub cursor: String,
+    /// The `lastSync` to send next (Corteza origins), unix seconds.
+    pub last_sync: i64,
+}
+
+/// A per-record problem of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunError {
+    pub run_id: Id,
+    pub seq: u64,
+    pub origin_record_id: Option<Id>,
+    pub message: String,
+}
+
+/// Everything one page of records writes, in one transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RecordBatch {
+    /// Inserted or updated by id; `changed_at` is assigned by the store,
+    /// strictly increasing per module in commit order.
+    pub records: Vec<Record>,
+    /// Inserted or updated by (node, exposed module, origin record).
+    pub links: Vec<RecordLink>,
+    /// Marks the links written as seen by this run (a full re-pull); 0: keep.
+    pub seen_run: i64,
+    pub cursor: Option<CursorWrite>,
+    pub errors: Vec<RunError>,
+}
+
+/// Which changes of a module a page holds, in change order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeQuery {
+    pub module_id: Id,
+    /// After this (changed_at, id).
+    pub after: Option<(i64, Id)>,
+    /// Changed at or after this (micros).
+    pub since: Option<i64>,
+    /// Leave out records that arrived from this peer (no echo).
+    pub exclude_origin: Option<NodeId>,
+    /// Leave out every record that arrived from any peer (no re-export).
+    pub exclude_received: bool,
+    pub limit: u32,
+}
+
+/// Records of the embedded data plane and the identity of received ones.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Writes a batch; returns its records with `changed_at` assigned.
+    async fn apply_record_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, StoreError>;
+    async fn get_record(&self, id: Id) -> Result<Option<Record>, StoreError>;
+    /// A module's records by id, after `after`; removed ones when asked.
+    async fn list_records(
+        &self,
+        module_id: Id,
+        include_deleted: bool,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<Record>, StoreError>;
+    async fn page_record_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, StoreError>;
+    /// Links of these origin records of one exposed module.
+    async fn find_links(
+        &self,
+        node_id: NodeId,
+        exposed_module_id: Id,
+        origin_ids: &[Id],
+    ) -> Result<Vec<RecordLink>, StoreError>;
+    /// Links of these origin records, whatever module of the peer they came from.
+    async fn find_links_any_module(
+        &self,
+        node_id: NodeId,
+        origin_ids: &[Id],
+    ) -> Result<Vec<RecordLink>, StoreError>;
+    /// Links of an exposed module not seen by `run_id`, after `after` (paging).
+    async fn links_not_seen(
+        &self,
+        node_id: NodeId,
+        exposed_module_id: Id,
+        run_id: i64,
+        after: Option<Id>,
+        limit: u32,
+    ) -> Result<Vec<RecordLink>, StoreError>;
+    async fn get_sync_cursor(
+        &self,
+        node_id: NodeId,
+        shared_module_id: Id,
+    ) -> Result<Option<CursorWrite>, StoreError>;
+    /// Forgets where pulls stand: one shared module, or all of a node.
+    async fn delete_sync_cursors(
+        &self,
+        node_id: NodeId,
+        shared_module_id: Option<Id>,
+    ) -> Result<(), StoreError>;
+    async fn list_run_errors(&self, run_id: Id) -> Result<Vec<RunError>, StoreError>;
+    /// Live records of a module.
+    async fn count_records(&self, module_id: Id) -> Result<u64, StoreError>;
+}
+
 /// Sync history and the nodes' sync state.
 #[async_trait]
 pub trait SyncStore: Send + Sync {
     async fn insert_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
     /// Records a run's end: status, counts, error, finish time.
     async fn finish_sync_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// Runs still marked running, oldest first (live ones, and those of a
+    /// process that died).
+    async fn list_running_sync_runs(&self) -> Result<Vec<SyncRun>, StoreError>;
+    /// Owners of id-instance leases that have not expired.
+    async fn live_instance_owners(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
     /// Newest first.
     async fn list_sync_runs(&self, node_id: NodeId, limit: u32)
     -> Result<Vec<SyncRun>, StoreError>;
@@ -360,6 +469,7 @@ pub trait Store:
     + LocalModuleStore
     + SharedStore
     + SyncStore
+    + RecordStore
     + AdminTokenStore
     + AuditStore
     + Send
@@ -376,6 +486,7 @@ impl<T> Store for T where
         + LocalModuleStore
         + SharedStore
         + SyncStore
+        + RecordStore
         + AdminTokenStore
         + AuditStore
         + Send

@@ -28,7 +28,7 @@ pub(crate) use mapping_columns;
 macro_rules! run_columns {
     () => {
         "id, node_id, kind, shared_module_id, trigger, status, started_at, finished_at, pages, \
-         created, updated, deleted, skipped, errors, error"
+         created, updated, deleted, skipped, errors, error, owner"
     };
 }
 pub(crate) use run_columns;
@@ -492,7 +492,7 @@ macro_rules! impl_module_stores {
                     sqlx::query(concat!(
                         "INSERT INTO sync_runs (",
                         $crate::store::modules_sql::run_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
                     )),
                     run
                 )
@@ -509,7 +509,8 @@ macro_rules! impl_module_stores {
                     sqlx::query(
                         "UPDATE sync_runs SET node_id = $2, kind = $3, shared_module_id = $4, trigger = $5, \
                          status = $6, started_at = $7, finished_at = $8, pages = $9, created = $10, \
-                         updated = $11, deleted = $12, skipped = $13, errors = $14, error = $15 WHERE id = $1"
+                         updated = $11, deleted = $12, skipped = $13, errors = $14, error = $15, owner = $16 \
+                         WHERE id = $1"
                     ),
                     run
                 )
@@ -533,6 +534,31 @@ macro_rules! impl_module_stores {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map($crate::domain::SyncRun::try_from).collect()
+            }
+
+            async fn list_running_sync_runs(
+                &self,
+            ) -> Result<Vec<$crate::domain::SyncRun>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::SyncRunRow>(concat!(
+                    "SELECT ",
+                    $crate::store::modules_sql::run_columns!(),
+                    " FROM sync_runs WHERE status = 'running' ORDER BY id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::SyncRun::try_from).collect()
+            }
+
+            async fn live_instance_owners(
+                &self,
+                now: $crate::domain::Timestamp,
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT owner FROM instances WHERE expires_at > $1")
+                        .bind($crate::store::to_micros(now))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(o,)| o).collect())
             }
 
             async fn set_sync_state(
@@ -610,6 +636,7 @@ macro_rules! bind_run {
             .bind(n(run.counts.skipped))
             .bind(n(run.counts.errors))
             .bind(run.error.clone())
+            .bind(run.owner.clone())
     }};
 }
 pub(crate) use bind_run;

@@ -8,8 +8,8 @@ use super::{StoreError, from_micros};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleMapping, RunCounts,
-    RunStatus, SharedModule, SyncKind, SyncRun,
+    FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleMapping, Record,
+    RecordLink, RecordValues, RunCounts, RunStatus, SharedModule, SyncKind, SyncRun,
 };
 
 use crate::domain::{
@@ -526,6 +526,7 @@ pub struct SyncRunRow {
     pub skipped: i64,
     pub errors: i64,
     pub error: String,
+    pub owner: String,
 }
 
 fn count(value: i64) -> u64 {
@@ -554,6 +555,71 @@ impl TryFrom<SyncRunRow> for SyncRun {
                 errors: count(row.errors),
             },
             error: row.error,
+            owner: row.owner,
+        })
+    }
+}
+
+/// Record values in the `values` column: field name to its values.
+pub fn values_to_json(values: &RecordValues) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecordRow {
+    pub id: i64,
+    pub module_id: i64,
+    pub values: String,
+    pub origin_node_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+    pub changed_at: i64,
+}
+
+impl TryFrom<RecordRow> for Record {
+    type Error = StoreError;
+
+    fn try_from(row: RecordRow) -> Result<Record, StoreError> {
+        Ok(Record {
+            id: id("local_records.id", row.id)?,
+            module_id: id("local_records.module_id", row.module_id)?,
+            values: serde_json::from_str(&row.values)
+                .map_err(|e| corrupt("local_records.values", e))?,
+            origin_node_id: row.origin_node_id.and_then(NodeId::from_i64),
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
+            deleted_at: opt_time(row.deleted_at)?,
+            changed_at: row.changed_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct RecordLinkRow {
+    pub node_id: i64,
+    pub exposed_module_id: i64,
+    pub origin_record_id: i64,
+    pub local_module_id: i64,
+    pub local_record_id: i64,
+    pub origin_changed_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<RecordLinkRow> for RecordLink {
+    type Error = StoreError;
+
+    fn try_from(row: RecordLinkRow) -> Result<RecordLink, StoreError> {
+        Ok(RecordLink {
+            node_id: node_id("record_links.node_id", row.node_id)?,
+            exposed_module_id: id("record_links.exposed_module_id", row.exposed_module_id)?,
+            origin_record_id: id("record_links.origin_record_id", row.origin_record_id)?,
+            local_module_id: id("record_links.local_module_id", row.local_module_id)?,
+            local_record_id: id("record_links.local_record_id", row.local_record_id)?,
+            origin_changed_at: row.origin_changed_at,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
         })
     }
 }

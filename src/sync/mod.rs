@@ -7,8 +7,11 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod data;
 pub mod pairing_flow;
 pub mod ports;
+pub mod records;
+pub mod runs;
 pub mod structure;
 
 pub use pairing_flow::{
@@ -16,6 +19,7 @@ pub use pairing_flow::{
     PairingService, PairingSettings, PeerAuthError,
 };
 pub use ports::{
-    HandshakeInit, LocalData, LocalError, NewModule, Peer, PeerError, PeerReply, RemoteModule,
-    StructurePage, StructurePeer,
+    DataPeer, HandshakeInit, LocalData, LocalError, LocalRecords, NewModule, Peer, PeerError,
+    PeerReply, RecordsPage, RecordsRequest, RemoteModule, RemoteRecord, StructurePage,
+    StructurePeer,
 };

@@ -186,3 +186,75 @@ pub trait LocalData: Send + Sync {
     async fn update_module(&self, module: &crate::domain::LocalModule) -> Result<(), LocalError>;
     async fn delete_module(&self, module: &crate::domain::LocalModule) -> Result<(), LocalError>;
 }
+
+/// A record as an origin's data document describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteRecord {
+    pub id: crate::domain::Id,
+    /// `(field name, value)` in order; a multi-value field repeats its name.
+    /// `None` is Corteza's value-less entry (a false Bool).
+    pub values: Vec<(String, Option<String>)>,
+    pub created_at: Option<crate::domain::Timestamp>,
+    pub updated_at: Option<crate::domain::Timestamp>,
+    pub deleted_at: Option<crate::domain::Timestamp>,
+}
+
+/// One page of an origin's changed records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordsPage {
+    pub records: Vec<RemoteRecord>,
+    /// The next page's cursor, verbatim; `None` on the last page.
+    pub next_cursor: Option<String>,
+    /// Where to start the next run (fedsync origins only): after the last
+    /// record of this page, also on the last page.
+    pub resume_cursor: Option<String>,
+}
+
+/// What to ask an origin for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordsRequest {
+    pub limit: u32,
+    pub cursor: Option<String>,
+    /// Corteza's `lastSync`, unix seconds (first page only).
+    pub last_sync: Option<i64>,
+}
+
+/// Record reads from a peer.
+#[async_trait]
+pub trait DataPeer: Send + Sync {
+    /// `GET {base}/nodes/{shared}/modules/{exposed}/records/?...`.
+    async fn records_page(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        exposed_module_id: crate::domain::Id,
+        bearer: &str,
+        request: &RecordsRequest,
+    ) -> Result<RecordsPage, PeerError>;
+}
+
+/// Records in the local data plane.
+#[async_trait]
+pub trait LocalRecords: Send + Sync {
+    /// Writes a batch (records, links, cursor, errors) as one unit.
+    async fn apply_batch(
+        &self,
+        batch: &crate::store::RecordBatch,
+    ) -> Result<Vec<crate::domain::Record>, LocalError>;
+    async fn get_records(
+        &self,
+        ids: &[crate::domain::Id],
+    ) -> Result<Vec<crate::domain::Record>, LocalError>;
+    async fn list_records(
+        &self,
+        module_id: crate::domain::Id,
+        include_deleted: bool,
+        after: Option<crate::domain::Id>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::Record>, LocalError>;
+    /// Changed records of a module, in change order.
+    async fn page_changes(
+        &self,
+        query: &crate::store::ChangeQuery,
+    ) -> Result<Vec<crate::domain::Record>, LocalError>;
+}

@@ -54,6 +54,10 @@ pub struct ServedPage {
 pub enum ServeError {
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the local data plane failed: {0}")]
+    Local(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -159,6 +163,8 @@ pub struct StructureSync {
     pairing: Arc<PairingService>,
     peer: Arc<dyn StructurePeer>,
     ids: Arc<IdGenerator>,
+    /// This process, as written into its runs.
+    owner: String,
     page_size: u32,
     running: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -170,12 +176,14 @@ impl StructureSync {
         peer: Arc<dyn StructurePeer>,
         ids: Arc<IdGenerator>,
         page_size: u32,
+        owner: String,
     ) -> StructureSync {
         StructureSync {
             store,
             pairing,
             peer,
             ids,
+            owner,
             page_size: page_size.clamp(1, MAX_PAGE_SIZE),
             running: Mutex::new(HashMap::new()),
         }
@@ -210,6 +218,7 @@ impl StructureSync {
             finished_at: None,
             counts: RunCounts::default(),
             error: String::new(),
+            owner: self.owner.clone(),
         };
         self.store.insert_sync_run(&run).await?;
         self.store

@@ -68,6 +68,8 @@ async fn sync_structure(d: &TestDaemon, node: u64) -> v1::SyncRun {
         .await
         .unwrap()
         .into_inner()
+        .runs
+        .remove(0)
 }
 
 async fn shared(d: &TestDaemon, node: u64, removed: bool) -> Vec<v1::SharedModule> {

@@ -390,6 +390,75 @@ pub fn run(json: bool, r: &v1::SyncRun) {
     );
 }
 
+/// The runs a command just finished (one line each, or a JSON array).
+pub fn runs_done(json: bool, list: &[v1::SyncRun]) {
+    if json {
+        return print_json(&list.iter().map(run_json).collect::<Vec<_>>());
+    }
+    for r in list {
+        println!(
+            "{} sync of node {}{} {}: {} pages, {} created, {} updated, {} deleted, {} skipped, {} errors (run {}){}",
+            r.kind,
+            r.node_id,
+            if r.shared_module_id == 0 {
+                String::new()
+            } else {
+                format!(", shared module {}", r.shared_module_id)
+            },
+            r.status,
+            r.pages,
+            r.created,
+            r.updated,
+            r.deleted,
+            r.skipped,
+            r.errors,
+            r.id,
+            if r.error.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", r.error)
+            }
+        );
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RunErrorJson {
+    seq: u64,
+    origin_record_id: Option<String>,
+    message: String,
+}
+
+pub fn run_errors(json: bool, list: &[v1::RunError]) {
+    if json {
+        return print_json(
+            &list
+                .iter()
+                .map(|e| RunErrorJson {
+                    seq: e.seq,
+                    origin_record_id: id_string(e.origin_record_id),
+                    message: e.message.clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    if list.is_empty() {
+        return println!("no record errors in this run");
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                id_string(e.origin_record_id).unwrap_or_else(|| "-".into()),
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    table(&["SEQ", "ORIGIN RECORD", "ERROR"], &rows);
+}
+
 pub fn runs(json: bool, list: &[v1::SyncRun]) {
     if json {
         return print_json(&list.iter().map(run_json).collect::<Vec<_>>());

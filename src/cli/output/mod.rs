@@ -373,4 +373,6 @@ pub fn audit(json: bool, events: &[v1::AuditEvent]) {
 }
 
 mod catalog;
+mod record;
 pub use catalog::*;
+pub use record::*;

@@ -1,6 +1,7 @@
 //! The federation listener's router: probes now, `/federation/...` peer
 //! routes as the protocol lands.
 
+mod data;
 mod health;
 mod peer;
 
@@ -15,7 +16,7 @@ use axum::routing::{get, post};
 
 use crate::crypto::SigningKey;
 use crate::store::Store;
-use crate::sync::PairingService;
+use crate::sync::{LocalRecords, PairingService};
 use crate::telemetry::{HttpLabels, Metrics};
 
 /// What the federation routes share.
@@ -23,6 +24,10 @@ use crate::telemetry::{HttpLabels, Metrics};
 pub struct FederationState {
     pub store: Arc<dyn Store>,
     pub pairing: Arc<PairingService>,
+    /// The local records this node serves.
+    pub records: Arc<dyn LocalRecords>,
+    /// Serve records that arrived from other peers too.
+    pub reexport: bool,
     /// Signs our page cursors.
     pub signing_key: SigningKey,
     /// Our public federation base URL, for links in documents.
@@ -52,6 +57,30 @@ pub fn router(state: FederationState) -> Router {
             get(peer::exposed_modules),
         )
         .route("/federation/nodes/{id}/fedsync/unpair", post(peer::unpair))
+        .route(
+            "/federation/nodes/{id}/modules/exposed/records/",
+            get(data::records_index),
+        )
+        .route(
+            "/federation/nodes/{id}/modules/exposed/activity-stream",
+            get(data::structure_activity),
+        )
+        .route(
+            "/federation/nodes/{id}/modules/{module}/records/",
+            get(data::records),
+        )
+        .route(
+            "/federation/nodes/{id}/modules/{module}/records/activity-stream/",
+            get(data::records_activity),
+        )
+        .route(
+            "/federation/exposed/records",
+            get(data::documented_record_links),
+        )
+        .route(
+            "/federation/exposed/modules/{id}/records",
+            get(data::documented_records),
+        )
         .route(
             "/federation/exposed/modules",
             get(peer::documented_module_links),

@@ -31,12 +31,12 @@ const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
 /// Longest token accepted in a handshake body.
 const MAX_TOKEN_LEN: usize = 4096;
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(ErrorBody::new(message))).into_response()
 }
 
 /// A refused request: a status and a message for Corteza's error envelope.
-struct Refusal(StatusCode, String);
+pub(super) struct Refusal(StatusCode, String);
 
 impl Refusal {
     fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
@@ -165,7 +165,7 @@ pub async fn handshake(
 }
 
 /// Authenticates a peer request, answering 401 or 404 in Corteza's envelope.
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &FederationState,
     headers: &HeaderMap,
     id: Option<&str>,
@@ -225,7 +225,7 @@ pub async fn handshake_complete(
 
 /// The query of a page request: `lastSync`, `limit`, `pageCursor` (others,
 /// such as Corteza's ignored `query` and `sort`, are ignored too).
-fn page_request(raw: Option<&str>) -> Result<PageRequest, Refusal> {
+pub(super) fn page_request(raw: Option<&str>) -> Result<PageRequest, Refusal> {
     let mut request = PageRequest::default();
     let bad =
         |what: &str| Refusal::new(StatusCode::BAD_REQUEST, format!("request invalid: {what}"));
@@ -255,8 +255,13 @@ fn page_request(raw: Option<&str>) -> Result<PageRequest, Refusal> {
     Ok(request)
 }
 
-fn serve_error(e: ServeError) -> Response {
+pub(super) fn serve_error(e: ServeError) -> Response {
     match e {
+        ServeError::NotFound(message) => error(StatusCode::NOT_FOUND, &message),
+        ServeError::Local(message) => {
+            tracing::error!(error = %message, "the local data plane failed while serving a peer");
+            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable")
+        }
         ServeError::BadRequest(message) => error(
             StatusCode::BAD_REQUEST,
             &format!("request invalid: {message}"),

@@ -35,4 +35,11 @@ impl PgStore {
     }
 }
 
-impl_common_store!(PgStore, Engine::Postgres, MIGRATOR, "BEGIN");
+impl_common_store!(
+    PgStore,
+    Engine::Postgres,
+    MIGRATOR,
+    "BEGIN",
+    "SELECT pg_advisory_xact_lock($1)",
+    "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))"
+);

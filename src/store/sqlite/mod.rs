@@ -82,4 +82,12 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .create(path)
 }
 
-impl_common_store!(SqliteStore, Engine::Sqlite, MIGRATOR, "BEGIN IMMEDIATE");
+impl_common_store!(
+    SqliteStore,
+    Engine::Sqlite,
+    MIGRATOR,
+    "BEGIN IMMEDIATE",
+    // SQLite's write lock (BEGIN IMMEDIATE) already serialises writers.
+    "SELECT $1",
+    "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))"
+);

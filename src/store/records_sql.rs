@@ -1,0 +1,325 @@
+//! The SQL of records, record links, pull cursors and run errors.
+//!
+//! `$lock_module` serialises writers of one module for the rest of a
+//! transaction (PostgreSQL: an advisory lock; SQLite: its write lock already
+//! does), so `changed_at` is assigned in commit order and a reader paging
+//! by it can never pass a change that commits later. `$in_ids` matches a
+//! column against `$3`, a comma-separated list of ids.
+
+macro_rules! record_columns {
+    () => {
+        "id, module_id, \"values\", origin_node_id, created_at, updated_at, deleted_at, changed_at"
+    };
+}
+pub(crate) use record_columns;
+
+macro_rules! link_columns {
+    () => {
+        "node_id, exposed_module_id, origin_record_id, local_module_id, local_record_id, \
+         origin_changed_at, created_at, updated_at"
+    };
+}
+pub(crate) use link_columns;
+
+macro_rules! impl_record_store {
+    ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::RecordStore for $store {
+            async fn apply_record_batch(
+                &self,
+                batch: &$crate::store::RecordBatch,
+            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
+                use $crate::store::to_micros;
+                let mut tx = self.pool.begin_with($begin).await?;
+                let mut written = Vec::with_capacity(batch.records.len());
+                let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+                let now = $crate::store::to_micros($crate::domain::now());
+                for record in &batch.records {
+                    let module = record.module_id.as_i64();
+                    if !next.contains_key(&module) {
+                        sqlx::query($lock_module).bind(module).execute(&mut *tx).await?;
+                        let (max,): (Option<i64>,) =
+                            sqlx::query_as("SELECT MAX(changed_at) FROM local_records WHERE module_id = $1")
+                                .bind(module)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        next.insert(module, now.max(max.unwrap_or(0) + 1));
+                    }
+                    let changed_at = next[&module];
+                    next.insert(module, changed_at + 1);
+                    sqlx::query(concat!(
+                        "INSERT INTO local_records (",
+                        $crate::store::records_sql::record_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
+                         updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
+                         changed_at = excluded.changed_at"
+                    ))
+                    .bind(record.id.as_i64())
+                    .bind(module)
+                    .bind($crate::store::rows::values_to_json(&record.values))
+                    .bind(record.origin_node_id.map(|n| n.as_i64()))
+                    .bind(to_micros(record.created_at))
+                    .bind(to_micros(record.updated_at))
+                    .bind(record.deleted_at.map(to_micros))
+                    .bind(changed_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut stored = record.clone();
+                    stored.changed_at = changed_at;
+                    written.push(stored);
+                }
+                for link in &batch.links {
+                    sqlx::query(concat!(
+                        "INSERT INTO record_links (",
+                        $crate::store::records_sql::link_columns!(),
+                        ", seen_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                         ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
+                         local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
+                         origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at, \
+                         seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END"
+                    ))
+                    .bind(link.node_id.as_i64())
+                    .bind(link.exposed_module_id.as_i64())
+                    .bind(link.origin_record_id.as_i64())
+                    .bind(link.local_module_id.as_i64())
+                    .bind(link.local_record_id.as_i64())
+                    .bind(link.origin_changed_at)
+                    .bind(to_micros(link.created_at))
+                    .bind(to_micros(link.updated_at))
+                    .bind(batch.seen_run)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for error in &batch.errors {
+                    sqlx::query(
+                        "INSERT INTO sync_run_errors (run_id, seq, origin_record_id, message) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(error.run_id.as_i64())
+                    .bind(i64::try_from(error.seq).unwrap_or(i64::MAX))
+                    .bind(error.origin_record_id.map(|i| i.as_i64()).unwrap_or(0))
+                    .bind(error.message.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(cursor) = &batch.cursor {
+                    sqlx::query(
+                        "INSERT INTO sync_cursors (node_id, shared_module_id, cursor, last_sync, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_id, shared_module_id) DO UPDATE SET \
+                         cursor = excluded.cursor, last_sync = excluded.last_sync, updated_at = excluded.updated_at",
+                    )
+                    .bind(cursor.node_id.as_i64())
+                    .bind(cursor.shared_module_id.as_i64())
+                    .bind(cursor.cursor.clone())
+                    .bind(cursor.last_sync)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(written)
+            }
+
+            async fn get_record(
+                &self,
+                id: $crate::domain::Id,
+            ) -> Result<Option<$crate::domain::Record>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::record_columns!(),
+                    " FROM local_records WHERE id = $1"
+                ))
+                .bind(id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::Record::try_from).transpose()
+            }
+
+            async fn list_records(
+                &self,
+                module_id: $crate::domain::Id,
+                include_deleted: bool,
+                after: Option<$crate::domain::Id>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::record_columns!(),
+                    " FROM local_records WHERE module_id = $1 AND ($2 OR deleted_at IS NULL) \
+                      AND (CAST($3 AS BIGINT) IS NULL OR id > $3) ORDER BY id LIMIT $4"
+                ))
+                .bind(module_id.as_i64())
+                .bind(include_deleted)
+                .bind(after.map(|i| i.as_i64()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::Record::try_from).collect()
+            }
+
+            async fn page_record_changes(
+                &self,
+                q: &$crate::store::ChangeQuery,
+            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
+                let (after_changed, after_id) = match q.after {
+                    Some((changed, id)) => (Some(changed), Some(id.as_i64())),
+                    None => (None, None),
+                };
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::record_columns!(),
+                    " FROM local_records WHERE module_id = $1 \
+                      AND (CAST($2 AS BIGINT) IS NULL OR changed_at > $2 OR (changed_at = $2 AND id > $3)) \
+                      AND (CAST($4 AS BIGINT) IS NULL OR changed_at >= $4) \
+                      AND (CAST($5 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $5) \
+                      AND (NOT $6 OR origin_node_id IS NULL) \
+                     ORDER BY changed_at, id LIMIT $7"
+                ))
+                .bind(q.module_id.as_i64())
+                .bind(after_changed)
+                .bind(after_id.unwrap_or(0))
+                .bind(q.since)
+                .bind(q.exclude_origin.map(|n| n.as_i64()))
+                .bind(q.exclude_received)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::Record::try_from).collect()
+            }
+
+            async fn find_links(
+                &self,
+                node_id: $crate::domain::NodeId,
+                exposed_module_id: $crate::domain::Id,
+                origin_ids: &[$crate::domain::Id],
+            ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
+                if origin_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND origin_record_id ",
+                    $in_ids
+                ))
+                .bind(node_id.as_i64())
+                .bind(exposed_module_id.as_i64())
+                .bind($crate::store::sql_set(origin_ids.iter()))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+            }
+
+            async fn find_links_any_module(
+                &self,
+                node_id: $crate::domain::NodeId,
+                origin_ids: &[$crate::domain::Id],
+            ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
+                if origin_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND $2 = $2 AND origin_record_id ",
+                    $in_ids
+                ))
+                .bind(node_id.as_i64())
+                .bind(0i64)
+                .bind($crate::store::sql_set(origin_ids.iter()))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+            }
+
+            async fn links_not_seen(
+                &self,
+                node_id: $crate::domain::NodeId,
+                exposed_module_id: $crate::domain::Id,
+                run_id: i64,
+                after: Option<$crate::domain::Id>,
+                limit: u32,
+            ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND seen_run <> $3 \
+                      AND (CAST($4 AS BIGINT) IS NULL OR origin_record_id > $4) \
+                     ORDER BY origin_record_id LIMIT $5"
+                ))
+                .bind(node_id.as_i64())
+                .bind(exposed_module_id.as_i64())
+                .bind(run_id)
+                .bind(after.map(|i| i.as_i64()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+            }
+
+            async fn get_sync_cursor(
+                &self,
+                node_id: $crate::domain::NodeId,
+                shared_module_id: $crate::domain::Id,
+            ) -> Result<Option<$crate::store::CursorWrite>, $crate::store::StoreError> {
+                let row: Option<(String, i64)> = sqlx::query_as(
+                    "SELECT cursor, last_sync FROM sync_cursors WHERE node_id = $1 AND shared_module_id = $2",
+                )
+                .bind(node_id.as_i64())
+                .bind(shared_module_id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(cursor, last_sync)| $crate::store::CursorWrite { node_id, shared_module_id, cursor, last_sync }))
+            }
+
+            async fn delete_sync_cursors(
+                &self,
+                node_id: $crate::domain::NodeId,
+                shared_module_id: Option<$crate::domain::Id>,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "DELETE FROM sync_cursors WHERE node_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR shared_module_id = $2)",
+                )
+                .bind(node_id.as_i64())
+                .bind(shared_module_id.map(|i| i.as_i64()))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn list_run_errors(
+                &self,
+                run_id: $crate::domain::Id,
+            ) -> Result<Vec<$crate::store::RunError>, $crate::store::StoreError> {
+                let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+                    "SELECT seq, origin_record_id, message FROM sync_run_errors WHERE run_id = $1 ORDER BY seq",
+                )
+                .bind(run_id.as_i64())
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, origin, message)| $crate::store::RunError {
+                        run_id,
+                        seq: u64::try_from(seq).unwrap_or(0),
+                        origin_record_id: $crate::domain::Id::from_i64(origin),
+                        message,
+                    })
+                    .collect())
+            }
+
+            async fn count_records(
+                &self,
+                module_id: $crate::domain::Id,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM local_records WHERE module_id = $1 AND deleted_at IS NULL")
+                        .bind(module_id.as_i64())
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            }
+        }
+    };
+}
+pub(crate) use impl_record_store;

@@ -1,0 +1,831 @@
+//! Data: serving our exposed records to a peer (origin), and pulling a
+//! peer's records into local records through a mapping (destination).
+//!
+//! The origin pages by a keyset on (changed_at, id), where changed_at is
+//! assigned strictly increasing per module in commit order, so no change can
+//! be skipped or repeated: not by updates within one second, not by clock
+//! skew between nodes (the keyset is the origin's own), not by a failure
+//! between pages. Cursors are signed, bound to the pair and the module, and
+//! carry the `lastSync` filter; fedsync destinations also get a `resume`
+//! cursor after the last record of every page, so the next run starts there.
+//!
+//! The destination applies each page in one transaction with the cursor it
+//! reached, through the link table (peer, exposed module, origin record) ->
+//! local record, so a crash at any point resumes with no loss and no
+//! duplicate. For Corteza origins, which page by id and filter by `lastSync`,
+//! the watermark is the newest origin timestamp seen and advances only when a
+//! run completes; re-delivered records are recognised by their link.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use super::pairing_flow::PairingService;
+use super::ports::{DataPeer, LocalData, LocalRecords, RecordsRequest, RemoteRecord};
+use super::structure::{ServeError, SyncError};
+use crate::crypto::{SigningKey, mac};
+use crate::domain::{
+    self, Actor, AuditResult, ExposedModule, FieldKind, FieldMapping, Id, IdGenerator, LocalModule,
+    ModuleMapping, Node, NodeId, PairingStatus, PeerKind, Record, RecordLink, RunCounts, RunStatus,
+    SharedModule, SyncKind, SyncRun, SyncStatus,
+};
+use crate::mapping::convertible;
+use crate::mapping::values::normalize;
+use crate::store::{ChangeQuery, CursorWrite, RecordBatch, RunError, Store};
+
+pub const DEFAULT_RECORDS_PAGE: u32 = 100;
+pub const MAX_RECORDS_PAGE: u32 = 1000;
+/// A pull that needs more pages than this is cut off (a looping origin).
+pub const MAX_PAGES: u64 = 1_000_000;
+const CURSOR_PURPOSE: &str = "records-page";
+
+// ---------------------------------------------------------------- origin
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RecordCursor {
+    /// Node (pair) and exposed module the cursor belongs to.
+    n: u64,
+    m: u64,
+    /// The last change served: (changed_at, record id).
+    c: i64,
+    i: u64,
+    /// The `lastSync` filter, micros.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<i64>,
+}
+
+/// A page request: `lastSync` (unix seconds), `limit`, `pageCursor`.
+#[derive(Debug, Clone, Default)]
+pub struct RecordsPageRequest {
+    pub last_sync: Option<i64>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// A page of records ready to encode: values already cut to the exposed fields.
+#[derive(Debug, Clone)]
+pub struct ServedRecords {
+    pub exposure: ExposedModule,
+    pub records: Vec<ServedRecord>,
+    pub next_cursor: Option<String>,
+    pub resume_cursor: String,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServedRecord {
+    pub record: Record,
+    /// `(field, value)`, exposed fields only, multi-value fields repeated.
+    pub values: Vec<(String, String)>,
+}
+
+/// Serves one page of changed records of an exposed module to `node`.
+/// Records that arrived from that peer are never sent back to it; records
+/// from any peer only when `reexport` is on.
+pub async fn serve_records(
+    store: &dyn Store,
+    records: &dyn LocalRecords,
+    key: &SigningKey,
+    node: &Node,
+    exposed_module_id: &str,
+    request: RecordsPageRequest,
+    reexport: bool,
+) -> Result<ServedRecords, ServeError> {
+    let not_found = || ServeError::NotFound("module does not exist".into());
+    let exposure = match exposed_module_id.parse::<Id>() {
+        Ok(id) => store.get_exposed_module(id).await?,
+        Err(_) => None,
+    }
+    .filter(|e| e.node_id == node.id && e.deleted_at.is_none())
+    .ok_or_else(not_found)?;
+    let limit = match request.limit {
+        None | Some(0) => DEFAULT_RECORDS_PAGE,
+        Some(n) => n.min(MAX_RECORDS_PAGE),
+    };
+    let (after, since) = match &request.cursor {
+        Some(text) => {
+            let c = mac::open(key, CURSOR_PURPOSE, text)
+                .and_then(|bytes| serde_json::from_slice::<RecordCursor>(&bytes).ok())
+                .ok_or_else(|| {
+                    ServeError::BadRequest("pageCursor is not a cursor this node issued".into())
+                })?;
+            if c.n != node.id.get() || c.m != exposure.id.get() {
+                return Err(ServeError::BadRequest(
+                    "pageCursor belongs to another pair or module".into(),
+                ));
+            }
+            (Id::new(c.i).map(|i| (c.c, i)), c.s)
+        }
+        None => {
+            if request.last_sync.is_some_and(|t| t < 0) {
+                return Err(ServeError::BadRequest(
+                    "lastSync must not be negative".into(),
+                ));
+            }
+            (
+                None,
+                request
+                    .last_sync
+                    .filter(|t| *t > 0)
+                    .map(|t| t.saturating_mul(1_000_000)),
+            )
+        }
+    };
+    let mut page = records
+        .page_changes(&ChangeQuery {
+            module_id: exposure.module_id,
+            after,
+            since,
+            exclude_origin: Some(node.id),
+            exclude_received: !reexport,
+            limit: limit + 1,
+        })
+        .await
+        .map_err(|e| ServeError::Local(e.to_string()))?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let (last_changed, last_id) = match page.last() {
+        Some(r) => (r.changed_at, r.id.get()),
+        None => after.map(|(c, i)| (c, i.get())).unwrap_or((0, 0)),
+    };
+    let cursor = |c: i64, i: u64| {
+        let payload = serde_json::to_vec(&RecordCursor {
+            n: node.id.get(),
+            m: exposure.id.get(),
+            c,
+            i,
+            s: since,
+        })
+        .unwrap_or_default();
+        mac::seal(key, CURSOR_PURPOSE, &payload)
+    };
+    let resume_cursor = cursor(last_changed, last_id);
+    let exposed: Vec<&str> = exposure.fields.iter().map(|f| f.name.as_str()).collect();
+    let records = page
+        .into_iter()
+        .map(|record| {
+            let mut values = Vec::new();
+            for name in &exposed {
+                if let Some(list) = record.values.get(*name) {
+                    values.extend(list.iter().map(|v| (name.to_string(), v.clone())));
+                }
+            }
+            ServedRecord { record, values }
+        })
+        .collect();
+    Ok(ServedRecords {
+        exposure,
+        records,
+        next_cursor: more.then(|| resume_cursor.clone()),
+        resume_cursor,
+        limit,
+    })
+}
+
+// ----------------------------------------------------------- destination
+
+/// The destination side of data sync.
+pub struct DataSync {
+    store: Arc<dyn Store>,
+    local: Arc<dyn LocalData>,
+    records: Arc<dyn LocalRecords>,
+    pairing: Arc<PairingService>,
+    peer: Arc<dyn DataPeer>,
+    ids: Arc<IdGenerator>,
+    /// This process, as written into its runs.
+    owner: String,
+    page_size: u32,
+    running: Mutex<HashMap<(NodeId, Id), JobLock>>,
+}
+
+/// Held while one (node, shared module) pull runs, so pulls never overlap.
+type JobLock = Arc<tokio::sync::Mutex<()>>;
+
+/// A mapping entry that still fits both modules.
+struct Usable<'a> {
+    mapping: &'a FieldMapping,
+    dest_kind: FieldKind,
+    dest_multi: bool,
+}
+
+impl DataSync {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<dyn Store>,
+        local: Arc<dyn LocalData>,
+        records: Arc<dyn LocalRecords>,
+        pairing: Arc<PairingService>,
+        peer: Arc<dyn DataPeer>,
+        ids: Arc<IdGenerator>,
+        page_size: u32,
+        owner: String,
+    ) -> DataSync {
+        DataSync {
+            store,
+            local,
+            records,
+            pairing,
+            peer,
+            ids,
+            owner,
+            page_size: page_size.clamp(1, MAX_RECORDS_PAGE),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Pulls every mapped shared module of the node; one run each.
+    pub async fn run_node(
+        &self,
+        node_id: NodeId,
+        trigger: &str,
+    ) -> Result<Vec<SyncRun>, SyncError> {
+        self.run_modules(node_id, None, trigger, false).await
+    }
+
+    /// Forgets where pulls stand and pulls everything again; local copies
+    /// of records the origin no longer has are removed.
+    pub async fn reset(
+        &self,
+        node_id: NodeId,
+        shared: Option<Id>,
+        trigger: &str,
+    ) -> Result<Vec<SyncRun>, SyncError> {
+        self.store.delete_sync_cursors(node_id, shared).await?;
+        self.run_modules(node_id, shared, trigger, true).await
+    }
+
+    async fn run_modules(
+        &self,
+        node_id: NodeId,
+        only: Option<Id>,
+        trigger: &str,
+        full: bool,
+    ) -> Result<Vec<SyncRun>, SyncError> {
+        let node = self.paired_node(node_id).await?;
+        let mappings: Vec<ModuleMapping> = self
+            .store
+            .list_mappings(node_id)
+            .await?
+            .into_iter()
+            .filter(|m| only.is_none_or(|id| id == m.shared_module_id))
+            .collect();
+        if mappings.is_empty() {
+            return Err(SyncError::WrongState(format!(
+                "node {node_id} has no mapped shared module to pull; map one with `fedsync map set`"
+            )));
+        }
+        self.store
+            .set_sync_state(node_id, SyncKind::Data, SyncStatus::Syncing, None, "")
+            .await?;
+        let mut runs = Vec::new();
+        let mut failure = None;
+        for mapping in mappings {
+            let run = self.run_module(&node, &mapping, trigger, full).await?;
+            if run.status == RunStatus::Failed && failure.is_none() {
+                failure = Some(run.error.clone());
+            }
+            runs.push(run);
+        }
+        match failure {
+            None => {
+                self.store
+                    .set_sync_state(
+                        node_id,
+                        SyncKind::Data,
+                        SyncStatus::Synced,
+                        Some(domain::now()),
+                        "",
+                    )
+                    .await?
+            }
+            Some(error) => {
+                self.store
+                    .set_sync_state(node_id, SyncKind::Data, SyncStatus::Failed, None, &error)
+                    .await?
+            }
+        }
+        Ok(runs)
+    }
+
+    async fn paired_node(&self, node_id: NodeId) -> Result<Node, SyncError> {
+        match self.store.get_node(node_id).await? {
+            Some(node) if node.deleted_at.is_none() && node.status == PairingStatus::Paired => {
+                Ok(node)
+            }
+            Some(node) if node.deleted_at.is_none() => Err(SyncError::WrongState(format!(
+                "node {node_id} is {}, not paired; data is pulled only from paired nodes",
+                node.status.as_str()
+            ))),
+            _ => Err(SyncError::NotFound(node_id)),
+        }
+    }
+
+    /// One run for one shared module; waits while another run of the same
+    /// module is in progress. Failures are recorded in the run, not returned.
+    async fn run_module(
+        &self,
+        node: &Node,
+        mapping: &ModuleMapping,
+        trigger: &str,
+        full: bool,
+    ) -> Result<SyncRun, SyncError> {
+        let lock = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running
+                .entry((node.id, mapping.shared_module_id))
+                .or_default()
+                .clone()
+        };
+        let _guard = lock.lock().await;
+        let mut run = SyncRun {
+            id: self.ids.next_id(),
+            node_id: node.id,
+            kind: SyncKind::Data,
+            shared_module_id: Some(mapping.shared_module_id),
+            trigger: trigger.to_owned(),
+            status: RunStatus::Running,
+            started_at: domain::now(),
+            finished_at: None,
+            counts: RunCounts::default(),
+            error: String::new(),
+            owner: self.owner.clone(),
+        };
+        self.store.insert_sync_run(&run).await?;
+        let outcome = self.pull(node, mapping, &mut run, full).await;
+        run.finished_at = Some(domain::now());
+        match outcome {
+            Ok(()) => {
+                run.status = RunStatus::Succeeded;
+                tracing::info!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, skipped = run.counts.skipped, errors = run.counts.errors, pages = run.counts.pages, "sync run finished");
+            }
+            Err(error) => {
+                run.status = RunStatus::Failed;
+                run.error = error.to_string();
+                tracing::warn!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, error = %error, "sync run failed");
+                let event = audit::event(
+                    &self.ids,
+                    &Actor::system(),
+                    "sync.failed",
+                    AuditResult::Failed,
+                    Some(node.id),
+                    "data",
+                    serde_json::json!({ "error": run.error, "sharedModuleId": mapping.shared_module_id.to_string() }),
+                );
+                let _ = self.store.append_audit(&event).await;
+            }
+        }
+        self.store.finish_sync_run(&run).await?;
+        Ok(run)
+    }
+
+    async fn pull(
+        &self,
+        node: &Node,
+        mapping: &ModuleMapping,
+        run: &mut SyncRun,
+        full: bool,
+    ) -> Result<(), SyncError> {
+        let shared = self
+            .store
+            .get_shared_module(mapping.shared_module_id)
+            .await?
+            .ok_or_else(|| {
+                SyncError::WrongState("the shared module of this mapping is gone".into())
+            })?;
+        let local = self
+            .local
+            .find_module(&mapping.local_module_id.to_string())
+            .await
+            .map_err(|e| SyncError::WrongState(e.to_string()))?
+            .ok_or_else(|| {
+                SyncError::WrongState(format!(
+                    "local module {} was removed; map `{}` again",
+                    mapping.local_module_id, shared.handle
+                ))
+            })?;
+        let usable = usable_fields(mapping, &shared, &local);
+        if usable.is_empty() {
+            return Err(SyncError::WrongState(format!(
+                "the mapping of `{}` has no field that still fits ({}); run `fedsync map set` again",
+                shared.handle, mapping.status_reason
+            )));
+        }
+        let token = self
+            .pairing
+            .peer_token(node.id)
+            .await
+            .map_err(|e| SyncError::WrongState(e.to_string()))?
+            .ok_or_else(|| {
+                SyncError::WrongState(format!(
+                    "node {} holds no token from the peer; pair again",
+                    node.id
+                ))
+            })?;
+        let shared_id = node.shared_node_id.unwrap_or(node.id);
+        let ours = node.peer_kind == PeerKind::Fedsync;
+        let start = self.store.get_sync_cursor(node.id, shared.id).await?;
+        let mut cursor = start
+            .as_ref()
+            .map(|c| c.cursor.clone())
+            .filter(|c| ours && !c.is_empty());
+        let previous_watermark = start.as_ref().map(|c| c.last_sync).unwrap_or(0);
+        let mut watermark = previous_watermark;
+        let mut first = true;
+        let mut seen_cursors = HashSet::new();
+        let mut seq = 0u64;
+        loop {
+            let request = RecordsRequest {
+                limit: self.page_size,
+                cursor: cursor.clone(),
+                last_sync: (first && !ours && previous_watermark > 0).then_some(previous_watermark),
+            };
+            first = false;
+            let page = self
+                .peer
+                .records_page(
+                    &node.base_url,
+                    shared_id,
+                    shared.external_module_id,
+                    &token,
+                    &request,
+                )
+                .await?;
+            run.counts.pages += 1;
+            for r in &page.records {
+                if let Some(t) = [r.created_at, r.updated_at, r.deleted_at]
+                    .into_iter()
+                    .flatten()
+                    .max()
+                {
+                    watermark = watermark.max(t.timestamp());
+                }
+            }
+            let last = page.next_cursor.is_none();
+            let mut batch = self
+                .transform(
+                    node,
+                    &shared,
+                    &local,
+                    &usable,
+                    &page.records,
+                    run,
+                    &mut seq,
+                    full,
+                )
+                .await?;
+            batch.cursor = if ours {
+                page.resume_cursor
+                    .clone()
+                    .or_else(|| cursor.clone())
+                    .map(|c| CursorWrite {
+                        node_id: node.id,
+                        shared_module_id: shared.id,
+                        cursor: c,
+                        last_sync: 0,
+                    })
+            } else if last {
+                Some(CursorWrite {
+                    node_id: node.id,
+                    shared_module_id: shared.id,
+                    cursor: String::new(),
+                    last_sync: watermark,
+                })
+            } else {
+                None
+            };
+            self.records
+                .apply_batch(&batch)
+                .await
+                .map_err(|e| SyncError::WrongState(e.to_string()))?;
+            match page.next_cursor {
+                None => break,
+                Some(next) => {
+                    if !seen_cursors.insert(next.clone()) {
+                        return Err(SyncError::Protocol(
+                            "the origin sent the same page cursor twice".into(),
+                        ));
+                    }
+                    if run.counts.pages >= MAX_PAGES {
+                        return Err(SyncError::Protocol(format!(
+                            "the origin sent more than {MAX_PAGES} pages"
+                        )));
+                    }
+                    cursor = Some(next);
+                }
+            }
+        }
+        if full {
+            self.remove_unseen(node, &shared, run).await?;
+        }
+        Ok(())
+    }
+
+    /// Turns a page of origin records into local writes.
+    #[allow(clippy::too_many_arguments)]
+    async fn transform(
+        &self,
+        node: &Node,
+        shared: &SharedModule,
+        local: &LocalModule,
+        usable: &[Usable<'_>],
+        page: &[RemoteRecord],
+        run: &mut SyncRun,
+        seq: &mut u64,
+        full: bool,
+    ) -> Result<RecordBatch, SyncError> {
+        let now = domain::now();
+        let origin_ids: Vec<Id> = page.iter().map(|r| r.id).collect();
+        let links: HashMap<Id, RecordLink> = self
+            .store
+            .find_links(node.id, shared.external_module_id, &origin_ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.origin_record_id, l))
+            .collect();
+        let local_ids: Vec<Id> = links.values().map(|l| l.local_record_id).collect();
+        let mut current: HashMap<Id, Record> = self
+            .records
+            .get_records(&local_ids)
+            .await
+            .map_err(|e| SyncError::WrongState(e.to_string()))?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        // Record references of the pair, translated to local ids.
+        let referenced: Vec<Id> = page
+            .iter()
+            .flat_map(|r| {
+                usable
+                    .iter()
+                    .filter(|u| u.dest_kind == FieldKind::Record)
+                    .flat_map(move |u| origin_values(r, &u.mapping.origin.name))
+                    .filter_map(|v| v.parse::<Id>().ok())
+            })
+            .collect();
+        let translations: HashMap<Id, Id> = self
+            .store
+            .find_links_any_module(node.id, &referenced)
+            .await?
+            .into_iter()
+            .map(|l| (l.origin_record_id, l.local_record_id))
+            .collect();
+
+        let mut batch = RecordBatch {
+            seen_run: if full { run.id.as_i64() } else { 0 },
+            ..Default::default()
+        };
+        let mut written: HashMap<Id, usize> = HashMap::new();
+        let mut new_links: HashMap<Id, RecordLink> = HashMap::new();
+        for remote in page {
+            let origin_changed = [remote.created_at, remote.updated_at, remote.deleted_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .map(|t| t.timestamp_micros())
+                .unwrap_or(0);
+            let link = new_links.get(&remote.id).or(links.get(&remote.id)).cloned();
+            let existing = link
+                .as_ref()
+                .and_then(|l| current.get(&l.local_record_id))
+                .cloned();
+            let mut record = if remote.deleted_at.is_some() {
+                match existing {
+                    Some(mut record) if record.deleted_at.is_none() => {
+                        record.deleted_at = Some(now);
+                        record.updated_at = now;
+                        run.counts.deleted += 1;
+                        Some(record)
+                    }
+                    _ => {
+                        run.counts.skipped += 1;
+                        None
+                    }
+                }
+            } else {
+                let mapped =
+                    self.map_values(remote, usable, &translations, run, seq, &mut batch.errors);
+                match existing {
+                    Some(record) if record.deleted_at.is_some() => {
+                        // Removed here: the origin does not bring it back.
+                        run.counts.skipped += 1;
+                        None
+                    }
+                    Some(mut record) => {
+                        let before = record.values.clone();
+                        for u in usable {
+                            let name = &u.mapping.destination.name;
+                            match mapped.get(name) {
+                                Some(values) => {
+                                    record.values.insert(name.clone(), values.clone());
+                                }
+                                None => {
+                                    record.values.remove(name);
+                                }
+                            }
+                        }
+                        if record.values == before {
+                            // Nothing to write (a re-delivery, a reset).
+                            run.counts.skipped += 1;
+                            None
+                        } else {
+                            record.updated_at = now;
+                            run.counts.updated += 1;
+                            Some(record)
+                        }
+                    }
+                    None => {
+                        run.counts.created += 1;
+                        Some(Record {
+                            id: self.ids.next_id(),
+                            module_id: local.id,
+                            values: mapped,
+                            origin_node_id: Some(node.id),
+                            created_at: now,
+                            updated_at: now,
+                            deleted_at: None,
+                            changed_at: 0,
+                        })
+                    }
+                }
+            };
+            let local_record_id = record
+                .as_ref()
+                .map(|r| r.id)
+                .or(link.as_ref().map(|l| l.local_record_id));
+            if let Some(local_record_id) = local_record_id {
+                let l = RecordLink {
+                    node_id: node.id,
+                    exposed_module_id: shared.external_module_id,
+                    origin_record_id: remote.id,
+                    local_module_id: local.id,
+                    local_record_id,
+                    origin_changed_at: origin_changed,
+                    created_at: link.as_ref().map(|l| l.created_at).unwrap_or(now),
+                    updated_at: now,
+                };
+                new_links.insert(remote.id, l);
+            }
+            if let Some(record) = record.take() {
+                // The same origin record twice in a page: the later wins.
+                current.insert(record.id, record.clone());
+                match written.get(&record.id) {
+                    Some(&index) => batch.records[index] = record,
+                    None => {
+                        written.insert(record.id, batch.records.len());
+                        batch.records.push(record);
+                    }
+                }
+            }
+        }
+        batch.links = new_links.into_values().collect();
+        Ok(batch)
+    }
+
+    /// The mapped values of one origin record, converted; values that do not
+    /// fit are reported, never written wrong.
+    fn map_values(
+        &self,
+        remote: &RemoteRecord,
+        usable: &[Usable<'_>],
+        translations: &HashMap<Id, Id>,
+        run: &mut SyncRun,
+        seq: &mut u64,
+        errors: &mut Vec<RunError>,
+    ) -> crate::domain::RecordValues {
+        let mut out = crate::domain::RecordValues::new();
+        for u in usable {
+            let mut converted = Vec::new();
+            for value in origin_values_with_bool(remote, &u.mapping.origin) {
+                let result = if u.dest_kind == FieldKind::Record {
+                    value
+                        .parse::<Id>()
+                        .ok()
+                        .and_then(|id| translations.get(&id))
+                        .map(|local| local.to_string())
+                        .ok_or_else(|| {
+                            format!("`{value}` is not a record of this peer that arrived here")
+                        })
+                } else {
+                    normalize(u.dest_kind, &value)
+                };
+                match result {
+                    Ok(v) => converted.push(v),
+                    Err(e) => {
+                        run.counts.errors += 1;
+                        *seq += 1;
+                        errors.push(RunError {
+                            run_id: run.id,
+                            seq: *seq,
+                            origin_record_id: Some(remote.id),
+                            message: format!(
+                                "{} -> {}: {e}",
+                                u.mapping.origin.name, u.mapping.destination.name
+                            ),
+                        });
+                    }
+                }
+            }
+            if !u.dest_multi {
+                converted.truncate(1);
+            }
+            if !converted.is_empty() {
+                out.insert(u.mapping.destination.name.clone(), converted);
+            }
+        }
+        out
+    }
+
+    /// After a full pull: local copies of records the origin no longer has.
+    async fn remove_unseen(
+        &self,
+        node: &Node,
+        shared: &SharedModule,
+        run: &mut SyncRun,
+    ) -> Result<(), SyncError> {
+        let mut after = None;
+        loop {
+            let unseen = self
+                .store
+                .links_not_seen(
+                    node.id,
+                    shared.external_module_id,
+                    run.id.as_i64(),
+                    after,
+                    500,
+                )
+                .await?;
+            let Some(last) = unseen.last() else { break };
+            after = Some(last.origin_record_id);
+            let ids: Vec<Id> = unseen.iter().map(|l| l.local_record_id).collect();
+            let now = domain::now();
+            let mut batch = RecordBatch::default();
+            for mut record in self
+                .records
+                .get_records(&ids)
+                .await
+                .map_err(|e| SyncError::WrongState(e.to_string()))?
+            {
+                if record.deleted_at.is_none() {
+                    record.deleted_at = Some(now);
+                    record.updated_at = now;
+                    run.counts.deleted += 1;
+                    batch.records.push(record);
+                }
+            }
+            self.records
+                .apply_batch(&batch)
+                .await
+                .map_err(|e| SyncError::WrongState(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+fn usable_fields<'a>(
+    mapping: &'a ModuleMapping,
+    shared: &SharedModule,
+    local: &LocalModule,
+) -> Vec<Usable<'a>> {
+    mapping
+        .fields
+        .iter()
+        .filter_map(|m| {
+            let origin = shared.field(&m.origin.name)?;
+            let dest = local.field(&m.destination.name)?;
+            convertible(&origin.kind, origin.is_multi, dest).ok()?;
+            Some(Usable {
+                mapping: m,
+                dest_kind: dest.kind,
+                dest_multi: dest.is_multi,
+            })
+        })
+        .collect()
+}
+
+fn origin_values<'a>(remote: &'a RemoteRecord, name: &'a str) -> impl Iterator<Item = String> + 'a {
+    remote
+        .values
+        .iter()
+        .filter(move |(n, _)| n == name)
+        .filter_map(|(_, v)| v.clone())
+}
+
+/// Values of an origin field; Corteza sends a false Bool as a name without value.
+fn origin_values_with_bool(
+    remote: &RemoteRecord,
+    origin: &crate::domain::ModuleField,
+) -> Vec<String> {
+    let is_bool = origin.kind.eq_ignore_ascii_case("Bool");
+    remote
+        .values
+        .iter()
+        .filter(|(n, _)| *n == origin.name)
+        .filter_map(|(_, v)| match v {
+            Some(v) => Some(v.clone()),
+            None if is_bool => Some("0".to_owned()),
+            None => None,
+        })
+        .collect()
+}

@@ -1,0 +1,60 @@
+//! Runs left `running` by a daemon process that died (kill -9, OOM, power
+//! loss). Each run records its owner (the id-lease owner name of the process
+//! running it); at start-up, a run whose owner holds no live lease, or is
+//! provably gone from this host, is closed as failed, and the node's sync
+//! state for that kind stops saying `syncing`. Its work is safe to redo: data
+//! pages commit with their cursor, structure pages are idempotent.
+
+use crate::domain::{self, RunStatus, SyncKind, SyncStatus};
+use crate::store::{Store, StoreError};
+
+pub const INTERRUPTED: &str = "interrupted: the daemon process running it stopped";
+
+/// Closes the interrupted runs of other (dead) processes; returns how many.
+/// `ours` is this process's owner name; `is_gone(owner, ours)` says whether
+/// an owner is surely dead even if its lease has not expired yet.
+pub async fn reclaim_interrupted(
+    store: &dyn Store,
+    ours: &str,
+    is_gone: impl Fn(&str, &str) -> bool,
+) -> Result<usize, StoreError> {
+    let now = domain::now();
+    let running = store.list_running_sync_runs().await?;
+    if running.is_empty() {
+        return Ok(0);
+    }
+    let live = store.live_instance_owners(now).await?;
+    let mut reclaimed = 0;
+    for mut run in running {
+        if run.owner == ours {
+            continue;
+        }
+        let leased = live.contains(&run.owner);
+        if leased && !is_gone(&run.owner, ours) {
+            continue;
+        }
+        run.status = RunStatus::Failed;
+        run.finished_at = Some(now);
+        run.error = INTERRUPTED.to_owned();
+        store.finish_sync_run(&run).await?;
+        if let Some(node) = store.get_node(run.node_id).await? {
+            let status = match run.kind {
+                SyncKind::Structure => node.structure_status,
+                SyncKind::Data => node.data_status,
+            };
+            if status == SyncStatus::Syncing {
+                store
+                    .set_sync_state(run.node_id, run.kind, SyncStatus::Failed, None, INTERRUPTED)
+                    .await?;
+            }
+        }
+        tracing::warn!(
+            run = %run.id,
+            node = %run.node_id,
+            kind = run.kind.as_str(),
+            "closed a sync run left running by a daemon process that stopped"
+        );
+        reclaimed += 1;
+    }
+    Ok(reclaimed)
+}
