@@ -21,6 +21,9 @@ pub struct Record {
     pub deleted_at: Option<Timestamp>,
     /// Strictly increasing per module in commit order: the change keyset.
     pub changed_at: i64,
+    /// 1 when created, one more on every write (Corteza's `revision`); set
+    /// by the store.
+    pub revision: u64,
 }
 
 /// (peer, origin exposed module, origin record) -> local record.

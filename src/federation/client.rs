@@ -31,7 +31,7 @@ use crate::domain::{NodeId, PeerKind};
 use crate::pairing::AddressPolicy;
 use crate::sync::{
     DataPeer, HandshakeInit, Peer, PeerError, PeerReply, RecordsPage, RecordsRequest, RemoteModule,
-    RemoteRecord, StructurePage, StructurePeer,
+    RemoteRecord, RemoteValue, StructurePage, StructurePeer,
 };
 
 /// How the client behaves.
@@ -455,7 +455,11 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
                 .values
                 .unwrap_or_default()
                 .into_iter()
-                .map(|v| (v.name, v.value))
+                .map(|v| RemoteValue {
+                    name: v.name,
+                    value: v.value,
+                    yours: v.yours,
+                })
                 .collect(),
             created_at: time("createdAt", &r.created_at)?,
             updated_at: time("updatedAt", &r.updated_at)?,

@@ -313,6 +313,10 @@ pub struct ValueDoc {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// fedsync only: the value is a reference to a record of the reader's
+    /// own (one the reader sent us), given as the reader's id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub yours: bool,
 }
 
 /// A record in the internal data document.
@@ -322,6 +326,7 @@ pub struct RecordDoc {
     pub record_id: String,
     #[serde(rename = "moduleID")]
     pub module_id: String,
+    pub revision: u64,
     pub values: Vec<ValueDoc>,
     #[serde(rename = "namespaceID")]
     pub namespace_id: String,
@@ -340,17 +345,19 @@ pub struct RecordDoc {
 impl RecordDoc {
     pub fn new(
         record: &crate::domain::Record,
-        values: &[(String, String)],
+        values: &[crate::sync::data::ServedValue],
         namespace_id: &str,
     ) -> RecordDoc {
         RecordDoc {
             record_id: record.id.to_string(),
             module_id: record.module_id.to_string(),
+            revision: record.revision,
             values: values
                 .iter()
-                .map(|(name, value)| ValueDoc {
-                    name: name.clone(),
-                    value: Some(value.clone()),
+                .map(|v| ValueDoc {
+                    name: v.name.clone(),
+                    value: Some(v.value.clone()),
+                    yours: v.yours,
                 })
                 .collect(),
             namespace_id: namespace_id.to_owned(),

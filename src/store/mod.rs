@@ -345,6 +345,9 @@ pub struct RecordBatch {
     pub seen_run: i64,
     pub cursor: Option<CursorWrite>,
     pub errors: Vec<RunError>,
+    /// The counts the run has reached with this batch, written with it, so
+    /// a run cut off by a crash still tells what it did.
+    pub progress: Option<(Id, crate::domain::RunCounts)>,
 }
 
 /// Which changes of a module a page holds, in change order.
@@ -389,6 +392,13 @@ pub trait RecordStore: Send + Sync {
         &self,
         node_id: NodeId,
         origin_ids: &[Id],
+    ) -> Result<Vec<RecordLink>, StoreError>;
+    /// Links from this peer's records to these local records (a local
+    /// record that is a copy of one of the peer's).
+    async fn find_links_by_local(
+        &self,
+        node_id: NodeId,
+        local_ids: &[Id],
     ) -> Result<Vec<RecordLink>, StoreError>;
     /// Links of an exposed module not seen by `run_id`, after `after` (paging).
     async fn links_not_seen(

@@ -8,7 +8,7 @@
 
 macro_rules! record_columns {
     () => {
-        "id, module_id, \"values\", origin_node_id, created_at, updated_at, deleted_at, changed_at"
+        "id, module_id, \"values\", origin_node_id, created_at, updated_at, deleted_at, changed_at, revision"
     };
 }
 pub(crate) use record_columns;
@@ -47,13 +47,14 @@ macro_rules! impl_record_store {
                     }
                     let changed_at = next[&module];
                     next.insert(module, changed_at + 1);
-                    sqlx::query(concat!(
+                    let (revision,): (i64,) = sqlx::query_as(concat!(
                         "INSERT INTO local_records (",
                         $crate::store::records_sql::record_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
                          ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
                          updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
-                         changed_at = excluded.changed_at"
+                         changed_at = excluded.changed_at, revision = local_records.revision + 1 \
+                         RETURNING revision"
                     ))
                     .bind(record.id.as_i64())
                     .bind(module)
@@ -63,10 +64,11 @@ macro_rules! impl_record_store {
                     .bind(to_micros(record.updated_at))
                     .bind(record.deleted_at.map(to_micros))
                     .bind(changed_at)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
                     let mut stored = record.clone();
                     stored.changed_at = changed_at;
+                    stored.revision = u64::try_from(revision).unwrap_or(1);
                     written.push(stored);
                 }
                 for link in &batch.links {
@@ -113,6 +115,22 @@ macro_rules! impl_record_store {
                     .bind(cursor.cursor.clone())
                     .bind(cursor.last_sync)
                     .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some((run_id, counts)) = &batch.progress {
+                    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                    sqlx::query(
+                        "UPDATE sync_runs SET pages = $2, created = $3, updated = $4, deleted = $5, \
+                         skipped = $6, errors = $7 WHERE id = $1",
+                    )
+                    .bind(run_id.as_i64())
+                    .bind(n(counts.pages))
+                    .bind(n(counts.created))
+                    .bind(n(counts.updated))
+                    .bind(n(counts.deleted))
+                    .bind(n(counts.skipped))
+                    .bind(n(counts.errors))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -227,6 +245,28 @@ macro_rules! impl_record_store {
                 .bind(node_id.as_i64())
                 .bind(0i64)
                 .bind($crate::store::sql_set(origin_ids.iter()))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+            }
+
+            async fn find_links_by_local(
+                &self,
+                node_id: $crate::domain::NodeId,
+                local_ids: &[$crate::domain::Id],
+            ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
+                if local_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND $2 = $2 AND local_record_id ",
+                    $in_ids
+                ))
+                .bind(node_id.as_i64())
+                .bind(0i64)
+                .bind($crate::store::sql_set(local_ids.iter()))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map($crate::domain::RecordLink::try_from).collect()

@@ -575,6 +575,7 @@ pub struct RecordRow {
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
     pub changed_at: i64,
+    pub revision: i64,
 }
 
 impl TryFrom<RecordRow> for Record {
@@ -591,6 +592,7 @@ impl TryFrom<RecordRow> for Record {
             updated_at: from_micros(row.updated_at)?,
             deleted_at: opt_time(row.deleted_at)?,
             changed_at: row.changed_at,
+            revision: u64::try_from(row.revision).unwrap_or(1),
         })
     }
 }

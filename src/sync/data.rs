@@ -77,8 +77,16 @@ pub struct ServedRecords {
 #[derive(Debug, Clone)]
 pub struct ServedRecord {
     pub record: Record,
-    /// `(field, value)`, exposed fields only, multi-value fields repeated.
-    pub values: Vec<(String, String)>,
+    /// Exposed fields only, multi-value fields repeated.
+    pub values: Vec<ServedValue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedValue {
+    pub name: String,
+    pub value: String,
+    /// A reference to a record that came from the reader, as the reader's id.
+    pub yours: bool,
 }
 
 /// Serves one page of changed records of an exposed module to `node`.
@@ -162,14 +170,44 @@ pub async fn serve_records(
         mac::seal(key, CURSOR_PURPOSE, &payload)
     };
     let resume_cursor = cursor(last_changed, last_id);
-    let exposed: Vec<&str> = exposure.fields.iter().map(|f| f.name.as_str()).collect();
+    let exposed: Vec<(&str, bool)> = exposure
+        .fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.kind.eq_ignore_ascii_case("Record")))
+        .collect();
+    // References to records that are our copies of the reader's records go
+    // back as the reader's own ids.
+    let referenced: Vec<Id> = page
+        .iter()
+        .flat_map(|record| {
+            exposed
+                .iter()
+                .filter(|(_, is_ref)| *is_ref)
+                .filter_map(|(name, _)| record.values.get(*name))
+                .flatten()
+                .filter_map(|v| v.parse::<Id>().ok())
+        })
+        .collect();
+    let returned: HashMap<Id, Id> = store
+        .find_links_by_local(node.id, &referenced)
+        .await?
+        .into_iter()
+        .map(|l| (l.local_record_id, l.origin_record_id))
+        .collect();
     let records = page
         .into_iter()
         .map(|record| {
             let mut values = Vec::new();
-            for name in &exposed {
-                if let Some(list) = record.values.get(*name) {
-                    values.extend(list.iter().map(|v| (name.to_string(), v.clone())));
+            for (name, is_ref) in &exposed {
+                for value in record.values.get(*name).into_iter().flatten() {
+                    let theirs = is_ref
+                        .then(|| value.parse::<Id>().ok().and_then(|id| returned.get(&id)))
+                        .flatten();
+                    values.push(ServedValue {
+                        name: name.to_string(),
+                        value: theirs.map_or_else(|| value.clone(), |id| id.to_string()),
+                        yours: theirs.is_some(),
+                    });
                 }
             }
             ServedRecord { record, values }
@@ -495,6 +533,7 @@ impl DataSync {
             } else {
                 None
             };
+            batch.progress = Some((run.id, run.counts));
             self.records
                 .apply_batch(&batch)
                 .await
@@ -571,6 +610,29 @@ impl DataSync {
             .into_iter()
             .map(|l| (l.origin_record_id, l.local_record_id))
             .collect();
+        // References the origin sent back as our own ids: kept if the record
+        // is still here.
+        let ours: Vec<Id> = page
+            .iter()
+            .flat_map(|r| r.values.iter().filter(|v| v.yours))
+            .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
+            .collect();
+        let own: HashSet<Id> = if ours.is_empty() {
+            HashSet::new()
+        } else {
+            self.records
+                .get_records(&ours)
+                .await
+                .map_err(|e| SyncError::WrongState(e.to_string()))?
+                .into_iter()
+                .filter(|r| r.deleted_at.is_none())
+                .map(|r| r.id)
+                .collect()
+        };
+        let refs = References {
+            translations: &translations,
+            own: &own,
+        };
 
         let mut batch = RecordBatch {
             seen_run: if full { run.id.as_i64() } else { 0 },
@@ -604,8 +666,7 @@ impl DataSync {
                     }
                 }
             } else {
-                let mapped =
-                    self.map_values(remote, usable, &translations, run, seq, &mut batch.errors);
+                let mapped = self.map_values(remote, usable, &refs, run, seq, &mut batch.errors);
                 match existing {
                     Some(record) if record.deleted_at.is_some() => {
                         // Removed here: the origin does not bring it back.
@@ -646,6 +707,7 @@ impl DataSync {
                             updated_at: now,
                             deleted_at: None,
                             changed_at: 0,
+                            revision: 1,
                         })
                     }
                 }
@@ -689,7 +751,7 @@ impl DataSync {
         &self,
         remote: &RemoteRecord,
         usable: &[Usable<'_>],
-        translations: &HashMap<Id, Id>,
+        refs: &References<'_>,
         run: &mut SyncRun,
         seq: &mut u64,
         errors: &mut Vec<RunError>,
@@ -697,12 +759,18 @@ impl DataSync {
         let mut out = crate::domain::RecordValues::new();
         for u in usable {
             let mut converted = Vec::new();
-            for value in origin_values_with_bool(remote, &u.mapping.origin) {
+            for (value, yours) in origin_values_with_bool(remote, &u.mapping.origin) {
                 let result = if u.dest_kind == FieldKind::Record {
                     value
                         .parse::<Id>()
                         .ok()
-                        .and_then(|id| translations.get(&id))
+                        .and_then(|id| {
+                            if yours {
+                                refs.own.get(&id).copied()
+                            } else {
+                                refs.translations.get(&id).copied()
+                            }
+                        })
                         .map(|local| local.to_string())
                         .ok_or_else(|| {
                             format!("`{value}` is not a record of this peer that arrived here")
@@ -804,28 +872,38 @@ fn usable_fields<'a>(
         .collect()
 }
 
+/// Origin values of a field that are references of the origin's (not ours).
 fn origin_values<'a>(remote: &'a RemoteRecord, name: &'a str) -> impl Iterator<Item = String> + 'a {
     remote
         .values
         .iter()
-        .filter(move |(n, _)| n == name)
-        .filter_map(|(_, v)| v.clone())
+        .filter(move |v| v.name == name && !v.yours)
+        .filter_map(|v| v.value.clone())
 }
 
-/// Values of an origin field; Corteza sends a false Bool as a name without value.
+/// Values of an origin field, each with its `yours` flag; Corteza sends a
+/// false Bool as a name without value.
 fn origin_values_with_bool(
     remote: &RemoteRecord,
     origin: &crate::domain::ModuleField,
-) -> Vec<String> {
+) -> Vec<(String, bool)> {
     let is_bool = origin.kind.eq_ignore_ascii_case("Bool");
     remote
         .values
         .iter()
-        .filter(|(n, _)| *n == origin.name)
-        .filter_map(|(_, v)| match v {
-            Some(v) => Some(v.clone()),
-            None if is_bool => Some("0".to_owned()),
+        .filter(|v| v.name == origin.name)
+        .filter_map(|v| match &v.value {
+            Some(value) => Some((value.clone(), v.yours)),
+            None if is_bool => Some(("0".to_owned(), false)),
             None => None,
         })
         .collect()
+}
+
+/// How Record-field values become local ids.
+struct References<'a> {
+    /// Origin record id -> our copy of it.
+    translations: &'a HashMap<Id, Id>,
+    /// Our own records the origin referenced (sent back as ours).
+    own: &'a HashSet<Id>,
 }

@@ -20,6 +20,6 @@ pub use pairing_flow::{
 };
 pub use ports::{
     DataPeer, HandshakeInit, LocalData, LocalError, LocalRecords, NewModule, Peer, PeerError,
-    PeerReply, RecordsPage, RecordsRequest, RemoteModule, RemoteRecord, StructurePage,
+    PeerReply, RecordsPage, RecordsRequest, RemoteModule, RemoteRecord, RemoteValue, StructurePage,
     StructurePeer,
 };

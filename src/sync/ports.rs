@@ -191,12 +191,22 @@ pub trait LocalData: Send + Sync {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteRecord {
     pub id: crate::domain::Id,
-    /// `(field name, value)` in order; a multi-value field repeats its name.
-    /// `None` is Corteza's value-less entry (a false Bool).
-    pub values: Vec<(String, Option<String>)>,
+    /// In order; a multi-value field repeats its name.
+    pub values: Vec<RemoteValue>,
     pub created_at: Option<crate::domain::Timestamp>,
     pub updated_at: Option<crate::domain::Timestamp>,
     pub deleted_at: Option<crate::domain::Timestamp>,
+}
+
+/// One value of an origin record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteValue {
+    pub name: String,
+    /// `None` is Corteza's value-less entry (a false Bool).
+    pub value: Option<String>,
+    /// A reference to one of our own records, as our id (fedsync origins
+    /// send back references to records that came from us this way).
+    pub yours: bool,
 }
 
 /// One page of an origin's changed records.

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod corteza_wire;
 mod daemon;
+mod data;
 mod handshake;
 mod layering;
 mod lifecycle;

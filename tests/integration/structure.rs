@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::common::fake_peer::{FakePeer, Reply, fixture};
 use crate::common::{
-    TestDaemon, http, pair, run_cli, spawn_node, spawn_node_with, stderr, stdout, with_token,
+    CORTEZA_A_NODE_ID, TestDaemon, cli_json, http, pair, pair_corteza_destination,
+    pair_corteza_origin, run_cli, spawn_node, spawn_node_with, stderr, stdout, with_token,
 };
 
 type Modules = v1::module_service_client::ModuleServiceClient<tonic::transport::Channel>;
@@ -89,15 +90,6 @@ async fn shared(d: &TestDaemon, node: u64, removed: bool) -> Vec<v1::SharedModul
 
 fn names(fields: &[v1::Field]) -> Vec<&str> {
     fields.iter().map(|f| f.name.as_str()).collect()
-}
-
-async fn cli_json(d: &TestDaemon, args: &[&str]) -> Value {
-    let dir = d.data_dir.display().to_string();
-    let mut all = args.to_vec();
-    all.extend(["--data-dir", &dir, "--json"]);
-    let out = run_cli(&all).await;
-    assert!(out.status.success(), "{all:?}: {}", stderr(&out));
-    serde_json::from_str(&stdout(&out)).unwrap()
 }
 
 #[tokio::test]
@@ -737,43 +729,7 @@ fn corteza_reads(doc: &Value) -> Vec<(String, String, Vec<String>)> {
 async fn our_structure_documents_read_like_cortezas() {
     let mut a = spawn_node("A").await;
     let corteza_b = FakePeer::start().await;
-    // Corteza B pairs with A (its handshake as recorded; A completes to the fake).
-    let created = a
-        .nodes()
-        .await
-        .create_node(with_token(
-            v1::CreateNodeRequest {
-                name: "corteza".into(),
-                base_url: corteza_b.base_url(),
-                contact: String::new(),
-            },
-            &a.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let a_id = created.node.unwrap().id;
-    let ott = fedsync::pairing::parse_node_uri(&created.node_uri, true)
-        .unwrap()
-        .token
-        .to_string();
-    let token_b = "corteza-token-for-a";
-    let init = http()
-        .post(a.federation_url(&format!("/federation/nodes/{a_id}/handshake")))
-        .json(&json!({ "authToken": token_b, "pairToken": ott, "sharedNodeID": a_id.to_string() }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(init.status(), 200);
-    a.nodes()
-        .await
-        .confirm_node(with_token(v1::NodeRef { id: a_id }, &a.admin_token()))
-        .await
-        .unwrap();
-    let token_a = corteza_b.requests()[0].json()["authToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (a_id, token_a) = pair_corteza_destination(&a, &corteza_b).await;
 
     create_module(
         &a,
@@ -862,42 +818,8 @@ async fn our_structure_documents_read_like_cortezas() {
 async fn recorded_corteza_structure_documents_become_shared_modules() {
     let corteza_a = FakePeer::start().await;
     let mut b = spawn_node("B").await;
-    // B pairs with the fake Corteza A: handshake request, then A's completion as recorded.
-    let a1: u64 = 523615093115650149;
-    let uri = format!(
-        "http://{a1}:Corteza0Pair0Token0Abcdefghij123@{}/federation?name=nodeA",
-        corteza_a.addr
-    );
-    let b_id = b
-        .nodes()
-        .await
-        .add_node_from_uri(with_token(
-            v1::AddNodeFromUriRequest { node_uri: uri },
-            &b.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .id;
-    b.nodes()
-        .await
-        .pair_node(with_token(v1::NodeRef { id: b_id }, &b.admin_token()))
-        .await
-        .unwrap();
-    let token_b = corteza_a.requests()[0].json()["authToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let complete = http()
-        .post(b.federation_url(&format!("/federation/nodes/{a1}/handshake-complete")))
-        .bearer_auth(&token_b)
-        .json(&json!({ "authToken": "corteza-token-for-b" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(complete.status(), 200);
+    let b_id = pair_corteza_origin(&b, &corteza_a).await;
+    let a1 = CORTEZA_A_NODE_ID;
 
     // Corteza answers pages 1 and 2 exactly as recorded.
     let page1 = fixture("049-peer-structure-limit1.json");

@@ -182,7 +182,8 @@ pub async fn records_index(
         .map(|m| LinkDoc {
             kind: "GET".into(),
             rel: "Federation Module".into(),
-            href: format!("/federation/nodes/{shared}/modules/{}/records/", m.id),
+            // Relative to the federation API root, as Corteza writes it.
+            href: format!("/nodes/{shared}/modules/{}/records/", m.id),
         })
         .collect();
     Json(Envelope {
@@ -289,7 +290,7 @@ pub async fn records_activity(
                 "composeNamespace": page.exposure.namespace_id.to_string(),
                 "recordID": r.record.id.to_string(),
                 "createdAt": rfc3339(r.record.created_at),
-                "values": r.values.iter().map(|(n, v)| serde_json::json!({ "name": n, "value": v })).collect::<Vec<_>>(),
+                "values": r.values.iter().map(|v| serde_json::json!({ "name": v.name, "value": v.value })).collect::<Vec<_>>(),
             });
             if r.record.updated_at != r.record.created_at {
                 item["updatedAt"] = rfc3339(r.record.updated_at).into();

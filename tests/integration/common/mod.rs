@@ -4,6 +4,7 @@
 
 pub mod fake_peer;
 pub mod pg;
+pub mod relay;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -292,4 +293,109 @@ pub async fn pair(a: &TestDaemon, b: &TestDaemon) -> (u64, u64) {
         .await
         .unwrap();
     (a_id, b_id)
+}
+
+/// Runs a CLI command against a daemon with `--json` and parses its output;
+/// the command must succeed.
+pub async fn cli_json(d: &TestDaemon, args: &[&str]) -> serde_json::Value {
+    let dir = d.data_dir.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", &dir, "--json"]);
+    let out = run_cli(&all).await;
+    assert!(out.status.success(), "{all:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// The node ID recorded Corteza A has on itself (`../corteza-wire`).
+pub const CORTEZA_A_NODE_ID: u64 = 523615093115650149;
+
+/// A Corteza destination (`fake`) pairs with `a` the way Corteza does: its
+/// handshake request as recorded, `a`'s admin confirms, `a` completes to the
+/// fake. Returns (the node on `a`, the token `a` gave the fake).
+pub async fn pair_corteza_destination(a: &TestDaemon, fake: &fake_peer::FakePeer) -> (u64, String) {
+    use fedsync::admin::proto::v1;
+    let created = a
+        .nodes()
+        .await
+        .create_node(with_token(
+            v1::CreateNodeRequest {
+                name: "corteza".into(),
+                base_url: fake.base_url(),
+                contact: String::new(),
+            },
+            &a.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let a_id = created.node.unwrap().id;
+    let ott = fedsync::pairing::parse_node_uri(&created.node_uri, true)
+        .unwrap()
+        .token
+        .to_string();
+    let init = http()
+        .post(a.federation_url(&format!("/federation/nodes/{a_id}/handshake")))
+        .json(&serde_json::json!({
+            "authToken": "corteza-token-for-a",
+            "pairToken": ott,
+            "sharedNodeID": a_id.to_string()
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    a.nodes()
+        .await
+        .confirm_node(with_token(v1::NodeRef { id: a_id }, &a.admin_token()))
+        .await
+        .unwrap();
+    let token_a = fake.requests()[0].json()["authToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (a_id, token_a)
+}
+
+/// `b` pairs with a Corteza origin (`fake`, node ID `CORTEZA_A_NODE_ID`):
+/// `b` sends its handshake request to the fake, then the fake completes as
+/// Corteza does. Returns the node on `b`; its token for the fake is
+/// `corteza-token-for-b`.
+pub async fn pair_corteza_origin(b: &TestDaemon, fake: &fake_peer::FakePeer) -> u64 {
+    use fedsync::admin::proto::v1;
+    let a1 = CORTEZA_A_NODE_ID;
+    let uri = format!(
+        "http://{a1}:Corteza0Pair0Token0Abcdefghij123@{}/federation?name=nodeA",
+        fake.addr
+    );
+    let b_id = b
+        .nodes()
+        .await
+        .add_node_from_uri(with_token(
+            v1::AddNodeFromUriRequest { node_uri: uri },
+            &b.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap()
+        .id;
+    b.nodes()
+        .await
+        .pair_node(with_token(v1::NodeRef { id: b_id }, &b.admin_token()))
+        .await
+        .unwrap();
+    let token_b = fake.requests()[0].json()["authToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let complete = http()
+        .post(b.federation_url(&format!("/federation/nodes/{a1}/handshake-complete")))
+        .bearer_auth(&token_b)
+        .json(&serde_json::json!({ "authToken": "corteza-token-for-b" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(complete.status(), 200);
+    b_id
 }
