@@ -9,6 +9,7 @@
 //! - [`daemon`]: the composition root: start-up, wiring, graceful shutdown.
 //! - [`admin`], [`federation`]: the two listeners (admin gRPC + `/metrics`;
 //!   public probes and peer routes) and the peer client.
+//! - [`scheduler`]: scheduled sync jobs, leases, retries.
 //! - [`sync`]: the engine, one service layer under every edge.
 //! - [`pairing`]: pure rules (node URIs, address policy, state machine).
 //! - [`store`]: the `Store` trait and its SQLite and PostgreSQL engines.
@@ -26,6 +27,7 @@ pub mod adapters;
 pub mod admin;
 pub mod federation;
 
+pub mod scheduler;
 pub mod sync;
 
 pub mod mapping;

@@ -39,6 +39,7 @@ pub struct AdminState {
     pub catalog: Arc<Catalog>,
     pub structure: Arc<StructureSync>,
     pub data: Arc<DataSync>,
+    pub scheduler: Arc<crate::scheduler::Scheduler>,
     pub records: Arc<RecordService>,
     pub signing_key: SigningKey,
     pub metrics: Metrics,

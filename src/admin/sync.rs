@@ -30,6 +30,35 @@ impl v1::sync_service_server::SyncService for SyncApi {
         let node_id = NodeId::from_u64(r.node_id)
             .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
         let kind = SyncKind::parse(&r.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Through the node's jobs, under their leases, so a manual run never
+        // overlaps a scheduled one (in this process or another replica).
+        if let Some(attempts) = self
+            .state
+            .scheduler
+            .run_now(node_id, kind, None)
+            .await
+            .map_err(from_store)?
+        {
+            let mut runs = Vec::new();
+            for attempt in attempts {
+                match (attempt.run, attempt.verdict) {
+                    (Some(run), _) => runs.push(run),
+                    (
+                        None,
+                        crate::scheduler::Verdict::Stop(why)
+                        | crate::scheduler::Verdict::Retry(why),
+                    ) => {
+                        return Err(Status::failed_precondition(why));
+                    }
+                    (None, crate::scheduler::Verdict::Succeeded) => {}
+                }
+            }
+            if !runs.is_empty() {
+                return Ok(Response::new(v1::SyncNowResponse {
+                    runs: runs.iter().map(proto::run).collect(),
+                }));
+            }
+        }
         let runs = match kind {
             SyncKind::Structure => match self.state.structure.run(node_id, "manual").await {
                 Ok(run) => vec![run],

@@ -96,6 +96,23 @@ pub struct SyncConfig {
     pub data_page_size: u32,
     #[serde(deserialize_with = "values::bool_lenient")]
     pub reexport: bool,
+    /// Default schedules: an interval (`5m`) or a cron expression.
+    pub structure_every: String,
+    pub data_every: String,
+    #[serde(with = "values::duration")]
+    pub retry_base: Duration,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub retry_factor: u32,
+    #[serde(with = "values::duration")]
+    pub retry_cap: Duration,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub max_concurrent: u32,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub per_peer: u32,
+    #[serde(with = "values::duration")]
+    pub job_lease: Duration,
+    #[serde(with = "values::duration")]
+    pub history_retention: Duration,
 }
 
 impl Default for SyncConfig {
@@ -104,6 +121,15 @@ impl Default for SyncConfig {
             structure_page_size: 100,
             data_page_size: 500,
             reexport: false,
+            structure_every: "5m".into(),
+            data_every: "1m".into(),
+            retry_base: Duration::from_secs(1),
+            retry_factor: 2,
+            retry_cap: Duration::from_secs(300),
+            max_concurrent: 8,
+            per_peer: 2,
+            job_lease: Duration::from_secs(30),
+            history_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -486,6 +512,24 @@ impl Config {
                 "sync.data_page_size",
                 "must be between 1 and 1000".into(),
             ));
+        }
+        if self.sync.retry_base.is_zero() || self.sync.retry_cap < self.sync.retry_base {
+            return Err(invalid(
+                "sync.retry_cap",
+                "must be at least sync.retry_base, which must be above zero".into(),
+            ));
+        }
+        if self.sync.retry_factor == 0 {
+            return Err(invalid("sync.retry_factor", "must be at least 1".into()));
+        }
+        if self.sync.max_concurrent == 0 || self.sync.per_peer == 0 {
+            return Err(invalid(
+                "sync.max_concurrent",
+                "sync.max_concurrent and sync.per_peer must be at least 1".into(),
+            ));
+        }
+        if self.sync.job_lease < Duration::from_secs(3) {
+            return Err(invalid("sync.job_lease", "must be at least 3s".into()));
         }
         if !(1..=500).contains(&self.sync.structure_page_size) {
             return Err(invalid(

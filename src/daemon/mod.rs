@@ -355,6 +355,19 @@ async fn launch(
         config.sync.structure_page_size,
         lease.owner().to_owned(),
     ));
+    let settings =
+        crate::scheduler::SchedulerSettings::from_config(&config.sync).map_err(|e| anyhow!(e))?;
+    let scheduler = Arc::new(crate::scheduler::Scheduler::new(
+        store.clone(),
+        Arc::new(crate::scheduler::SyncJobs {
+            structure: structure.clone(),
+            data: data.clone(),
+        }),
+        ids.clone(),
+        settings,
+        lease.owner().to_owned(),
+        crate::scheduler::Clock::start(),
+    ));
     let federation_state = FederationState {
         store: store.clone(),
         pairing: pairing.clone(),
@@ -375,6 +388,7 @@ async fn launch(
         catalog,
         structure,
         data,
+        scheduler: scheduler.clone(),
         records: record_service,
         signing_key: keys.signing.clone(),
         metrics: metrics.clone(),
@@ -397,6 +411,7 @@ async fn launch(
             .clone()
             .keep_renewed(stop_serving.clone(), shutdown.clone()),
     );
+    let dispatcher = tokio::spawn(scheduler.run(stop_serving.clone()));
 
     tracing::info!(
         federation = %federation_addr,
@@ -437,6 +452,7 @@ async fn launch(
                 "in-flight requests did not finish in time; cancelled"
             );
         }
+        let _ = dispatcher.await;
         let _ = renewer.await;
         lease.release().await;
         store.close().await;

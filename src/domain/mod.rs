@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod id;
+pub mod job;
 pub mod module;
 pub mod node;
 pub mod pairing;
@@ -15,6 +16,7 @@ pub mod token;
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditResult};
 pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
+pub use job::{JobState, SyncJob};
 pub use module::{
     ExposedModule, FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleField,
     ModuleMapping, SharedModule,

@@ -13,6 +13,7 @@
 //! - Errors say whether retrying can help (`StoreError::is_retriable`).
 
 mod common;
+mod jobs_sql;
 mod modules_sql;
 pub mod postgres;
 mod records_sql;
@@ -27,7 +28,7 @@ use crate::domain::{
     PairingChange, PairingToken, PeerCredential, SharedModule, SyncKind, SyncRun, SyncStatus,
     Timestamp, TokenId,
 };
-use crate::domain::{Record, RecordLink};
+use crate::domain::{Record, RecordLink, SyncJob};
 
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,6 +451,59 @@ pub trait SyncStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Scheduled jobs, claimed with a lease so that each due job runs once
+/// across every replica sharing the database.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Jobs of one node, or all; structure first, then data by shared module.
+    async fn list_jobs(&self, node_id: Option<NodeId>) -> Result<Vec<SyncJob>, StoreError>;
+    async fn get_job(&self, id: Id) -> Result<Option<SyncJob>, StoreError>;
+    /// `false` when the node already has that job (the same kind and shared module).
+    async fn insert_job(&self, job: &SyncJob) -> Result<bool, StoreError>;
+    async fn delete_job(&self, id: Id) -> Result<(), StoreError>;
+    /// Rewrites a job; with `leased_by`, only while that worker holds it.
+    async fn update_job(&self, job: &SyncJob, leased_by: Option<&str>) -> Result<bool, StoreError>;
+    /// Claims the job due first (a triggered one before all): not stopped,
+    /// not leased by a live worker, its node paired, not paused, with fewer
+    /// than `per_peer` jobs of the node leased.
+    async fn claim_due_job(
+        &self,
+        now: Timestamp,
+        owner: &str,
+        lease_until: Timestamp,
+        per_peer: u32,
+    ) -> Result<Option<SyncJob>, StoreError>;
+    /// Claims one job whatever its schedule, unless a live worker holds it.
+    async fn claim_job(
+        &self,
+        id: Id,
+        now: Timestamp,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<Option<SyncJob>, StoreError>;
+    /// `false` when the lease is no longer ours.
+    async fn renew_job_lease(
+        &self,
+        id: Id,
+        owner: &str,
+        lease_until: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// When the next job may be claimed (the epoch for a triggered one).
+    async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// A node's schedules: (structure, data); empty means the default.
+    async fn node_schedule(&self, node_id: NodeId) -> Result<(String, String), StoreError>;
+    async fn set_node_schedule(
+        &self,
+        node_id: NodeId,
+        structure: &str,
+        data: &str,
+    ) -> Result<bool, StoreError>;
+    async fn set_node_paused(&self, node_id: NodeId, paused: bool) -> Result<bool, StoreError>;
+    /// Removes finished runs (with their errors) and audit events older than
+    /// `before`; returns (runs, audit events) removed.
+    async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64), StoreError>;
+}
+
 /// Admin tokens (their registered `jti`s).
 #[async_trait]
 pub trait AdminTokenStore: Send + Sync {
@@ -480,6 +534,7 @@ pub trait Store:
     + SharedStore
     + SyncStore
     + RecordStore
+    + JobStore
     + AdminTokenStore
     + AuditStore
     + Send
@@ -497,6 +552,7 @@ impl<T> Store for T where
         + SharedStore
         + SyncStore
         + RecordStore
+        + JobStore
         + AdminTokenStore
         + AuditStore
         + Send

@@ -560,6 +560,54 @@ impl TryFrom<SyncRunRow> for SyncRun {
     }
 }
 
+#[derive(Debug, sqlx::FromRow)]
+pub struct SyncJobRow {
+    pub id: i64,
+    pub node_id: i64,
+    pub kind: String,
+    pub shared_module_id: i64,
+    pub schedule: String,
+    pub state: String,
+    pub next_run_at: i64,
+    pub attempts: i64,
+    pub last_error: String,
+    pub last_error_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub stop_reason: String,
+    pub lease_owner: String,
+    pub lease_expires_at: Option<i64>,
+    pub triggered_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl TryFrom<SyncJobRow> for crate::domain::SyncJob {
+    type Error = StoreError;
+
+    fn try_from(row: SyncJobRow) -> Result<crate::domain::SyncJob, StoreError> {
+        Ok(crate::domain::SyncJob {
+            id: id("sync_jobs.id", row.id)?,
+            node_id: node_id("sync_jobs.node_id", row.node_id)?,
+            kind: SyncKind::parse(&row.kind).map_err(|e| corrupt("sync_jobs.kind", e))?,
+            shared_module_id: Id::from_i64(row.shared_module_id),
+            schedule: row.schedule,
+            state: crate::domain::JobState::parse(&row.state)
+                .map_err(|e| corrupt("sync_jobs.state", e))?,
+            next_run_at: from_micros(row.next_run_at)?,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            last_error: row.last_error,
+            last_error_at: opt_time(row.last_error_at)?,
+            last_success_at: opt_time(row.last_success_at)?,
+            stop_reason: row.stop_reason,
+            lease_owner: row.lease_owner,
+            lease_expires_at: opt_time(row.lease_expires_at)?,
+            triggered_at: opt_time(row.triggered_at)?,
+            created_at: from_micros(row.created_at)?,
+            updated_at: from_micros(row.updated_at)?,
+        })
+    }
+}
+
 /// Record values in the `values` column: field name to its values.
 pub fn values_to_json(values: &RecordValues) -> String {
     serde_json::to_string(values).unwrap_or_else(|_| "{}".to_owned())

@@ -279,7 +279,22 @@ impl DataSync {
         node_id: NodeId,
         trigger: &str,
     ) -> Result<Vec<SyncRun>, SyncError> {
-        self.run_modules(node_id, None, trigger, false).await
+        let runs = self.run_modules(node_id, None, trigger, false).await?;
+        Ok(runs.into_iter().map(|(run, _)| run).collect())
+    }
+
+    /// Pulls one mapped shared module (a scheduled job); the run, and why it
+    /// failed when it did.
+    pub async fn run_shared(
+        &self,
+        node_id: NodeId,
+        shared_module_id: Id,
+        trigger: &str,
+    ) -> Result<(SyncRun, Option<SyncError>), SyncError> {
+        let mut runs = self
+            .run_modules(node_id, Some(shared_module_id), trigger, false)
+            .await?;
+        Ok(runs.remove(0))
     }
 
     /// Forgets where pulls stand and pulls everything again; local copies
@@ -291,7 +306,8 @@ impl DataSync {
         trigger: &str,
     ) -> Result<Vec<SyncRun>, SyncError> {
         self.store.delete_sync_cursors(node_id, shared).await?;
-        self.run_modules(node_id, shared, trigger, true).await
+        let runs = self.run_modules(node_id, shared, trigger, true).await?;
+        Ok(runs.into_iter().map(|(run, _)| run).collect())
     }
 
     async fn run_modules(
@@ -300,7 +316,7 @@ impl DataSync {
         only: Option<Id>,
         trigger: &str,
         full: bool,
-    ) -> Result<Vec<SyncRun>, SyncError> {
+    ) -> Result<Vec<(SyncRun, Option<SyncError>)>, SyncError> {
         let node = self.paired_node(node_id).await?;
         let mappings: Vec<ModuleMapping> = self
             .store
@@ -320,11 +336,11 @@ impl DataSync {
         let mut runs = Vec::new();
         let mut failure = None;
         for mapping in mappings {
-            let run = self.run_module(&node, &mapping, trigger, full).await?;
+            let (run, error) = self.run_module(&node, &mapping, trigger, full).await?;
             if run.status == RunStatus::Failed && failure.is_none() {
                 failure = Some(run.error.clone());
             }
-            runs.push(run);
+            runs.push((run, error));
         }
         match failure {
             None => {
@@ -368,7 +384,7 @@ impl DataSync {
         mapping: &ModuleMapping,
         trigger: &str,
         full: bool,
-    ) -> Result<SyncRun, SyncError> {
+    ) -> Result<(SyncRun, Option<SyncError>), SyncError> {
         let lock = {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             running
@@ -393,10 +409,11 @@ impl DataSync {
         self.store.insert_sync_run(&run).await?;
         let outcome = self.pull(node, mapping, &mut run, full).await;
         run.finished_at = Some(domain::now());
-        match outcome {
+        let failure = match outcome {
             Ok(()) => {
                 run.status = RunStatus::Succeeded;
                 tracing::info!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, skipped = run.counts.skipped, errors = run.counts.errors, pages = run.counts.pages, "sync run finished");
+                None
             }
             Err(error) => {
                 run.status = RunStatus::Failed;
@@ -412,10 +429,11 @@ impl DataSync {
                     serde_json::json!({ "error": run.error, "sharedModuleId": mapping.shared_module_id.to_string() }),
                 );
                 let _ = self.store.append_audit(&event).await;
+                Some(error)
             }
-        }
+        };
         self.store.finish_sync_run(&run).await?;
-        Ok(run)
+        Ok((run, failure))
     }
 
     async fn pull(

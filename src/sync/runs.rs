@@ -3,9 +3,10 @@
 //! running it); at start-up, a run whose owner holds no live lease, or is
 //! provably gone from this host, is closed as failed, and the node's sync
 //! state for that kind stops saying `syncing`. Its work is safe to redo: data
-//! pages commit with their cursor, structure pages are idempotent.
+//! pages commit with their cursor, structure pages are idempotent. Job
+//! leases such a process held are freed the same way.
 
-use crate::domain::{self, RunStatus, SyncKind, SyncStatus};
+use crate::domain::{self, JobState, RunStatus, SyncKind, SyncStatus};
 use crate::store::{Store, StoreError};
 
 pub const INTERRUPTED: &str = "interrupted: the daemon process running it stopped";
@@ -19,18 +20,25 @@ pub async fn reclaim_interrupted(
     is_gone: impl Fn(&str, &str) -> bool,
 ) -> Result<usize, StoreError> {
     let now = domain::now();
-    let running = store.list_running_sync_runs().await?;
-    if running.is_empty() {
-        return Ok(0);
-    }
     let live = store.live_instance_owners(now).await?;
+    let dead =
+        |owner: &str| owner != ours && (!live.iter().any(|o| o == owner) || is_gone(owner, ours));
+    // Jobs a dead process held: free at once instead of when the lease ends.
+    for mut job in store.list_jobs(None).await? {
+        if job.lease_expires_at.is_some() && dead(&job.lease_owner) {
+            job.lease_owner.clear();
+            job.lease_expires_at = None;
+            if job.state == JobState::Running {
+                job.state = JobState::Idle;
+            }
+            job.updated_at = now;
+            store.update_job(&job, None).await?;
+        }
+    }
+    let running = store.list_running_sync_runs().await?;
     let mut reclaimed = 0;
     for mut run in running {
-        if run.owner == ours {
-            continue;
-        }
-        let leased = live.contains(&run.owner);
-        if leased && !is_gone(&run.owner, ours) {
+        if !dead(&run.owner) {
             continue;
         }
         run.status = RunStatus::Failed;

@@ -192,6 +192,31 @@ impl StructureSync {
     /// Pulls the node's exposed modules now and returns the finished run.
     /// Two pulls of one node never overlap: a second waits for the first.
     pub async fn run(&self, node_id: NodeId, trigger: &str) -> Result<SyncRun, SyncError> {
+        match self.run_attempt(node_id, trigger).await {
+            (Some(run), None) => Ok(run),
+            (_, Some(error)) => Err(error),
+            (None, None) => Err(SyncError::NotFound(node_id)),
+        }
+    }
+
+    /// One pull: the run it recorded (none when it could not start), and
+    /// why it failed when it did.
+    pub async fn run_attempt(
+        &self,
+        node_id: NodeId,
+        trigger: &str,
+    ) -> (Option<SyncRun>, Option<SyncError>) {
+        match self.run_inner(node_id, trigger).await {
+            Ok((run, error)) => (Some(run), error),
+            Err(error) => (None, Some(error)),
+        }
+    }
+
+    async fn run_inner(
+        &self,
+        node_id: NodeId,
+        trigger: &str,
+    ) -> Result<(SyncRun, Option<SyncError>), SyncError> {
         let lock = {
             let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             running.entry(node_id).or_default().clone()
@@ -240,7 +265,7 @@ impl StructureSync {
                     )
                     .await?;
                 tracing::info!(node_id = %node_id, kind = "structure", created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, pages = run.counts.pages, "sync run finished");
-                Ok(run)
+                Ok((run, None))
             }
             Err(error) => {
                 run.status = RunStatus::Failed;
@@ -266,7 +291,7 @@ impl StructureSync {
                 );
                 let _ = self.store.append_audit(&event).await;
                 tracing::warn!(node_id = %node_id, kind = "structure", error = %error, "sync run failed");
-                Err(error)
+                Ok((run, Some(error)))
             }
         }
     }

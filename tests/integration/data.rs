@@ -1134,6 +1134,10 @@ async fn spawn_child(data_dir: &Path, socket_dir: &Path) -> (tokio::process::Chi
         .env("NOTIFY_SOCKET", &socket_path)
         .env("FEDSYNC_FEDERATION__ALLOW_INSECURE_PEERS", "true")
         .env("FEDSYNC_SYNC__DATA_PAGE_SIZE", "100")
+        .env("FEDSYNC_SYNC__DATA_EVERY", "1h")
+        .env("FEDSYNC_SYNC__STRUCTURE_EVERY", "1h")
+        .env("FEDSYNC_SYNC__RETRY_BASE", "1h")
+        .env("FEDSYNC_SYNC__RETRY_CAP", "1h")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);

@@ -50,6 +50,7 @@ async fn story(store: Arc<dyn Store>) {
     pairing(&*store, &ids).await;
     catalog(&*store, &ids).await;
     records(&*store, &ids).await;
+    jobs(&*store, &ids).await;
     store.close().await;
     assert!(store.ping().await.is_err(), "a closed store refuses work");
 }
@@ -1263,4 +1264,174 @@ async fn records(store: &dyn Store, ids: &IdGenerator) {
         .await
         .unwrap();
     assert_eq!(rest, vec![listed[1].clone()]);
+}
+
+async fn jobs(store: &dyn Store, ids: &IdGenerator) {
+    use fedsync::domain::{JobState, SyncJob, SyncKind};
+    let now = domain::now();
+    let mut peer = node(
+        ids,
+        "Jobs peer",
+        "https://j.example.com/federation",
+        PairingStatus::Paired,
+    );
+    store.insert_node(&peer).await.unwrap();
+    let mut job = SyncJob::new(ids.next_id(), peer.id, SyncKind::Structure, None, "", now);
+    job.next_run_at = now + Duration::seconds(60);
+    assert!(store.insert_job(&job).await.unwrap());
+    let twin = SyncJob::new(ids.next_id(), peer.id, SyncKind::Structure, None, "5m", now);
+    assert!(
+        !store.insert_job(&twin).await.unwrap(),
+        "one job per node, kind and module"
+    );
+    assert_eq!(
+        store.list_jobs(Some(peer.id)).await.unwrap(),
+        vec![job.clone()]
+    );
+    assert_eq!(store.next_job_due().await.unwrap(), Some(job.next_run_at));
+
+    // Not due yet: nobody claims it. Due: one claimer gets it, leased.
+    let lease = |t: domain::Timestamp| t + Duration::seconds(30);
+    assert!(
+        store
+            .claim_due_job(now, "a", lease(now), 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let due = job.next_run_at + Duration::seconds(1);
+    let claimed = store
+        .claim_due_job(due, "a", lease(due), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (claimed.id, claimed.state, claimed.lease_owner.as_str()),
+        (job.id, JobState::Running, "a")
+    );
+    assert!(
+        store
+            .claim_due_job(due, "b", lease(due), 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased"
+    );
+    assert!(
+        store
+            .claim_job(job.id, due, "b", lease(due))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .renew_job_lease(job.id, "a", lease(due) + Duration::seconds(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .renew_job_lease(job.id, "b", lease(due))
+            .await
+            .unwrap()
+    );
+    // Only the holder writes the outcome.
+    let mut settled = claimed.clone();
+    settled.state = JobState::Retrying;
+    settled.attempts = 1;
+    settled.lease_owner.clear();
+    settled.lease_expires_at = None;
+    assert!(!store.update_job(&settled, Some("b")).await.unwrap());
+    assert!(store.update_job(&settled, Some("a")).await.unwrap());
+    assert_eq!(store.get_job(job.id).await.unwrap().unwrap(), settled);
+    // An expired lease is taken over (a replica died).
+    let taken = store
+        .claim_due_job(due, "a", due, 2)
+        .await
+        .unwrap()
+        .unwrap();
+    let later = due + Duration::seconds(1);
+    let again = store
+        .claim_due_job(later, "b", lease(later), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id, again.lease_owner.as_str()), (job.id, "b"));
+
+    // Per-peer limit: a second due job of the same node waits.
+    let mut data = SyncJob::new(
+        ids.next_id(),
+        peer.id,
+        SyncKind::Data,
+        Some(ids.next_id()),
+        "",
+        now,
+    );
+    data.next_run_at = now;
+    assert!(store.insert_job(&data).await.unwrap());
+    assert!(
+        store
+            .claim_due_job(later, "c", lease(later), 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .claim_due_job(later, "c", lease(later), 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Pause, schedules, triggered jobs first.
+    assert!(
+        store
+            .set_node_schedule(peer.id, "*/5 * * * *", "30s")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.node_schedule(peer.id).await.unwrap(),
+        ("*/5 * * * *".to_owned(), "30s".to_owned())
+    );
+    assert!(store.set_node_paused(peer.id, true).await.unwrap());
+    peer = store.get_node(peer.id).await.unwrap().unwrap();
+    assert!(peer.paused);
+    assert_eq!(
+        store.next_job_due().await.unwrap(),
+        None,
+        "a paused node has nothing due"
+    );
+    assert!(store.set_node_paused(peer.id, false).await.unwrap());
+    store.delete_job(data.id).await.unwrap();
+    assert_eq!(store.list_jobs(Some(peer.id)).await.unwrap().len(), 1);
+
+    // Retention: old finished runs go, running ones stay.
+    use fedsync::domain::{RunCounts, RunStatus, SyncRun};
+    let old = now - Duration::days(40);
+    let run = |status| SyncRun {
+        id: ids.next_id(),
+        node_id: peer.id,
+        kind: SyncKind::Structure,
+        shared_module_id: None,
+        trigger: "schedule".into(),
+        status,
+        started_at: old,
+        finished_at: None,
+        counts: RunCounts::default(),
+        error: String::new(),
+        owner: "h:1:x".into(),
+    };
+    let finished = run(RunStatus::Succeeded);
+    let running = run(RunStatus::Running);
+    store.insert_sync_run(&finished).await.unwrap();
+    store.insert_sync_run(&running).await.unwrap();
+    let (runs, _) = store.prune_history(now - Duration::days(30)).await.unwrap();
+    assert_eq!(runs, 1);
+    assert_eq!(
+        store.list_sync_runs(peer.id, 100).await.unwrap(),
+        vec![running]
+    );
 }

@@ -41,5 +41,6 @@ impl_common_store!(
     MIGRATOR,
     "BEGIN",
     "SELECT pg_advisory_xact_lock($1)",
-    "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))"
+    "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
+    " FOR UPDATE SKIP LOCKED"
 );

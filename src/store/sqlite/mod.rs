@@ -51,8 +51,11 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", filename.display()))
             })?;
         }
+        // Connections to an embedded file never go stale: keep them open.
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
             .connect_with(connect)
             .await?;
@@ -89,5 +92,7 @@ impl_common_store!(
     "BEGIN IMMEDIATE",
     // SQLite's write lock (BEGIN IMMEDIATE) already serialises writers.
     "SELECT $1",
-    "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))"
+    "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
+    // One writer at a time: a claim needs no row locks.
+    ""
 );

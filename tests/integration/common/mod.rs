@@ -156,7 +156,13 @@ pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) ->
         )
         .set("federation.label", label)
         .set("federation.allow_insecure_peers", true)
-        .set("daemon.shutdown_grace", "5s");
+        .set("daemon.shutdown_grace", "5s")
+        // Scheduled syncs and automatic retries stay out of tests that run
+        // syncs by hand; tests of the scheduler set their own.
+        .set("sync.structure_every", "1h")
+        .set("sync.data_every", "1h")
+        .set("sync.retry_base", "1h")
+        .set("sync.retry_cap", "1h");
     extra(&mut overrides);
     let config = Config::load(None, Vec::new(), &overrides).expect("test config is valid");
     let daemon = fedsync::daemon::start_with_listeners(config, federation, admin)
