@@ -209,3 +209,19 @@ pub fn record(r: &Record, module: &LocalModule) -> v1::Record {
         origin_node_id: r.origin_node_id.map(|n| n.get()).unwrap_or(0),
     }
 }
+
+pub fn job(j: &crate::domain::SyncJob) -> v1::Job {
+    v1::Job {
+        id: j.id.get(),
+        kind: j.kind.as_str().to_owned(),
+        shared_module_id: j.shared_module_id.map(|i| i.get()).unwrap_or(0),
+        schedule: j.schedule.clone(),
+        state: j.state.as_str().to_owned(),
+        next_run_at: Some(timestamp(j.next_run_at)),
+        attempts: j.attempts,
+        last_error: j.last_error.clone(),
+        last_error_at: j.last_error_at.map(timestamp),
+        last_success_at: j.last_success_at.map(timestamp),
+        stop_reason: j.stop_reason.clone(),
+    }
+}

@@ -170,37 +170,68 @@ impl v1::sync_service_server::SyncService for SyncApi {
         };
         let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
-            let mut problems = Vec::new();
-            for mapping in store.list_mappings(node.id).await.map_err(from_store)? {
-                if mapping.status == MappingStatus::Broken {
-                    let handle = store
-                        .get_shared_module(mapping.shared_module_id)
-                        .await
-                        .map_err(from_store)?
-                        .map(|m| m.handle)
-                        .unwrap_or_default();
-                    problems.push(v1::MappingProblem {
-                        shared_module_id: mapping.shared_module_id.get(),
-                        shared_handle: handle,
-                        reason: mapping.status_reason.clone(),
-                    });
-                }
-            }
-            let full = proto::node(&node);
-            out.push(v1::NodeSyncStatus {
-                node_id: full.id,
-                name: full.name,
-                status: full.status,
-                structure_status: full.structure_status,
-                structure_synced_at: full.structure_synced_at,
-                structure_error: full.structure_error,
-                data_status: full.data_status,
-                data_synced_at: full.data_synced_at,
-                data_error: full.data_error,
-                problems,
-            });
+            out.push(self.node_status(&node).await?);
         }
         Ok(Response::new(v1::GetSyncStatusResponse { nodes: out }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn set_schedule(
+        &self,
+        request: Request<v1::SetScheduleRequest>,
+    ) -> Result<Response<v1::NodeSyncStatus>, Status> {
+        writer(&request)?;
+        let r = request.into_inner();
+        let node = self.live_node(r.node_id).await?;
+        for (flag, value) in [("--structure", &r.structure), ("--data", &r.data)] {
+            if let Some(text) = value.as_deref().filter(|t| !t.trim().is_empty()) {
+                crate::scheduler::Schedule::parse(text)
+                    .map_err(|e| Status::invalid_argument(format!("{flag}: {e}")))?;
+            }
+        }
+        let store = &self.state.store;
+        let (structure, data) = store.node_schedule(node.id).await.map_err(from_store)?;
+        store
+            .set_node_schedule(
+                node.id,
+                r.structure.as_deref().map(str::trim).unwrap_or(&structure),
+                r.data.as_deref().map(str::trim).unwrap_or(&data),
+            )
+            .await
+            .map_err(from_store)?;
+        self.state.scheduler.reconcile().await.map_err(from_store)?;
+        self.state.scheduler.wake();
+        Ok(Response::new(self.node_status(&node).await?))
+    }
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn set_paused(
+        &self,
+        request: Request<v1::SetPausedRequest>,
+    ) -> Result<Response<v1::NodeSyncStatus>, Status> {
+        writer(&request)?;
+        let r = request.into_inner();
+        let node = self.live_node(r.node_id).await?;
+        let store = &self.state.store;
+        store
+            .set_node_paused(node.id, r.paused)
+            .await
+            .map_err(from_store)?;
+        if !r.paused {
+            let now = self.state.scheduler.now();
+            for mut job in store.list_jobs(Some(node.id)).await.map_err(from_store)? {
+                if job.state == crate::domain::JobState::Stopped {
+                    job.state = crate::domain::JobState::Idle;
+                    job.stop_reason.clear();
+                    job.next_run_at = now;
+                    job.updated_at = now;
+                    store.update_job(&job, None).await.map_err(from_store)?;
+                }
+            }
+        }
+        self.state.scheduler.wake();
+        let node = self.live_node(r.node_id).await?;
+        Ok(Response::new(self.node_status(&node).await?))
     }
 
     #[tracing::instrument(skip_all)]
@@ -220,5 +251,65 @@ impl v1::sync_service_server::SyncService for SyncApi {
         Ok(Response::new(v1::ListSyncRunsResponse {
             runs: runs.iter().map(proto::run).collect(),
         }))
+    }
+}
+
+impl SyncApi {
+    async fn node_status(&self, node: &crate::domain::Node) -> Result<v1::NodeSyncStatus, Status> {
+        let store = &self.state.store;
+        let mut problems = Vec::new();
+        for mapping in store.list_mappings(node.id).await.map_err(from_store)? {
+            if mapping.status == MappingStatus::Broken {
+                let handle = store
+                    .get_shared_module(mapping.shared_module_id)
+                    .await
+                    .map_err(from_store)?
+                    .map(|m| m.handle)
+                    .unwrap_or_default();
+                problems.push(v1::MappingProblem {
+                    shared_module_id: mapping.shared_module_id.get(),
+                    shared_handle: handle,
+                    reason: mapping.status_reason.clone(),
+                });
+            }
+        }
+        let (schedule_structure, schedule_data) =
+            store.node_schedule(node.id).await.map_err(from_store)?;
+        let jobs = store
+            .list_jobs(Some(node.id))
+            .await
+            .map_err(from_store)?
+            .iter()
+            .map(proto::job)
+            .collect();
+        let full = proto::node(node);
+        Ok(v1::NodeSyncStatus {
+            node_id: full.id,
+            name: full.name,
+            status: full.status,
+            structure_status: full.structure_status,
+            structure_synced_at: full.structure_synced_at,
+            structure_error: full.structure_error,
+            data_status: full.data_status,
+            data_synced_at: full.data_synced_at,
+            data_error: full.data_error,
+            problems,
+            paused: node.paused,
+            schedule_structure,
+            schedule_data,
+            jobs,
+        })
+    }
+
+    async fn live_node(&self, id: u64) -> Result<crate::domain::Node, Status> {
+        let node_id =
+            NodeId::from_u64(id).ok_or_else(|| Status::invalid_argument("node_id is required"))?;
+        self.state
+            .store
+            .get_node(node_id)
+            .await
+            .map_err(from_store)?
+            .filter(|n| n.deleted_at.is_none())
+            .ok_or_else(|| Status::not_found(format!("node {node_id} does not exist")))
     }
 }

@@ -262,6 +262,40 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
                 return Err(anyhow!("the peer check failed: {}", check.message));
             }
         }
+        NodeCommand::Schedule {
+            id,
+            structure,
+            data,
+        } => {
+            if structure.is_none() && data.is_none() {
+                return Err(anyhow!("give --structure, --data or both"));
+            }
+            let mut sync = v1::sync_service_client::SyncServiceClient::new(connect(&target).await?);
+            let request = v1::SetScheduleRequest {
+                node_id: parse_id(id)?,
+                structure: structure.clone(),
+                data: data.clone(),
+            };
+            let status = sync
+                .set_schedule(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?
+                .into_inner();
+            output::node_sync(json, &status);
+        }
+        NodeCommand::Pause { id } | NodeCommand::Resume { id } => {
+            let mut sync = v1::sync_service_client::SyncServiceClient::new(connect(&target).await?);
+            let request = v1::SetPausedRequest {
+                node_id: parse_id(id)?,
+                paused: matches!(command, NodeCommand::Pause { .. }),
+            };
+            let status = sync
+                .set_paused(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?
+                .into_inner();
+            output::node_sync(json, &status);
+        }
     }
     Ok(())
 }

@@ -246,6 +246,26 @@ pub enum NodeCommand {
         /// Node id.
         id: String,
     },
+    /// Set how often the node is synced: an interval (`30s`, `5m`) or a cron
+    /// expression in UTC (`*/5 * * * *`); an empty value restores the default.
+    Schedule {
+        /// Node id.
+        id: String,
+        #[arg(long)]
+        structure: Option<String>,
+        #[arg(long)]
+        data: Option<String>,
+    },
+    /// Stop running the node's scheduled syncs (`sync now` still works).
+    Pause {
+        /// Node id.
+        id: String,
+    },
+    /// Run the node's scheduled syncs again, restarting jobs that stopped on an error.
+    Resume {
+        /// Node id.
+        id: String,
+    },
 }
 
 /// A token lifetime; `None` never expires.

@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use backon::Retryable;
 use serde::{Deserialize, Serialize};
 
 use super::audit;
@@ -498,16 +499,18 @@ impl DataSync {
                 last_sync: (first && !ours && previous_watermark > 0).then_some(previous_watermark),
             };
             first = false;
-            let page = self
-                .peer
-                .records_page(
+            let page = (|| {
+                self.peer.records_page(
                     &node.base_url,
                     shared_id,
                     shared.external_module_id,
                     &token,
                     &request,
                 )
-                .await?;
+            })
+            .retry(super::ports::page_retry())
+            .when(|e: &super::ports::PeerError| e.is_retriable())
+            .await?;
             run.counts.pages += 1;
             for r in &page.records {
                 if let Some(t) = [r.created_at, r.updated_at, r.deleted_at]

@@ -69,6 +69,18 @@ impl PeerError {
     }
 }
 
+/// How one page request is retried within an attempt: twice more, after
+/// 100 ms then up to 1 s (jittered), and only for errors that may pass
+/// (timeouts, refused connections, 5xx, 429). The job's own backoff takes
+/// over when the attempt fails.
+pub fn page_retry() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_times(2)
+        .with_jitter()
+}
+
 /// Calls to a peer's federation routes. `base_url` is the peer's federation
 /// base URL as the admin configured it (never taken from a request).
 #[async_trait]

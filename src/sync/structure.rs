@@ -9,6 +9,7 @@
 //! A changed structure freezes nothing (Corteza W18): new fields arrive
 //! unmapped, mappings of removed fields are marked broken with the reason.
 
+use backon::Retryable;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -313,16 +314,18 @@ impl StructureSync {
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
         loop {
-            let page = self
-                .peer
-                .structure_page(
+            let page = (|| {
+                self.peer.structure_page(
                     &node.base_url,
                     shared_id,
                     &token,
                     self.page_size,
                     cursor.as_deref(),
                 )
-                .await?;
+            })
+            .retry(super::ports::page_retry())
+            .when(|e: &PeerError| e.is_retriable())
+            .await?;
             counts.pages += 1;
             remote.extend(page.modules);
             match page.next_cursor {

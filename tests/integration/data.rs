@@ -357,6 +357,12 @@ async fn a_failure_between_page_3_and_page_4_loses_nothing_and_repeats_nothing()
     let node = cli_json(&b, &["node", "show", &b_for_a.to_string()]).await;
     assert_eq!(node["dataStatus"], "failed");
     assert_eq!(records(&b, "Contact", false).await.len(), 300);
+    assert_eq!(
+        relay.requests("/records/").len(),
+        6,
+        "page 4 was asked three times (two quick retries) before the run failed"
+    );
+    relay.clear();
 
     let pulls_before = relay.requests("/records/").len();
     let runs = data_sync(&b, b_for_a).await;

@@ -379,3 +379,126 @@ async fn an_error_only_an_admin_can_fix_stops_the_job_without_a_hot_loop() {
     assert_eq!(resumed.trigger, "schedule");
     rig.stop.cancel();
 }
+
+/// Polls a daemon's `sync status NODE --json` until `done` holds (at most a
+/// minute): waiting on a condition, not a guessed sleep.
+async fn status_until(
+    d: &common::TestDaemon,
+    node: u64,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = common::cli_json(d, &["sync", "status", &node.to_string()]).await;
+        if done(&status[0]) {
+            return status[0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {status}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_real_peer_that_fails_three_times_is_synced_by_retries_and_a_401_stops_the_job() {
+    use crate::common::fake_peer::{FakePeer, Reply, fixture};
+    let corteza = FakePeer::start().await;
+    let mut b = common::spawn_node_with("B", |o| {
+        o.set("sync.retry_base", "50ms")
+            .set("sync.retry_cap", "200ms");
+    })
+    .await;
+    let node = common::pair_corteza_origin(&b, &corteza).await;
+    let before = corteza.requests().len();
+    // Three attempts of three tries each (a page is retried twice within an
+    // attempt) answer 500.
+    for _ in 0..9 {
+        corteza.reply(Reply::Json(
+            500,
+            serde_json::json!({"error": {"message": "busy"}}),
+        ));
+    }
+    corteza.reply(Reply::Json(
+        200,
+        fixture("051-peer-structure-nolimit.json")["response"]["body"].clone(),
+    ));
+    // Bad schedules are refused with the flag named.
+    let out = common::run_cli(&[
+        "node",
+        "schedule",
+        &node.to_string(),
+        "--structure",
+        "every so often",
+        "--data-dir",
+        &b.data_dir.display().to_string(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("--structure"),
+        "{}",
+        common::stderr(&out)
+    );
+    let set = common::cli_json(
+        &b,
+        &["node", "schedule", &node.to_string(), "--structure", "1s"],
+    )
+    .await;
+    assert_eq!(set["scheduleStructure"], "1s", "{set}");
+    assert_eq!(set["jobs"][0]["kind"], "structure");
+
+    let synced = status_until(&b, node, |s| s["structureStatus"] == "synced").await;
+    let job = &synced["jobs"][0];
+    assert_eq!(job["attempts"], 0, "reset on success: {job}");
+    assert!(job["lastSuccessAt"].is_string());
+    let runs = common::cli_json(&b, &["sync", "runs", &node.to_string()]).await;
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(4)
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["failed", "failed", "failed", "succeeded"],
+        "{runs}"
+    );
+    assert_eq!(
+        corteza.requests().len() - before,
+        10,
+        "three failed attempts of three tries, one success"
+    );
+
+    // A 401: the job stops and says to re-pair; no retry follows.
+    corteza.reply(Reply::Json(
+        401,
+        serde_json::json!({"error": {"message": "unauthorized"}}),
+    ));
+    let stopped = status_until(&b, node, |s| s["jobs"][0]["state"] == "stopped").await;
+    let reason = stopped["jobs"][0]["stopReason"].as_str().unwrap();
+    assert!(reason.contains("re-pair"), "{reason}");
+    let requests = corteza.requests().len();
+    // Pausing and resuming: resume restarts the stopped job.
+    let paused = common::cli_json(&b, &["node", "pause", &node.to_string()]).await;
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["jobs"][0]["state"], "stopped");
+    assert_eq!(corteza.requests().len(), requests, "nothing was retried");
+    corteza.reply(Reply::Json(
+        200,
+        fixture("051-peer-structure-nolimit.json")["response"]["body"].clone(),
+    ));
+    let resumed = common::cli_json(&b, &["node", "resume", &node.to_string()]).await;
+    assert_eq!(resumed["paused"], false);
+    assert_ne!(resumed["jobs"][0]["state"], "stopped");
+    status_until(&b, node, |s| {
+        s["jobs"][0]["state"] != "stopped"
+            && s["jobs"][0]["attempts"] == 0
+            && s["structureStatus"] == "synced"
+    })
+    .await;
+    b.stop().await;
+}

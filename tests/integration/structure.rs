@@ -905,10 +905,13 @@ async fn recorded_corteza_structure_documents_become_shared_modules() {
     let node = b.node(b_id).await;
     assert_eq!(node.structure_status, "failed");
     assert!(node.structure_error.contains("not JSON"));
-    corteza_a.reply(Reply::Json(
-        500,
-        json!({ "error": { "message": "token is unauthorized" } }),
-    ));
+    // A 5xx is retried twice within the attempt: every try gets it.
+    for _ in 0..3 {
+        corteza_a.reply(Reply::Json(
+            500,
+            json!({ "error": { "message": "token is unauthorized" } }),
+        ));
+    }
     let out = run_cli(&[
         "sync",
         "now",

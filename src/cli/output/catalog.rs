@@ -512,32 +512,126 @@ struct StatusJson {
     data_synced_at: Option<String>,
     data_error: String,
     problems: Vec<ProblemJson>,
+    paused: bool,
+    schedule_structure: String,
+    schedule_data: String,
+    jobs: Vec<JobJson>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobJson {
+    id: String,
+    kind: String,
+    shared_module_id: Option<String>,
+    schedule: String,
+    state: String,
+    next_run_at: Option<String>,
+    attempts: u32,
+    last_error: String,
+    last_error_at: Option<String>,
+    last_success_at: Option<String>,
+    stop_reason: String,
+}
+
+fn job_json(j: &v1::Job) -> JobJson {
+    JobJson {
+        id: j.id.to_string(),
+        kind: j.kind.clone(),
+        shared_module_id: id_string(j.shared_module_id),
+        schedule: j.schedule.clone(),
+        state: j.state.clone(),
+        next_run_at: rfc3339(&j.next_run_at),
+        attempts: j.attempts,
+        last_error: j.last_error.clone(),
+        last_error_at: rfc3339(&j.last_error_at),
+        last_success_at: rfc3339(&j.last_success_at),
+        stop_reason: j.stop_reason.clone(),
+    }
+}
+
+/// One node's sync state, schedules and jobs (after `node schedule`,
+/// `node pause`, `node resume`).
+pub fn node_sync(json: bool, n: &v1::NodeSyncStatus) {
+    let row = status_json(n);
+    if json {
+        return print_json(&row);
+    }
+    println!(
+        "node {} ({}){}: structure every {}, data every {}",
+        row.node_id,
+        row.name,
+        if row.paused { " paused" } else { "" },
+        if row.schedule_structure.is_empty() {
+            "(default)"
+        } else {
+            &row.schedule_structure
+        },
+        if row.schedule_data.is_empty() {
+            "(default)"
+        } else {
+            &row.schedule_data
+        },
+    );
+    print_jobs(&row);
+}
+
+fn print_jobs(n: &StatusJson) {
+    for j in &n.jobs {
+        println!(
+            "  {} job {}{}: {}, next {}, {} failed attempts{}{}",
+            j.kind,
+            j.id,
+            j.shared_module_id
+                .as_ref()
+                .map(|m| format!(" (shared module {m})"))
+                .unwrap_or_default(),
+            j.state,
+            j.next_run_at.clone().unwrap_or_else(|| "-".into()),
+            j.attempts,
+            if j.last_error.is_empty() {
+                String::new()
+            } else {
+                format!("; last error: {}", j.last_error)
+            },
+            if j.stop_reason.is_empty() {
+                String::new()
+            } else {
+                format!("; stopped: {}", j.stop_reason)
+            },
+        );
+    }
+}
+
+fn status_json(n: &v1::NodeSyncStatus) -> StatusJson {
+    StatusJson {
+        node_id: n.node_id.to_string(),
+        name: n.name.clone(),
+        status: n.status.clone(),
+        structure_status: n.structure_status.clone(),
+        structure_synced_at: rfc3339(&n.structure_synced_at),
+        structure_error: n.structure_error.clone(),
+        data_status: n.data_status.clone(),
+        data_synced_at: rfc3339(&n.data_synced_at),
+        data_error: n.data_error.clone(),
+        problems: n
+            .problems
+            .iter()
+            .map(|p| ProblemJson {
+                shared_module_id: p.shared_module_id.to_string(),
+                shared_handle: p.shared_handle.clone(),
+                reason: p.reason.clone(),
+            })
+            .collect(),
+        paused: n.paused,
+        schedule_structure: n.schedule_structure.clone(),
+        schedule_data: n.schedule_data.clone(),
+        jobs: n.jobs.iter().map(job_json).collect(),
+    }
 }
 
 pub fn sync_status(json: bool, nodes: &[v1::NodeSyncStatus]) {
-    let rows: Vec<StatusJson> = nodes
-        .iter()
-        .map(|n| StatusJson {
-            node_id: n.node_id.to_string(),
-            name: n.name.clone(),
-            status: n.status.clone(),
-            structure_status: n.structure_status.clone(),
-            structure_synced_at: rfc3339(&n.structure_synced_at),
-            structure_error: n.structure_error.clone(),
-            data_status: n.data_status.clone(),
-            data_synced_at: rfc3339(&n.data_synced_at),
-            data_error: n.data_error.clone(),
-            problems: n
-                .problems
-                .iter()
-                .map(|p| ProblemJson {
-                    shared_module_id: p.shared_module_id.to_string(),
-                    shared_handle: p.shared_handle.clone(),
-                    reason: p.reason.clone(),
-                })
-                .collect(),
-        })
-        .collect();
+    let rows: Vec<StatusJson> = nodes.iter().map(status_json).collect();
     if json {
         return print_json(&rows);
     }
@@ -571,6 +665,7 @@ pub fn sync_status(json: bool, nodes: &[v1::NodeSyncStatus]) {
         &table_rows,
     );
     for n in &rows {
+        print_jobs(n);
         for p in &n.problems {
             println!(
                 "node {}: mapping of `{}` is broken: {}",

@@ -70,7 +70,8 @@ impl Relay {
     }
 
     /// Applies `fault` to the `nth` (1-based) request from now on whose
-    /// path contains `path_contains`.
+    /// path contains `path_contains`; a `Fail` also to every later one,
+    /// until `clear`.
     pub fn fault(&self, path_contains: &str, nth: usize, fault: Fault) {
         self.state.lock().unwrap().rules.push(Rule {
             path_contains: path_contains.to_owned(),
@@ -78,6 +79,11 @@ impl Relay {
             fault,
             seen: 0,
         });
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().rules.clear();
     }
 
     /// Waits until a request is being held.
@@ -122,7 +128,12 @@ async fn forward(State(relay): State<Relay>, request: Request) -> Response {
         for rule in state.rules.iter_mut() {
             if path.contains(&rule.path_contains) {
                 rule.seen += 1;
-                if rule.seen == rule.nth {
+                // A failure lasts (retries see it too); a hold is one request.
+                let hit = match rule.fault {
+                    Fault::Fail(_) => rule.seen >= rule.nth,
+                    Fault::Hold => rule.seen == rule.nth,
+                };
+                if hit {
                     fault = Some(match rule.fault {
                         Fault::Fail(status) => Fault::Fail(status),
                         Fault::Hold => Fault::Hold,
