@@ -502,3 +502,43 @@ async fn a_real_peer_that_fails_three_times_is_synced_by_retries_and_a_401_stops
     .await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_hanging_peer_is_cut_off_and_does_not_delay_a_healthy_one() {
+    use crate::common::fake_peer::{FakePeer, Reply, fixture};
+    let hanging = FakePeer::start().await;
+    let healthy = FakePeer::start().await;
+    let mut b = common::spawn_node_with("B", |o| {
+        o.set("federation.peer_request_timeout", "2s");
+    })
+    .await;
+    let stuck = common::pair_corteza_origin(&b, &hanging).await;
+    let fine = common::pair_corteza_origin_as(&b, &healthy, 523615093115650150).await;
+    for _ in 0..3 {
+        hanging.reply(Reply::Stall);
+    }
+    healthy.reply(Reply::Json(
+        200,
+        fixture("051-peer-structure-nolimit.json")["response"]["body"].clone(),
+    ));
+    for node in [stuck, fine] {
+        common::cli_json(
+            &b,
+            &["node", "schedule", &node.to_string(), "--structure", "1s"],
+        )
+        .await;
+    }
+    // The healthy peer is synced while the other one hangs.
+    let synced = status_until(&b, fine, |s| s["structureStatus"] == "synced").await;
+    assert_eq!(synced["jobs"][0]["attempts"], 0);
+    let other = common::cli_json(&b, &["sync", "status", &stuck.to_string()]).await;
+    assert_ne!(other[0]["structureStatus"], "synced", "{other}");
+    // The hanging one fails on the timeout and backs off.
+    let failed = status_until(&b, stuck, |s| {
+        s["jobs"][0]["state"] == "retrying" && s["jobs"][0]["attempts"].as_u64() >= Some(1)
+    })
+    .await;
+    let error = failed["jobs"][0]["lastError"].as_str().unwrap();
+    assert!(error.contains("did not answer within 2s"), "{error}");
+    b.stop().await;
+}

@@ -367,8 +367,13 @@ pub async fn pair_corteza_destination(a: &TestDaemon, fake: &fake_peer::FakePeer
 /// Corteza does. Returns the node on `b`; its token for the fake is
 /// `corteza-token-for-b`.
 pub async fn pair_corteza_origin(b: &TestDaemon, fake: &fake_peer::FakePeer) -> u64 {
+    pair_corteza_origin_as(b, fake, CORTEZA_A_NODE_ID).await
+}
+
+/// `pair_corteza_origin` with the Corteza node's own ID (to pair `b` with
+/// several fakes).
+pub async fn pair_corteza_origin_as(b: &TestDaemon, fake: &fake_peer::FakePeer, a1: u64) -> u64 {
     use fedsync::admin::proto::v1;
-    let a1 = CORTEZA_A_NODE_ID;
     let uri = format!(
         "http://{a1}:Corteza0Pair0Token0Abcdefghij123@{}/federation?name=nodeA",
         fake.addr
