@@ -21,6 +21,35 @@ macro_rules! link_columns {
 }
 pub(crate) use link_columns;
 
+/// Links of a peer whose `$column` is one of `$ids`, in one exposed module
+/// (`$module` > 0) or any (0); no query for no ids.
+macro_rules! links_where_in {
+    ($store:expr, $in_ids:literal, $column:literal, $node:expr, $module:expr, $ids:expr) => {{
+        let ids: &[$crate::domain::Id] = $ids;
+        if ids.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                "SELECT ",
+                $crate::store::records_sql::link_columns!(),
+                " FROM record_links WHERE node_id = $1 AND ($2 = 0 OR exposed_module_id = $2) AND ",
+                $column,
+                " ",
+                $in_ids
+            ))
+            .bind($node.as_i64())
+            .bind($module)
+            .bind($crate::store::sql_set(ids.iter()))
+            .fetch_all(&$store.pool)
+            .await?;
+            rows.into_iter()
+                .map($crate::domain::RecordLink::try_from)
+                .collect()
+        }
+    }};
+}
+pub(crate) use links_where_in;
+
 macro_rules! impl_record_store {
     ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal) => {
         #[async_trait::async_trait]
@@ -211,21 +240,9 @@ macro_rules! impl_record_store {
                 exposed_module_id: $crate::domain::Id,
                 origin_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
-                if origin_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::link_columns!(),
-                    " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND origin_record_id ",
-                    $in_ids
-                ))
-                .bind(node_id.as_i64())
-                .bind(exposed_module_id.as_i64())
-                .bind($crate::store::sql_set(origin_ids.iter()))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+                $crate::store::records_sql::links_where_in!(
+                    self, $in_ids, "origin_record_id", node_id, exposed_module_id.as_i64(), origin_ids
+                )
             }
 
             async fn find_links_any_module(
@@ -233,21 +250,9 @@ macro_rules! impl_record_store {
                 node_id: $crate::domain::NodeId,
                 origin_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
-                if origin_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::link_columns!(),
-                    " FROM record_links WHERE node_id = $1 AND $2 = $2 AND origin_record_id ",
-                    $in_ids
-                ))
-                .bind(node_id.as_i64())
-                .bind(0i64)
-                .bind($crate::store::sql_set(origin_ids.iter()))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+                $crate::store::records_sql::links_where_in!(
+                    self, $in_ids, "origin_record_id", node_id, 0i64, origin_ids
+                )
             }
 
             async fn find_links_by_local(
@@ -255,21 +260,9 @@ macro_rules! impl_record_store {
                 node_id: $crate::domain::NodeId,
                 local_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
-                if local_ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::link_columns!(),
-                    " FROM record_links WHERE node_id = $1 AND $2 = $2 AND local_record_id ",
-                    $in_ids
-                ))
-                .bind(node_id.as_i64())
-                .bind(0i64)
-                .bind($crate::store::sql_set(local_ids.iter()))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter().map($crate::domain::RecordLink::try_from).collect()
+                $crate::store::records_sql::links_where_in!(
+                    self, $in_ids, "local_record_id", node_id, 0i64, local_ids
+                )
             }
 
             async fn links_not_seen(
