@@ -12,6 +12,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing_subscriber::EnvFilter;
 
@@ -57,6 +58,90 @@ struct BuildLabels {
     version: &'static str,
 }
 
+/// A scheduled job's kind (`structure`, `data`) and peer (the node id).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: &'static str,
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    pub kind: &'static str,
+    pub peer: String,
+    /// `succeeded`, `retry` (failed, will be tried again), `stopped`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordLabels {
+    pub kind: &'static str,
+    pub peer: String,
+    /// `created`, `updated`, `deleted`, `skipped`, `errors`.
+    pub action: &'static str,
+}
+
+type DurationFamily = Family<JobLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 10 ms .. about 14 min.
+    Histogram::new(exponential_buckets(0.01, 3.0, 11))
+}
+
+/// Sync job metrics, per job kind and peer.
+#[derive(Clone)]
+pub struct SyncMetrics {
+    /// Attempts, by outcome.
+    pub runs: Family<JobOutcomeLabels, Counter>,
+    /// Attempts that failed (retried or stopped).
+    pub failures: Family<JobLabels, Counter>,
+    /// Records moved by data runs, by what happened to them here.
+    pub records: Family<RecordLabels, Counter>,
+    pub duration: DurationFamily,
+    /// The wait before the next attempt of a failing job; 0 when the last
+    /// attempt succeeded (or the job stopped).
+    pub backoff: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+}
+
+impl SyncMetrics {
+    /// Records one finished attempt; `records` by action (`created`, ...).
+    pub fn attempt(
+        &self,
+        kind: &'static str,
+        peer: String,
+        outcome: &'static str,
+        records: &[(&'static str, u64)],
+        seconds: f64,
+        backoff_seconds: f64,
+    ) {
+        let job = JobLabels {
+            kind,
+            peer: peer.clone(),
+        };
+        self.runs
+            .get_or_create(&JobOutcomeLabels {
+                kind,
+                peer: peer.clone(),
+                outcome,
+            })
+            .inc();
+        if outcome != "succeeded" {
+            self.failures.get_or_create(&job).inc();
+        }
+        for (action, n) in records {
+            self.records
+                .get_or_create(&RecordLabels {
+                    kind,
+                    peer: peer.clone(),
+                    action,
+                })
+                .inc_by(*n);
+        }
+        self.duration.get_or_create(&job).observe(seconds);
+        self.backoff.get_or_create(&job).set(backoff_seconds);
+    }
+}
+
 /// The daemon's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -67,6 +152,7 @@ pub struct Metrics {
     pub admin_auth_failures: Family<ReasonLabels, Counter>,
     /// 1 while the store answers readiness checks, else 0.
     pub store_up: Gauge,
+    pub sync: SyncMetrics,
 }
 
 impl Metrics {
@@ -97,8 +183,43 @@ impl Metrics {
             "1 while the store answers readiness checks",
             store_up.clone(),
         );
+        let sync = SyncMetrics {
+            runs: Family::default(),
+            failures: Family::default(),
+            records: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            backoff: Family::default(),
+        };
+        registry.register(
+            "sync_job_runs",
+            "Sync job attempts by kind, peer and outcome",
+            sync.runs.clone(),
+        );
+        registry.register(
+            "sync_job_failures",
+            "Sync job attempts that failed, by kind and peer",
+            sync.failures.clone(),
+        );
+        registry.register(
+            "sync_records",
+            "Records moved by sync runs, by kind, peer and what happened here",
+            sync.records.clone(),
+        );
+        registry.register_with_unit(
+            "sync_job_duration",
+            "How long sync job attempts took",
+            prometheus_client::registry::Unit::Seconds,
+            sync.duration.clone(),
+        );
+        registry.register_with_unit(
+            "sync_job_backoff",
+            "The wait before a failing job's next attempt; 0 when it last succeeded",
+            prometheus_client::registry::Unit::Seconds,
+            sync.backoff.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
+            sync,
             http_responses,
             admin_auth_failures,
             store_up,

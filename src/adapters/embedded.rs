@@ -119,4 +119,8 @@ impl LocalRecords for EmbeddedData {
     async fn page_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
         Ok(self.store.page_record_changes(query).await?)
     }
+
+    async fn count_changes(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
+        Ok(self.store.count_record_changes(query).await?)
+    }
 }

@@ -1,5 +1,7 @@
 //! `SyncService`: run a sync now, see how syncs went.
 
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::node::writer;
@@ -7,6 +9,76 @@ use super::proto::{self, v1};
 use super::server::AdminState;
 use super::status::{from_catalog, from_store, from_sync};
 use crate::domain::{Id, MappingStatus, NodeFilter, NodeId, SyncKind};
+
+/// `sync now`: the node's runs of `kind`, finished (failed ones included).
+async fn sync_now_runs(
+    state: &AdminState,
+    node_id: NodeId,
+    kind: SyncKind,
+) -> Result<Vec<crate::domain::SyncRun>, Status> {
+    // Through the node's jobs, under their leases, so a manual run never
+    // overlaps a scheduled one (in this process or another replica).
+    if let Some(attempts) = state
+        .scheduler
+        .run_now(node_id, kind, None)
+        .await
+        .map_err(from_store)?
+    {
+        let mut runs = Vec::new();
+        for attempt in attempts {
+            match (attempt.run, attempt.verdict) {
+                (Some(run), _) => runs.push(run),
+                (
+                    None,
+                    crate::scheduler::Verdict::Stop(why)
+                    | crate::scheduler::Verdict::Retry(why)
+                    | crate::scheduler::Verdict::RetryAfter(why, _),
+                ) => {
+                    return Err(Status::failed_precondition(why));
+                }
+                (None, crate::scheduler::Verdict::Succeeded) => {}
+            }
+        }
+        if !runs.is_empty() {
+            return Ok(runs);
+        }
+    }
+    let runs = match kind {
+        SyncKind::Structure => match state.structure.run(node_id, "manual").await {
+            Ok(run) => vec![run],
+            // The run was recorded as failed; hand back the record.
+            Err(
+                crate::sync::structure::SyncError::Peer(_)
+                | crate::sync::structure::SyncError::Protocol(_),
+            ) => {
+                let runs = state
+                    .store
+                    .list_sync_runs(node_id, 1)
+                    .await
+                    .map_err(from_store)?;
+                if runs.is_empty() {
+                    return Err(Status::internal("the run was not recorded"));
+                }
+                runs
+            }
+            Err(e) => return Err(from_sync(e)),
+        },
+        SyncKind::Data => state
+            .data
+            .run_node(node_id, "manual")
+            .await
+            .map_err(from_sync)?,
+    };
+    Ok(runs)
+}
+
+/// The node and kind a `SyncNowRequest` names.
+fn sync_target(r: &v1::SyncNowRequest) -> Result<(NodeId, SyncKind), Status> {
+    let node_id = NodeId::from_u64(r.node_id)
+        .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
+    let kind = SyncKind::parse(&r.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((node_id, kind))
+}
 
 pub struct SyncApi {
     state: AdminState,
@@ -26,70 +98,59 @@ impl v1::sync_service_server::SyncService for SyncApi {
         request: Request<v1::SyncNowRequest>,
     ) -> Result<Response<v1::SyncNowResponse>, Status> {
         writer(&request)?;
-        let r = request.into_inner();
-        let node_id = NodeId::from_u64(r.node_id)
-            .ok_or_else(|| Status::invalid_argument("node_id is required"))?;
-        let kind = SyncKind::parse(&r.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        // Through the node's jobs, under their leases, so a manual run never
-        // overlaps a scheduled one (in this process or another replica).
-        if let Some(attempts) = self
-            .state
-            .scheduler
-            .run_now(node_id, kind, None)
-            .await
-            .map_err(from_store)?
-        {
-            let mut runs = Vec::new();
-            for attempt in attempts {
-                match (attempt.run, attempt.verdict) {
-                    (Some(run), _) => runs.push(run),
-                    (
-                        None,
-                        crate::scheduler::Verdict::Stop(why)
-                        | crate::scheduler::Verdict::Retry(why),
-                    ) => {
-                        return Err(Status::failed_precondition(why));
-                    }
-                    (None, crate::scheduler::Verdict::Succeeded) => {}
-                }
-            }
-            if !runs.is_empty() {
-                return Ok(Response::new(v1::SyncNowResponse {
-                    runs: runs.iter().map(proto::run).collect(),
-                }));
-            }
-        }
-        let runs = match kind {
-            SyncKind::Structure => match self.state.structure.run(node_id, "manual").await {
-                Ok(run) => vec![run],
-                // The run was recorded as failed; hand back the record.
-                Err(
-                    crate::sync::structure::SyncError::Peer(_)
-                    | crate::sync::structure::SyncError::Protocol(_),
-                ) => {
-                    let runs = self
-                        .state
-                        .store
-                        .list_sync_runs(node_id, 1)
-                        .await
-                        .map_err(from_store)?;
-                    if runs.is_empty() {
-                        return Err(Status::internal("the run was not recorded"));
-                    }
-                    runs
-                }
-                Err(e) => return Err(from_sync(e)),
-            },
-            SyncKind::Data => self
-                .state
-                .data
-                .run_node(node_id, "manual")
-                .await
-                .map_err(from_sync)?,
-        };
+        let (node_id, kind) = sync_target(request.get_ref())?;
+        let runs = sync_now_runs(&self.state, node_id, kind).await?;
         Ok(Response::new(v1::SyncNowResponse {
             runs: runs.iter().map(proto::run).collect(),
         }))
+    }
+
+    type FollowSyncNowStream = ReceiverStream<Result<v1::SyncProgress, Status>>;
+
+    #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
+    async fn follow_sync_now(
+        &self,
+        request: Request<v1::SyncNowRequest>,
+    ) -> Result<Response<Self::FollowSyncNowStream>, Status> {
+        writer(&request)?;
+        let (node_id, kind) = sync_target(request.get_ref())?;
+        // Subscribed before the work starts, so no page goes unseen.
+        let mut events = self.state.data.progress().subscribe();
+        let state = self.state.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let work = sync_now_runs(&state, node_id, kind);
+            tokio::pin!(work);
+            let mut watching = true;
+            let result = loop {
+                tokio::select! {
+                    result = &mut work => break result,
+                    event = events.recv(), if watching => match event {
+                        Ok(p) if p.run.node_id == node_id && p.run.kind == kind => {
+                            // A slow watcher misses snapshots; the sync never
+                            // waits for it.
+                            let _ = tx.try_send(Ok(v1::SyncProgress {
+                                run: Some(proto::run(&p.run)),
+                                total: p.total,
+                                done: None,
+                            }));
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => watching = false,
+                    },
+                }
+            };
+            let last = result.map(|runs| v1::SyncProgress {
+                run: None,
+                total: None,
+                done: Some(v1::SyncNowResponse {
+                    runs: runs.iter().map(proto::run).collect(),
+                }),
+            });
+            // The sync is done whether or not the watcher is still there.
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
     }
 
     #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]

@@ -107,6 +107,11 @@ pub enum SyncCommand {
         node: String,
         #[arg(long, default_value = "structure")]
         kind: String,
+        /// Show progress while it runs: a bar on a terminal (records, rate,
+        /// ETA), a line per page otherwise; with --json, a JSON object per
+        /// line and the finished runs as the last line.
+        #[arg(long)]
+        follow: bool,
     },
     /// Per node: structure and data status, last success, last error, broken mappings.
     Status { node: Option<String> },
@@ -358,20 +363,47 @@ pub async fn sync(global: &GlobalArgs, command: &SyncCommand) -> anyhow::Result<
     let target = resolve(global)?;
     let mut client = v1::sync_service_client::SyncServiceClient::new(connect(&target).await?);
     match command {
-        SyncCommand::Now { node, kind } => {
+        SyncCommand::Now { node, kind, follow } => {
             let request = v1::SyncNowRequest {
                 node_id: parse_id(node)?,
                 kind: kind.clone(),
             };
-            let runs = client
-                .sync_now(authorized(&target, request)?)
-                .await
-                .map_err(RpcError::from)?
-                .into_inner()
-                .runs;
+            let runs = if *follow {
+                let mut stream = client
+                    .follow_sync_now(authorized(&target, request)?)
+                    .await
+                    .map_err(RpcError::from)?
+                    .into_inner();
+                let mut follower =
+                    super::follow::Follower::new(super::follow::Display::detect(global.json));
+                let mut done = None;
+                while let Some(message) = stream.message().await.map_err(|e| {
+                    follower.finish();
+                    RpcError::from(e)
+                })? {
+                    if let Some(finished) = message.done {
+                        done = Some(finished.runs);
+                        break;
+                    }
+                    if let Some(run) = message.run {
+                        follower.update(&run, message.total);
+                    }
+                }
+                follower.finish();
+                done.ok_or_else(|| anyhow!("the daemon stopped before the sync finished"))?
+            } else {
+                client
+                    .sync_now(authorized(&target, request)?)
+                    .await
+                    .map_err(RpcError::from)?
+                    .into_inner()
+                    .runs
+            };
             // A structure sync is one run (the shape `sync now` always had);
             // a data sync is one run per mapped shared module.
             match (kind.as_str(), runs.as_slice()) {
+                // JSON lines throughout: the runs are the last line.
+                _ if *follow && global.json => output::runs_done_line(&runs),
                 ("structure", [run]) => output::run(global.json, run),
                 _ => output::runs_done(global.json, &runs),
             }

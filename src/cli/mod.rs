@@ -10,6 +10,7 @@
 
 mod catalog;
 mod client;
+mod follow;
 mod output;
 mod record;
 

@@ -357,17 +357,20 @@ async fn launch(
     ));
     let settings =
         crate::scheduler::SchedulerSettings::from_config(&config.sync).map_err(|e| anyhow!(e))?;
-    let scheduler = Arc::new(crate::scheduler::Scheduler::new(
-        store.clone(),
-        Arc::new(crate::scheduler::SyncJobs {
-            structure: structure.clone(),
-            data: data.clone(),
-        }),
-        ids.clone(),
-        settings,
-        lease.owner().to_owned(),
-        crate::scheduler::Clock::start(),
-    ));
+    let scheduler = Arc::new(
+        crate::scheduler::Scheduler::new(
+            store.clone(),
+            Arc::new(crate::scheduler::SyncJobs {
+                structure: structure.clone(),
+                data: data.clone(),
+            }),
+            ids.clone(),
+            settings,
+            lease.owner().to_owned(),
+            crate::scheduler::Clock::start(),
+        )
+        .with_metrics(metrics.sync.clone()),
+    );
     let federation_state = FederationState {
         store: store.clone(),
         pairing: pairing.clone(),

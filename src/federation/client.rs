@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, Method, StatusCode};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use rustls_pki_types::CertificateDer;
@@ -211,12 +211,28 @@ impl PeerClient {
         {
             return Err(PeerError::TooLarge(self.max_response_bytes));
         }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.classify(e))? {
             if body.len() as u64 + chunk.len() as u64 > self.max_response_bytes {
                 return Err(PeerError::TooLarge(self.max_response_bytes));
             }
             body.extend_from_slice(&chunk);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let probe: Option<AnswerProbe> = serde_json::from_slice(&body).ok();
+            let message = probe
+                .and_then(|p| p.error)
+                .map(|e| sanitize(&e.message))
+                .unwrap_or_else(|| sanitize(&String::from_utf8_lossy(&body)));
+            return Err(PeerError::Throttled {
+                retry_after,
+                message,
+            });
         }
         Ok((status, body))
     }
@@ -268,6 +284,21 @@ impl PeerClient {
             },
         })
     }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 10.2.3); a date
+/// in the past is no wait.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// Untrusted text from a peer: at most 200 characters, no control characters.
@@ -416,6 +447,9 @@ impl DataPeer for PeerClient {
             if let Some(cursor) = &request.cursor {
                 query.append_pair("pageCursor", cursor);
             }
+            if request.include_total {
+                query.append_pair("incTotal", "true");
+            }
         }
         let (status, body) = self
             .call::<()>(Method::GET, url.as_str(), Some(bearer), None)
@@ -471,6 +505,7 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
         records,
         next_cursor: filter.next_page.filter(|c| !c.is_empty()),
         resume_cursor: filter.resume.filter(|c| !c.is_empty()),
+        total: filter.total,
     })
 }
 
@@ -520,6 +555,28 @@ pub fn parse_structure_page(body: &[u8]) -> Result<StructurePage, PeerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 10:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 22 Nov 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past is no wait"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
 
     #[test]
     fn answers_are_judged_like_corteza_should_have() {

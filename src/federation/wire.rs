@@ -387,6 +387,10 @@ pub struct DataFilter {
     /// Our extension: where the next run starts (fedsync peers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resume: Option<String>,
+    /// Records in this page and the ones after it; only when asked
+    /// (`incTotal`, as Corteza's compose API names it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// `response` of `GET /nodes/{id}/modules/{module}/records/`.
@@ -411,6 +415,8 @@ pub struct DataFilterIn {
     pub next_page: Option<String>,
     #[serde(default)]
     pub resume: Option<String>,
+    #[serde(default)]
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -41,6 +41,9 @@ pub enum Verdict {
     Succeeded,
     /// May pass later: back off and try again.
     Retry(String),
+    /// May pass later, and the peer said when (`Retry-After`): back off at
+    /// least that long (at most `MAX_RETRY_AFTER`).
+    RetryAfter(String, Duration),
     /// Only an admin can fix it: the reason says what to do.
     Stop(String),
 }
@@ -118,7 +121,11 @@ impl SchedulerSettings {
     }
 }
 
+/// The longest `Retry-After` a peer can impose on a job.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 pub struct Scheduler {
+    metrics: Option<crate::telemetry::SyncMetrics>,
     store: Arc<dyn Store>,
     runner: Arc<dyn JobRunner>,
     ids: Arc<IdGenerator>,
@@ -142,6 +149,7 @@ impl Scheduler {
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(settings.max_concurrent.max(1) as usize));
         Scheduler {
+            metrics: None,
             store,
             runner,
             ids,
@@ -152,6 +160,12 @@ impl Scheduler {
             permits,
             parked: tokio::sync::watch::Sender::new(None),
         }
+    }
+
+    /// Counts attempts, records, durations and backoff on these metrics.
+    pub fn with_metrics(mut self, metrics: crate::telemetry::SyncMetrics) -> Scheduler {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Watches the dispatcher: `Some(until)` while it sleeps (tests step
@@ -184,6 +198,22 @@ impl Scheduler {
             if last_reconcile.is_none_or(|t| now - t >= chrono_of(self.settings.tick)) {
                 if let Err(error) = self.reconcile().await {
                     tracing::warn!(error = %error, "cannot reconcile sync jobs; retrying");
+                }
+                // A replica that died (on any host) loses its job leases when
+                // they expire; its runs are closed once its instance lease
+                // has expired too.
+                match crate::sync::runs::reclaim_interrupted(&*self.store, &self.owner, |_, _| {
+                    false
+                })
+                .await
+                {
+                    Ok(0) => {}
+                    Ok(runs) => {
+                        tracing::warn!(runs, "closed sync runs of a daemon process that stopped")
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "cannot close interrupted sync runs")
+                    }
                 }
                 last_reconcile = Some(now);
             }
@@ -296,6 +326,7 @@ impl Scheduler {
         } else {
             "schedule"
         };
+        let started = tokio::time::Instant::now();
         let attempt = tokio::select! {
             attempt = self.runner.attempt(&job, trigger) => Some(attempt),
             _ = lost.cancelled() => None,
@@ -304,6 +335,39 @@ impl Scheduler {
         let attempt = attempt?;
         let mut done = job.clone();
         self.settle(&mut done, &attempt.verdict);
+        if let Some(metrics) = &self.metrics {
+            let (outcome, backoff) = match &attempt.verdict {
+                Verdict::Succeeded => ("succeeded", 0.0),
+                Verdict::Retry(_) | Verdict::RetryAfter(..) => (
+                    "retry",
+                    (done.next_run_at - self.clock.now())
+                        .to_std()
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                ),
+                Verdict::Stop(_) => ("stopped", 0.0),
+            };
+            metrics.attempt(
+                job.kind.as_str(),
+                job.node_id.to_string(),
+                outcome,
+                &attempt
+                    .run
+                    .as_ref()
+                    .map(|r| {
+                        [
+                            ("created", r.counts.created),
+                            ("updated", r.counts.updated),
+                            ("deleted", r.counts.deleted),
+                            ("skipped", r.counts.skipped),
+                            ("errors", r.counts.errors),
+                        ]
+                    })
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64(),
+                backoff,
+            );
+        }
         match self.store.update_job(&done, Some(&self.owner)).await {
             Ok(true) => {}
             Ok(false) => {
@@ -332,15 +396,18 @@ impl Scheduler {
                 job.stop_reason.clear();
                 job.next_run_at = self.schedule_of(job).next_after(now);
             }
-            Verdict::Retry(error) => {
+            Verdict::Retry(error) | Verdict::RetryAfter(error, _) => {
                 job.state = JobState::Retrying;
                 job.attempts = job.attempts.saturating_add(1);
                 job.last_error = error.clone();
                 job.last_error_at = Some(now);
-                let wait = self
+                let mut wait = self
                     .settings
                     .backoff
                     .delay(job.attempts, backoff::random_unit());
+                if let Verdict::RetryAfter(_, asked) = verdict {
+                    wait = wait.max((*asked).min(MAX_RETRY_AFTER));
+                }
                 job.next_run_at = now + chrono_of(wait);
             }
             Verdict::Stop(reason) => {
@@ -528,6 +595,12 @@ pub fn classify(error: &SyncError) -> Verdict {
         SyncError::Peer(crate::sync::PeerError::Blocked(why)) => Verdict::Stop(format!(
             "not contacted: {why}; fix the node's base URL or the address policy"
         )),
+        SyncError::Peer(
+            e @ crate::sync::PeerError::Throttled {
+                retry_after: Some(after),
+                ..
+            },
+        ) => Verdict::RetryAfter(e.to_string(), *after),
         SyncError::Peer(e) => Verdict::Retry(e.to_string()),
         SyncError::Store(e) => Verdict::Retry(e.to_string()),
         SyncError::Protocol(e) => Verdict::Retry(e.clone()),

@@ -381,6 +381,9 @@ pub trait RecordStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<Record>, StoreError>;
     async fn page_record_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, StoreError>;
+    /// How many changed records `page_record_changes` would page through
+    /// (its `limit` ignored).
+    async fn count_record_changes(&self, query: &ChangeQuery) -> Result<u64, StoreError>;
     /// Links of these origin records of one exposed module.
     async fn find_links(
         &self,

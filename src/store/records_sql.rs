@@ -234,6 +234,32 @@ macro_rules! impl_record_store {
                 rows.into_iter().map($crate::domain::Record::try_from).collect()
             }
 
+            async fn count_record_changes(
+                &self,
+                q: &$crate::store::ChangeQuery,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (after_changed, after_id) = match q.after {
+                    Some((changed, id)) => (Some(changed), Some(id.as_i64())),
+                    None => (None, None),
+                };
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM local_records WHERE module_id = $1 \
+                      AND (CAST($2 AS BIGINT) IS NULL OR changed_at > $2 OR (changed_at = $2 AND id > $3)) \
+                      AND (CAST($4 AS BIGINT) IS NULL OR changed_at >= $4) \
+                      AND (CAST($5 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $5) \
+                      AND (NOT $6 OR origin_node_id IS NULL)",
+                )
+                .bind(q.module_id.as_i64())
+                .bind(after_changed)
+                .bind(after_id.unwrap_or(0))
+                .bind(q.since)
+                .bind(q.exclude_origin.map(|n| n.as_i64()))
+                .bind(q.exclude_received)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
             async fn find_links(
                 &self,
                 node_id: $crate::domain::NodeId,

@@ -63,6 +63,8 @@ pub struct RecordsPageRequest {
     pub last_sync: Option<i64>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// Count the records still to come (this page's and the later ones').
+    pub include_total: bool,
 }
 
 /// A page of records ready to encode: values already cut to the exposed fields.
@@ -73,6 +75,8 @@ pub struct ServedRecords {
     pub next_cursor: Option<String>,
     pub resume_cursor: String,
     pub limit: u32,
+    /// Records in this page and the later ones, when asked.
+    pub total: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,17 +146,28 @@ pub async fn serve_records(
             )
         }
     };
+    let query = ChangeQuery {
+        module_id: exposure.module_id,
+        after,
+        since,
+        exclude_origin: Some(node.id),
+        exclude_received: !reexport,
+        limit: limit + 1,
+    };
     let mut page = records
-        .page_changes(&ChangeQuery {
-            module_id: exposure.module_id,
-            after,
-            since,
-            exclude_origin: Some(node.id),
-            exclude_received: !reexport,
-            limit: limit + 1,
-        })
+        .page_changes(&query)
         .await
         .map_err(|e| ServeError::Local(e.to_string()))?;
+    let total = if request.include_total {
+        Some(
+            records
+                .count_changes(&query)
+                .await
+                .map_err(|e| ServeError::Local(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let (last_changed, last_id) = match page.last() {
@@ -220,6 +235,7 @@ pub async fn serve_records(
         next_cursor: more.then(|| resume_cursor.clone()),
         resume_cursor,
         limit,
+        total,
     })
 }
 
@@ -237,6 +253,7 @@ pub struct DataSync {
     owner: String,
     page_size: u32,
     running: Mutex<HashMap<(NodeId, Id), JobLock>>,
+    progress: super::progress::ProgressBus,
 }
 
 /// Held while one (node, shared module) pull runs, so pulls never overlap.
@@ -271,7 +288,13 @@ impl DataSync {
             owner,
             page_size: page_size.clamp(1, MAX_RECORDS_PAGE),
             running: Mutex::new(HashMap::new()),
+            progress: super::progress::ProgressBus::new(),
         }
+    }
+
+    /// Where runs report their progress page by page.
+    pub fn progress(&self) -> &super::progress::ProgressBus {
+        &self.progress
     }
 
     /// Pulls every mapped shared module of the node; one run each.
@@ -408,7 +431,9 @@ impl DataSync {
             owner: self.owner.clone(),
         };
         self.store.insert_sync_run(&run).await?;
-        let outcome = self.pull(node, mapping, &mut run, full).await;
+        self.progress.publish(&run, None);
+        let mut total = None;
+        let outcome = self.pull(node, mapping, &mut run, full, &mut total).await;
         run.finished_at = Some(domain::now());
         let failure = match outcome {
             Ok(()) => {
@@ -434,6 +459,7 @@ impl DataSync {
             }
         };
         self.store.finish_sync_run(&run).await?;
+        self.progress.publish(&run, total);
         Ok((run, failure))
     }
 
@@ -443,6 +469,7 @@ impl DataSync {
         mapping: &ModuleMapping,
         run: &mut SyncRun,
         full: bool,
+        total: &mut Option<u64>,
     ) -> Result<(), SyncError> {
         let shared = self
             .store
@@ -497,6 +524,7 @@ impl DataSync {
                 limit: self.page_size,
                 cursor: cursor.clone(),
                 last_sync: (first && !ours && previous_watermark > 0).then_some(previous_watermark),
+                include_total: first && ours,
             };
             first = false;
             let page = (|| {
@@ -509,9 +537,12 @@ impl DataSync {
                 )
             })
             .retry(super::ports::page_retry())
-            .when(|e: &super::ports::PeerError| e.is_retriable())
+            .when(super::ports::retry_page)
             .await?;
             run.counts.pages += 1;
+            if total.is_none() {
+                *total = page.total;
+            }
             for r in &page.records {
                 if let Some(t) = [r.created_at, r.updated_at, r.deleted_at]
                     .into_iter()
@@ -559,6 +590,7 @@ impl DataSync {
                 .apply_batch(&batch)
                 .await
                 .map_err(|e| SyncError::WrongState(e.to_string()))?;
+            self.progress.publish(run, *total);
             match page.next_cursor {
                 None => break,
                 Some(next) => {

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod data;
 pub mod pairing_flow;
 pub mod ports;
+pub mod progress;
 pub mod records;
 pub mod runs;
 pub mod structure;

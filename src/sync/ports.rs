@@ -32,6 +32,13 @@ pub enum PeerError {
     /// `{"error": ...}` with 200).
     #[error("the peer refused (HTTP {status}): {message}")]
     Refused { status: u16, message: String },
+    /// HTTP 429: the peer asks us to slow down, for `retry_after` when it
+    /// says (`Retry-After`).
+    #[error("the peer asks us to slow down (HTTP 429{}): {message}", retry_hint(.retry_after))]
+    Throttled {
+        retry_after: Option<Duration>,
+        message: String,
+    },
     #[error("cannot reach the peer: {0}")]
     Unreachable(String),
     #[error("the peer did not answer within {}s", .0.as_secs_f64())]
@@ -51,7 +58,7 @@ impl PeerError {
     /// Whether trying again later can help (as opposed to an admin acting).
     pub fn is_retriable(&self) -> bool {
         match self {
-            PeerError::Unreachable(_) | PeerError::Timeout(_) => true,
+            PeerError::Unreachable(_) | PeerError::Timeout(_) | PeerError::Throttled { .. } => true,
             PeerError::Refused { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }
@@ -67,6 +74,16 @@ impl PeerError {
             }
         )
     }
+}
+
+fn retry_hint(after: &Option<Duration>) -> String {
+    after.map_or_else(String::new, |d| format!(", retry after {}s", d.as_secs()))
+}
+
+/// Whether a page request is worth retrying within the attempt: errors
+/// that may pass, except a 429, whose wait the job's backoff honours.
+pub fn retry_page(error: &PeerError) -> bool {
+    error.is_retriable() && !matches!(error, PeerError::Throttled { .. })
 }
 
 /// How one page request is retried within an attempt: twice more, after
@@ -230,6 +247,9 @@ pub struct RecordsPage {
     /// Where to start the next run (fedsync origins only): after the last
     /// record of this page, also on the last page.
     pub resume_cursor: Option<String>,
+    /// How many records this page and the ones after it hold, when the
+    /// origin says (fedsync origins, asked with `incTotal`).
+    pub total: Option<u64>,
 }
 
 /// What to ask an origin for.
@@ -239,6 +259,8 @@ pub struct RecordsRequest {
     pub cursor: Option<String>,
     /// Corteza's `lastSync`, unix seconds (first page only).
     pub last_sync: Option<i64>,
+    /// Ask for the number of records to come (`incTotal`; fedsync origins).
+    pub include_total: bool,
 }
 
 /// Record reads from a peer.
@@ -279,4 +301,6 @@ pub trait LocalRecords: Send + Sync {
         &self,
         query: &crate::store::ChangeQuery,
     ) -> Result<Vec<crate::domain::Record>, LocalError>;
+    /// How many changed records `page_changes` would page through.
+    async fn count_changes(&self, query: &crate::store::ChangeQuery) -> Result<u64, LocalError>;
 }

@@ -324,7 +324,7 @@ impl StructureSync {
                 )
             })
             .retry(super::ports::page_retry())
-            .when(|e: &PeerError| e.is_retriable())
+            .when(super::ports::retry_page)
             .await?;
             counts.pages += 1;
             remote.extend(page.modules);

@@ -1317,3 +1317,104 @@ async fn a_destination_killed_mid_sync_resumes_with_nothing_lost_or_doubled() {
     child.kill().await.unwrap();
     a.stop().await;
 }
+
+/// The progress lines of `sync now --follow` (non-terminal: one per update).
+fn progress_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("data sync of node") && l.contains(" records"))
+        .collect()
+}
+
+/// The records count of a progress line (`..., 300 records of 2000, ...`).
+fn records_in(line: &str) -> u64 {
+    let before = line.split(" records").next().unwrap();
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn sync_now_follow_shows_live_progress_and_exits_non_zero_when_the_sync_fails() {
+    let relay = Relay::start().await;
+    let mut a = spawn_node_with("A", |o| {
+        o.set("federation.public_url", relay.base_url());
+    })
+    .await;
+    relay.forward_to(a.running().federation_addr);
+    let mut b = spawn_node_with("B", |o| {
+        o.set("sync.data_page_size", 100);
+    })
+    .await;
+    let (_, b_for_a) = account_to_contact(&a, &b).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let file = account_file(scratch.path(), 2_000);
+    cli_json(&a, &["record", "import", "Account", file.to_str().unwrap()]).await;
+
+    let b_dir = b.data_dir.display().to_string();
+    let node = b_for_a.to_string();
+    let follow = ["sync", "now", &node, "--kind", "data", "--follow"];
+    let mut args = follow.to_vec();
+    args.extend(["--data-dir", &b_dir]);
+    let out = run_cli(&args).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines = progress_lines(&text);
+    // The run starting, then one line per page of 100.
+    assert!(lines.len() >= 21, "{text}");
+    let counts: Vec<u64> = lines.iter().map(|l| records_in(l)).collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "records only grow: {counts:?}"
+    );
+    assert_eq!(*counts.last().unwrap(), 2_000, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("running") && l.contains("of 2000") && l.contains("ETA")),
+        "the origin's total gives an ETA: {text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("succeeded: 20 pages, 2000 created"),
+        "{text}"
+    );
+
+    // 500 more; the origin fails from the third page on: the CLI shows the
+    // two pages that landed, then exits non-zero naming the failure.
+    let more = scratch.path().join("more.jsonl");
+    std::fs::write(
+        &more,
+        (0..500)
+            .map(|i| format!("{}\n", json!({"Name": format!("m{i:04}"), "Score": "1"})))
+            .collect::<String>(),
+    )
+    .unwrap();
+    cli_json(&a, &["record", "import", "Account", more.to_str().unwrap()]).await;
+    relay.fault("/records/", 3, Fault::Fail(502));
+    let mut args = follow.to_vec();
+    args.extend(["--data-dir", &b_dir, "--json"]);
+    let out = run_cli(&args).await;
+    assert!(!out.status.success(), "a failed sync exits non-zero");
+    let text = stdout(&out);
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let progress: Vec<&Value> = lines.iter().filter(|l| l.is_object()).collect();
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["records"] == json!(200) && p["total"] == json!(500)),
+        "{text}"
+    );
+    let done = lines.last().unwrap();
+    assert_eq!(done[0]["status"], "failed", "{text}");
+    assert_eq!(done[0]["created"], 200, "{text}");
+    assert!(
+        stderr(&out).contains("failed") && stderr(&out).contains("502"),
+        "{}",
+        stderr(&out)
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -11,7 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cli", &["daemon", "admin", "sync", "mapping", "store", "config", "crypto", "telemetry", "domain"]),
     ("daemon", &["admin", "federation", "adapters", "scheduler", "sync", "pairing", "store", "config", "crypto", "telemetry", "domain"]),
     ("admin", &["scheduler", "sync", "store", "crypto", "telemetry", "domain"]),
-    ("scheduler", &["sync", "store", "config", "crypto", "domain"]),
+    ("scheduler", &["sync", "store", "config", "crypto", "telemetry", "domain"]),
     ("federation", &["sync", "pairing", "store", "crypto", "telemetry", "domain"]),
     ("adapters", &["sync", "store", "crypto", "domain"]),
     ("sync", &["pairing", "mapping", "store", "crypto", "domain"]),

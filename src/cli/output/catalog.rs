@@ -390,6 +390,15 @@ pub fn run(json: bool, r: &v1::SyncRun) {
     );
 }
 
+/// The runs a followed sync finished, as one compact JSON line (the last
+/// line of `sync now --follow --json`).
+pub fn runs_done_line(list: &[v1::SyncRun]) {
+    match serde_json::to_string(&list.iter().map(run_json).collect::<Vec<_>>()) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: cannot encode JSON: {e}"),
+    }
+}
+
 /// The runs a command just finished (one line each, or a JSON array).
 pub fn runs_done(json: bool, list: &[v1::SyncRun]) {
     if json {

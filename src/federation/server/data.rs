@@ -30,10 +30,13 @@ async fn served(
 ) -> Result<(ServedRecords, crate::sync::AuthenticatedPeer), Response> {
     let peer = authenticate(state, headers, path_node, addr).await?;
     let request = page_request(query).map_err(IntoResponse::into_response)?;
+    let include_total = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "incTotal" && matches!(v.as_ref(), "true" | "1"));
     let request = RecordsPageRequest {
         last_sync: request.last_sync,
         limit: request.limit,
         cursor: request.cursor,
+        include_total,
     };
     let page = serve_records(
         &*state.store,
@@ -61,6 +64,7 @@ fn data_doc(page: &ServedRecords, ours: bool) -> DataDoc {
             limit: page.limit,
             next_page: page.next_cursor.clone(),
             resume: ours.then(|| page.resume_cursor.clone()),
+            total: page.total,
         },
         set: page
             .records
