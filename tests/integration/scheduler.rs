@@ -401,6 +401,78 @@ async fn status_until(
     }
 }
 
+/// The daemon's /metrics text.
+async fn scrape(d: &common::TestDaemon) -> String {
+    common::http()
+        .get(d.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of one series (`name{labels}`) in a metrics text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn a_peer_asking_to_slow_down_is_left_alone_as_long_as_it_says() {
+    use crate::common::fake_peer::{FakePeer, Reply};
+    let corteza = FakePeer::start().await;
+    let mut b = common::spawn_node_with("B", |o| {
+        o.set("sync.retry_base", "50ms")
+            .set("sync.retry_cap", "200ms");
+    })
+    .await;
+    let node = common::pair_corteza_origin(&b, &corteza).await;
+    let before = corteza.requests().len();
+    corteza.reply(Reply::Raw(
+        429,
+        vec![
+            ("content-type".into(), "application/json".into()),
+            ("retry-after".into(), "120".into()),
+        ],
+        br#"{"error":{"message":"slow down"}}"#.to_vec(),
+    ));
+    common::cli_json(
+        &b,
+        &["node", "schedule", &node.to_string(), "--structure", "1s"],
+    )
+    .await;
+    let waiting = status_until(&b, node, |s| s["jobs"][0]["state"] == "retrying").await;
+    let job = &waiting["jobs"][0];
+    let error = job["lastError"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 429") && error.contains("retry after 120s"),
+        "{error}"
+    );
+    let at = |key: &str| chrono::DateTime::parse_from_rfc3339(job[key].as_str().unwrap()).unwrap();
+    let wait = at("nextRunAt") - at("lastErrorAt");
+    // The backoff alone would be at most 200 ms: the peer's 120 s rule.
+    assert!(
+        wait >= chrono::Duration::seconds(120) && wait < chrono::Duration::seconds(121),
+        "{job}"
+    );
+    assert_eq!(
+        corteza.requests().len() - before,
+        1,
+        "a 429 is not retried within the attempt"
+    );
+    let metrics = scrape(&b).await;
+    let backoff = metric(
+        &metrics,
+        &format!("fedsync_sync_job_backoff_seconds{{kind=\"structure\",peer=\"{node}\"}}"),
+    )
+    .unwrap();
+    assert!((119.0..=120.0).contains(&backoff), "{metrics}");
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn a_real_peer_that_fails_three_times_is_synced_by_retries_and_a_401_stops_the_job() {
     use crate::common::fake_peer::{FakePeer, Reply, fixture};
@@ -471,6 +543,34 @@ async fn a_real_peer_that_fails_three_times_is_synced_by_retries_and_a_401_stops
         corteza.requests().len() - before,
         10,
         "three failed attempts of three tries, one success"
+    );
+    // The attempts are on /metrics, per kind and peer.
+    let metrics = scrape(&b).await;
+    let series = |name: &str, outcome: Option<&str>| {
+        let labels = match outcome {
+            Some(o) => format!("{{kind=\"structure\",peer=\"{node}\",outcome=\"{o}\"}}"),
+            None => format!("{{kind=\"structure\",peer=\"{node}\"}}"),
+        };
+        metric(&metrics, &format!("{name}{labels}"))
+    };
+    assert_eq!(
+        series("fedsync_sync_job_runs_total", Some("retry")),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series("fedsync_sync_job_runs_total", Some("succeeded")),
+        Some(1.0)
+    );
+    assert_eq!(series("fedsync_sync_job_failures_total", None), Some(3.0));
+    assert_eq!(
+        series("fedsync_sync_job_duration_seconds_count", None),
+        Some(4.0)
+    );
+    assert_eq!(
+        series("fedsync_sync_job_backoff_seconds", None),
+        Some(0.0),
+        "no backoff after a success"
     );
 
     // A 401: the job stops and says to re-pair; no retry follows.
