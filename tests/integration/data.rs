@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -17,7 +16,8 @@ use crate::common::fake_peer::{FakePeer, Reply, fixture};
 use crate::common::relay::{Fault, Relay};
 use crate::common::{
     CORTEZA_A_NODE_ID, TestDaemon, cli_json, fedsync_bin, http, pair, pair_corteza_destination,
-    pair_corteza_origin, run_cli, spawn_node, spawn_node_with, stderr, stdout, with_token,
+    pair_corteza_origin, run_cli, spawn_child_daemon, spawn_node, spawn_node_with, stderr, stdout,
+    with_token,
 };
 
 /// A's `Account` exposed to B (Name, Tags, Score; Secret stays home), B's
@@ -30,7 +30,7 @@ async fn account_to_contact(a: &TestDaemon, b: &TestDaemon) -> (u64, u64) {
 }
 
 /// The modules, exposure and mapping of `account_to_contact` on a pair.
-async fn share_account(a: &TestDaemon, b: &TestDaemon, a_for_b: u64, b_for_a: u64) {
+pub(crate) async fn share_account(a: &TestDaemon, b: &TestDaemon, a_for_b: u64, b_for_a: u64) {
     cli_json(
         a,
         &[
@@ -111,7 +111,7 @@ async fn share_account(a: &TestDaemon, b: &TestDaemon, a_for_b: u64, b_for_a: u6
 }
 
 /// Writes `count` Account lines (Name `n<i>`, two Tags, a Score, a Secret).
-fn account_file(dir: &Path, count: usize) -> PathBuf {
+pub(crate) fn account_file(dir: &Path, count: usize) -> PathBuf {
     let path = dir.join("accounts.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     for i in 0..count {
@@ -1122,71 +1122,12 @@ fn urlencode(text: &str) -> String {
 /// 100 records a page. Returns it once it told READY, with its federation
 /// address.
 async fn spawn_child(data_dir: &Path, socket_dir: &Path) -> (tokio::process::Child, String) {
-    let socket_path = socket_dir.join(format!("notify-{}.sock", rand_suffix()));
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let mut command = tokio::process::Command::new(fedsync_bin());
-    command
-        .args([
-            "serve",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--federation-listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("FEDSYNC_FEDERATION__ALLOW_INSECURE_PEERS", "true")
-        .env("FEDSYNC_SYNC__DATA_PAGE_SIZE", "100")
-        .env("FEDSYNC_SYNC__DATA_EVERY", "1h")
-        .env("FEDSYNC_SYNC__STRUCTURE_EVERY", "1h")
-        .env("FEDSYNC_SYNC__RETRY_BASE", "1h")
-        .env("FEDSYNC_SYNC__RETRY_CAP", "1h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("FEDSYNC_") {
-            command.env_remove(key);
-        }
-    }
-    let child = command.spawn().unwrap();
-    let ready = tokio::task::spawn_blocking(move || {
-        socket
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = socket
-                .recv(&mut buf)
-                .expect("the daemon tells READY in time");
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if message.lines().any(|l| l == "READY=1") {
-                return message;
-            }
-        }
-    })
+    spawn_child_daemon(
+        data_dir,
+        socket_dir,
+        &[("FEDSYNC_SYNC__DATA_PAGE_SIZE", "100")],
+    )
     .await
-    .unwrap();
-    let federation = ready
-        .lines()
-        .find_map(|l| l.strip_prefix("STATUS="))
-        .and_then(|status| {
-            status
-                .split(' ')
-                .find_map(|p| p.strip_prefix("federation="))
-        })
-        .expect("READY names the federation address")
-        .to_owned();
-    (child, federation)
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::SeqCst)
 }
 
 async fn scalar(db: &Path, sql: &'static str) -> i64 {

@@ -14,6 +14,7 @@ mod handshake;
 mod layering;
 mod lifecycle;
 mod pairing;
+mod replicas;
 mod scheduler;
 mod secrets;
 mod store_story;

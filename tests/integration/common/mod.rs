@@ -6,8 +6,10 @@ pub mod fake_peer;
 pub mod pg;
 pub mod relay;
 
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
 use fedsync::config::{Config, Overrides};
 use fedsync::daemon::RunningDaemon;
@@ -409,4 +411,80 @@ pub async fn pair_corteza_origin_as(b: &TestDaemon, fake: &fake_peer::FakePeer, 
         .unwrap();
     assert_eq!(complete.status(), 200);
     b_id
+}
+
+/// A daemon as a child process (so it can be killed -9), with insecure
+/// peers allowed, scheduled syncs and retries an hour apart unless `env`
+/// says otherwise (`FEDSYNC_*` settings). Returns it once it told READY,
+/// with its federation address.
+pub async fn spawn_child_daemon(
+    data_dir: &Path,
+    socket_dir: &Path,
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, String) {
+    let socket_path = socket_dir.join(format!("notify-{}.sock", rand_suffix()));
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let mut command = tokio::process::Command::new(fedsync_bin());
+    command
+        .args([
+            "serve",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--federation-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("FEDSYNC_FEDERATION__ALLOW_INSECURE_PEERS", "true")
+        .env("FEDSYNC_SYNC__DATA_EVERY", "1h")
+        .env("FEDSYNC_SYNC__STRUCTURE_EVERY", "1h")
+        .env("FEDSYNC_SYNC__RETRY_BASE", "1h")
+        .env("FEDSYNC_SYNC__RETRY_CAP", "1h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FEDSYNC_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    let child = command.spawn().unwrap();
+    let ready = tokio::task::spawn_blocking(move || {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket
+                .recv(&mut buf)
+                .expect("the daemon tells READY in time");
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.lines().any(|l| l == "READY=1") {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let federation = ready
+        .lines()
+        .find_map(|l| l.strip_prefix("STATUS="))
+        .and_then(|status| {
+            status
+                .split(' ')
+                .find_map(|p| p.strip_prefix("federation="))
+        })
+        .expect("READY names the federation address")
+        .to_owned();
+    (child, federation)
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
 }
