@@ -60,11 +60,30 @@ pub async fn require_admin(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.to_string())
         .unwrap_or_default();
-    match authenticate(&state, request.headers()).await {
-        Ok(mut identity) => {
-            identity.source_addr = source_addr;
+    let path = request.uri().path().to_owned();
+    match authenticate_request(&state, request.headers(), &source_addr, &path).await {
+        Ok(identity) => {
             request.extensions_mut().insert(identity);
             next.run(request).await
+        }
+        Err(rejection) => {
+            Status::unauthenticated(format!("admin token rejected: {rejection}")).into_http()
+        }
+    }
+}
+
+/// Checks the admin token of a request (gRPC or REST); a refusal is
+/// counted, logged and audited here.
+pub(crate) async fn authenticate_request(
+    state: &AdminState,
+    headers: &http::HeaderMap,
+    source_addr: &str,
+    path: &str,
+) -> Result<AdminIdentity, TokenRejection> {
+    match authenticate(state, headers).await {
+        Ok(mut identity) => {
+            identity.source_addr = source_addr.to_owned();
+            Ok(identity)
         }
         Err(rejection) => {
             state
@@ -74,7 +93,6 @@ pub async fn require_admin(
                     reason: rejection.code(),
                 })
                 .inc();
-            let path = request.uri().path().to_owned();
             tracing::warn!(reason = rejection.code(), source_addr = %source_addr, path = %path, "admin request refused");
             let event = AuditEvent {
                 id: AuditEventId(state.ids.next_id()),
@@ -84,14 +102,14 @@ pub async fn require_admin(
                 node_id: None,
                 actor: String::new(),
                 token_id: None,
-                source_addr,
+                source_addr: source_addr.to_owned(),
                 reason: rejection.code().to_owned(),
                 detail: serde_json::json!({ "path": path }).to_string(),
             };
             if let Err(error) = state.store.append_audit(&event).await {
                 tracing::error!(error = %error, "cannot write audit event");
             }
-            Status::unauthenticated(format!("admin token rejected: {rejection}")).into_http()
+            Err(rejection)
         }
     }
 }

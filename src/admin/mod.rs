@@ -1,8 +1,9 @@
 //! The admin interface: tonic gRPC services (`fedsync.admin.v1`), gRPC health
-//! and reflection, and plain HTTP (`/metrics`) on one listener.
+//! and reflection, Corteza's federation admin REST API under `/federation`
+//! (`rest.rs`), and plain HTTP (`/metrics`) on one listener.
 //!
-//! Invariants: every admin RPC passes `auth::require_admin` (health and
-//! reflection stay open); handlers are thin (decode, validate, call the store
+//! Invariants: every admin RPC and REST call passes admin authentication
+//! (`auth::authenticate_request`; health and reflection stay open); handlers are thin (decode, validate, call the store
 //! or engine, encode); `proto.rs` is the only file that touches generated
 //! code, and `status.rs` the only place errors become gRPC statuses. Nothing
 //! here is reachable from the federation listener.
@@ -13,6 +14,7 @@ pub mod catalog;
 pub mod node;
 pub mod proto;
 pub mod record;
+pub mod rest;
 pub mod server;
 mod status;
 pub mod sync;

@@ -99,10 +99,11 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     .into_axum_router()
     .layer(from_fn_with_state(state.clone(), require_admin));
 
+    let rest = super::rest::router(state.clone());
     let http = Router::new()
         .route("/metrics", get(metrics))
         .with_state(state);
-    let router = grpc.merge(http).fallback(fallback);
+    let router = grpc.merge(rest).merge(http).fallback(fallback);
     Ok((router, health_reporter))
 }
 

@@ -15,6 +15,7 @@ mod layering;
 mod lifecycle;
 mod pairing;
 mod replicas;
+mod rest;
 mod scheduler;
 mod secrets;
 mod store_story;

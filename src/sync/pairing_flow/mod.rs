@@ -655,6 +655,53 @@ impl PairingService {
         lock.lock_owned().await
     }
 
+    /// Shows a removed node again (Corteza's undelete). Its tokens were
+    /// revoked when it was removed, so it comes back `pending` and must be
+    /// paired again.
+    pub async fn undelete_node(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
+        let _guard = self.lock(id).await;
+        let before = match self.store.get_node(id).await? {
+            Some(node) => node,
+            None => return Err(PairingError::NotFound(id)),
+        };
+        if before.deleted_at.is_none() {
+            return Ok(before);
+        }
+        let mut node = before.clone();
+        node.deleted_at = None;
+        node.status = PairingStatus::Pending;
+        node.status_reason = "restored after removal: pair again (its tokens were revoked)".into();
+        node.updated_at = domain::now();
+        let mut change = PairingChange::update(node.clone());
+        change.expect_status = vec![before.status];
+        change.audit = vec![self.audit(
+            actor,
+            "node.undeleted",
+            AuditResult::Ok,
+            Some(id),
+            "",
+            serde_json::json!({}),
+        )];
+        self.apply(&change).await?;
+        Ok(node)
+    }
+
+    /// The federation base URL for a bare domain (Corteza's documented
+    /// `domain`): `https://DOMAIN/federation`, or `http://` when insecure
+    /// peers are allowed. A value with a scheme is taken as a base URL.
+    pub fn base_url_for_domain(&self, domain: &str) -> String {
+        let domain = domain.trim();
+        if domain.contains("://") {
+            return domain.to_owned();
+        }
+        let scheme = if self.settings.allow_insecure_peers {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{}/federation", domain.trim_end_matches('/'))
+    }
+
     async fn load(&self, id: NodeId) -> Result<Node, PairingError> {
         match self.store.get_node(id).await? {
             Some(node) if node.deleted_at.is_none() => Ok(node),
