@@ -655,16 +655,17 @@ async fn compose_module(state: &AdminState, body: &Value) -> Result<String, Fail
         .filter(|m| !m.is_empty() && m != "0")
         .ok_or_else(|| bad("composeModuleID is required"))?;
     let local = state.catalog.module(&module).await?;
-    if let Some(namespace) = text_field(body, "composeNamespaceID").filter(|n| !n.is_empty()) {
-        if namespace != "0" && id("composeNamespaceID", &namespace)? != local.namespace_id {
-            return Err(Failure(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "module {module} is not in namespace {namespace} (it is in {})",
-                    local.namespace_id
-                ),
-            ));
-        }
+    if let Some(namespace) =
+        text_field(body, "composeNamespaceID").filter(|n| !n.is_empty() && n != "0")
+        && id("composeNamespaceID", &namespace)? != local.namespace_id
+    {
+        return Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!(
+                "module {module} is not in namespace {namespace} (it is in {})",
+                local.namespace_id
+            ),
+        ));
     }
     Ok(local.id.to_string())
 }
