@@ -118,6 +118,123 @@ async fn the_documentation_pairing_walkthrough_pairs_two_daemons() {
     // Both can call each other with the tokens they exchanged.
     let checked = cli_json(&b, &["node", "check", &b_node]).await;
     assert_eq!(checked["ok"], true, "{checked}");
+
+    // The documented module calls: expose with a field list, change the
+    // fields, read what is shared, map with a bare list, stop exposing.
+    let module = cli_json(
+        &a,
+        &[
+            "module",
+            "create",
+            "--handle",
+            "Account",
+            "--field",
+            "LinkedIn:Url",
+            "--field",
+            "Phone:String",
+        ],
+    )
+    .await;
+    let module_id = module["id"].as_str().unwrap();
+    let exposed = ok(
+        &a,
+        Method::PUT,
+        &format!("/nodes/{a_node}/modules/{module_id}"),
+        Some(json!([{"name": "LinkedIn", "label": "LinkedIn Url", "kind": "Url", "is_multi": 0}])),
+    )
+    .await;
+    assert_eq!(exposed["handle"], "Account");
+    assert_eq!(exposed["fields"][0]["name"], "LinkedIn");
+    let exposed_id = exposed["moduleID"].as_str().unwrap().to_owned();
+    let changed = ok(
+        &a,
+        Method::PUT,
+        &format!("/nodes/{a_node}/modules/{exposed_id}/exposed"),
+        Some(json!([
+            {"name": "LinkedIn", "label": "LinkedIn", "kind": "Url", "is_multi": 1},
+            {"name": "Phone", "label": "Phone", "kind": "String", "is_multi": 0}
+        ])),
+    )
+    .await;
+    assert_eq!(changed["fields"].as_array().unwrap().len(), 2, "{changed}");
+    let read = ok(
+        &a,
+        Method::GET,
+        &format!("/nodes/{a_node}/modules/{exposed_id}/exposed"),
+        None,
+    )
+    .await;
+    assert_eq!(read["fields"], changed["fields"]);
+    let run = cli_json(&b, &["sync", "now", &b_node, "--kind", "structure"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let shared = ok(
+        &b,
+        Method::GET,
+        &format!("/nodes/{b_node}/modules/?shared=1"),
+        None,
+    )
+    .await;
+    let shared_id = shared[0]["moduleID"].as_str().unwrap().to_owned();
+    let one = ok(
+        &b,
+        Method::GET,
+        &format!("/nodes/{b_node}/modules/{shared_id}/shared"),
+        None,
+    )
+    .await;
+    assert_eq!(one["fields"][1]["name"], "Phone", "{one}");
+    // The documented mapping names no local module: the one with the shared
+    // module's handle takes it.
+    cli_json(
+        &b,
+        &[
+            "module",
+            "create",
+            "--handle",
+            "Account",
+            "--field",
+            "Social:String",
+        ],
+    )
+    .await;
+    let mapped = ok(
+        &b,
+        Method::PUT,
+        &format!("/nodes/{b_node}/modules/{shared_id}/mapped"),
+        Some(json!([{
+            "origin": {"name": "LinkedIn", "kind": "Url", "is_multi": 0},
+            "destination": {"name": "Social", "kind": "String", "is_multi": 0}
+        }])),
+    )
+    .await;
+    assert_eq!(
+        mapped["mapping"][0]["destination"]["name"], "Social",
+        "{mapped}"
+    );
+    let read = ok(
+        &b,
+        Method::GET,
+        &format!("/nodes/{b_node}/modules/{shared_id}/mapped"),
+        None,
+    )
+    .await;
+    assert_eq!(read["mapping"], mapped["mapping"]);
+    let (status, _) = call(
+        &a,
+        Method::DELETE,
+        &format!("/nodes/{a_node}/modules/{module_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let listed = ok(
+        &a,
+        Method::GET,
+        &format!("/nodes/{a_node}/modules/?exposed=1"),
+        None,
+    )
+    .await;
+    assert_eq!(listed, json!([]), "no longer exposed");
     a.stop().await;
     b.stop().await;
 }
