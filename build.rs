@@ -5,8 +5,38 @@ use std::path::PathBuf;
 
 use prost::Message;
 
+/// `FEDSYNC_GIT_REVISION` for `fedsync --version`: the commit, `-dirty`
+/// when the tree has changes, `unknown` outside a git checkout.
+fn git_revision() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let revision = match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(rev) if !rev.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        _ => "unknown".to_owned(),
+    };
+    println!("cargo:rustc-env=FEDSYNC_GIT_REVISION={revision}");
+    if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        println!("cargo:rerun-if-changed={dir}/HEAD");
+        println!("cargo:rerun-if-changed={dir}/index");
+        if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            println!("cargo:rerun-if-changed={dir}/{head}");
+        }
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    git_revision();
     // The migrations are embedded by sqlx::migrate!; a new file must rebuild.
     println!("cargo:rerun-if-changed=src/store/sqlite/migrations");
     println!("cargo:rerun-if-changed=src/store/postgres/migrations");

@@ -25,10 +25,18 @@ use crate::domain::AdminTokenKind;
 
 pub use client::exit_code;
 
+/// The version and the git revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("FEDSYNC_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "fedsync",
-    version,
+    version = VERSION,
     about = "Federation sync daemon, wire-compatible with Corteza"
 )]
 pub struct Cli {
@@ -105,6 +113,11 @@ pub enum Command {
     /// Run syncs now and see how syncs went.
     #[command(subcommand)]
     Sync(catalog::SyncCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The audit log: who did what (no secrets).
     Audit {
         /// Only events about this node.
@@ -339,6 +352,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(command) => {
             quiet_logs(&cli.global);
             catalog::sync(&cli.global, command).await
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut command = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "fedsync", &mut script);
+            match std::io::stdout().write_all(&script) {
+                // `| head` closing the pipe is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(anyhow::anyhow!("cannot write the completion script: {e}"))
+                }
+                _ => Ok(()),
+            }
         }
         Command::Audit { node, limit } => {
             quiet_logs(&cli.global);

@@ -110,3 +110,40 @@ async fn the_daemon_tells_systemd_ready_pings_the_watchdog_and_says_stopping() {
     let status = child.wait().await.unwrap();
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
 }
+
+#[tokio::test]
+async fn version_names_the_git_revision_and_completions_are_valid_bash() {
+    let out = crate::common::run_cli(&["--version"]).await;
+    assert!(out.status.success());
+    let version = crate::common::stdout(&out);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert!(
+        version.starts_with(&format!("fedsync {} ({head}", env!("CARGO_PKG_VERSION"))),
+        "{version} vs HEAD {head}"
+    );
+
+    let out = crate::common::run_cli(&["completions", "bash"]).await;
+    assert!(out.status.success());
+    let script = crate::common::stdout(&out);
+    for word in ["_fedsync", "serve", "node", "pair", "--follow"] {
+        assert!(script.contains(word), "no `{word}` in the script");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fedsync.bash");
+    std::fs::write(&path, &script).unwrap();
+    let checked = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+}
