@@ -186,6 +186,10 @@ pub enum TokenCommand {
         #[arg(long)]
         readonly: bool,
     },
+    /// The registered admin tokens: id, name, kind, created, expires, state.
+    List,
+    /// Revoke an admin token at once (every daemon on this store refuses it).
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +327,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let token = daemon::mint_admin_token(&config, name, ttl.0, kind).await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::List) => {
+            quiet_logs(&cli.global);
+            let config = load_config(&cli.global, Overrides::default())?;
+            let tokens = daemon::list_admin_tokens(&config).await?;
+            output::admin_tokens(cli.global.json, &tokens);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { id }) => {
+            quiet_logs(&cli.global);
+            let config = load_config(&cli.global, Overrides::default())?;
+            let token = daemon::revoke_admin_token(&config, id).await?;
+            output::admin_token_revoked(cli.global.json, &token);
             Ok(())
         }
         Command::Node(command) => {

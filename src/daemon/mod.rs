@@ -137,6 +137,58 @@ pub async fn mint_admin_token(
     result
 }
 
+/// The registered admin tokens (`fedsync token list`), oldest first.
+pub async fn list_admin_tokens(config: &Config) -> anyhow::Result<Vec<AdminToken>> {
+    let (store, _) = open_migrated_store(config).await?;
+    let tokens = store.list_admin_tokens().await;
+    store.close().await;
+    Ok(tokens?)
+}
+
+/// Revokes an admin token at once (`fedsync token revoke ID`): every
+/// daemon on this store refuses it from its next request. Audited.
+pub async fn revoke_admin_token(config: &Config, id: &str) -> anyhow::Result<AdminToken> {
+    let token_id = id
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(crate::domain::Id::new)
+        .map(TokenId)
+        .with_context(|| format!("`{id}` is not a token id (see `fedsync token list`)"))?;
+    let (store, _) = open_migrated_store(config).await?;
+    let result = async {
+        let token = store
+            .get_admin_token(token_id)
+            .await?
+            .with_context(|| format!("no admin token has the id {id}"))?;
+        let now = domain::now();
+        store.revoke_admin_token(token_id, now).await?;
+        let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
+        let event = crate::domain::AuditEvent {
+            id: crate::domain::AuditEventId(lease.ids().next_id()),
+            at: now,
+            event: "admin_token.revoked".to_owned(),
+            result: crate::domain::AuditResult::Ok,
+            node_id: None,
+            actor: "local cli".to_owned(),
+            token_id: Some(token_id),
+            source_addr: String::new(),
+            reason: String::new(),
+            detail: serde_json::json!({ "name": token.name }).to_string(),
+        };
+        let appended = store.append_audit(&event).await;
+        lease.release().await;
+        appended?;
+        Ok(AdminToken {
+            revoked_at: token.revoked_at.or(Some(now)),
+            ..token
+        })
+    }
+    .await;
+    store.close().await;
+    result
+}
+
 async fn issue_admin_token(
     store: &dyn Store,
     key: &SigningKey,

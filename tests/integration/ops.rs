@@ -147,3 +147,87 @@ async fn version_names_the_git_revision_and_completions_are_valid_bash() {
         String::from_utf8_lossy(&checked.stderr)
     );
 }
+
+#[tokio::test]
+async fn admin_tokens_are_listed_revoked_at_once_and_named_in_the_audit_log() {
+    use crate::common::{cli_json, http, run_cli, spawn_node, stdout};
+    let mut a = spawn_node("A").await;
+    let dir = a.data_dir.display().to_string();
+    let minted = run_cli(&["token", "admin", "--name", "ops-bot", "--data-dir", &dir]).await;
+    assert!(minted.status.success());
+    let bot = stdout(&minted).trim().to_owned();
+    let minted = run_cli(&[
+        "token",
+        "admin",
+        "--name",
+        "dashboard",
+        "--readonly",
+        "--ttl",
+        "never",
+        "--data-dir",
+        &dir,
+    ])
+    .await;
+    let dashboard = stdout(&minted).trim().to_owned();
+    let listed = cli_json(&a, &["token", "list"]).await;
+    let by_name = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no token {name}: {listed}"))
+            .clone()
+    };
+    assert_eq!(by_name("ops-bot")["kind"], "admin");
+    assert_eq!(by_name("ops-bot")["state"], "active");
+    assert_eq!(by_name("dashboard")["kind"], "readonly");
+    assert_eq!(by_name("dashboard")["expiresAt"], serde_json::Value::Null);
+    assert!(
+        !listed.to_string().contains(&bot),
+        "a list never shows a token"
+    );
+
+    // What ops-bot does is audited under its name.
+    let created = http()
+        .post(a.admin_url("/federation/nodes/"))
+        .bearer_auth(&bot)
+        .json(&serde_json::json!({"baseURL": "https://b.example.com/federation", "name": "B"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let audit = a.audit().await;
+    let event = audit.iter().find(|e| e.event == "node.created").unwrap();
+    assert_eq!(event.actor, "ops-bot");
+    assert_eq!(
+        event.token_id.map(|t| t.0.to_string()),
+        by_name("ops-bot")["id"].as_str().map(str::to_owned)
+    );
+
+    // Revoked: refused from the next request, in the list as revoked.
+    let id = by_name("dashboard")["id"].as_str().unwrap().to_owned();
+    let revoked = cli_json(&a, &["token", "revoke", &id]).await;
+    assert_eq!(revoked["state"], "revoked");
+    let refused = http()
+        .get(a.admin_url("/federation/nodes/"))
+        .bearer_auth(&dashboard)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(
+        a.audit()
+            .await
+            .iter()
+            .any(|e| e.event == "admin_token.revoked" && e.detail.contains("dashboard"))
+    );
+    let unknown = run_cli(&["token", "revoke", "12345", "--data-dir", &dir]).await;
+    assert!(!unknown.status.success());
+    assert!(
+        crate::common::stderr(&unknown).contains("no admin token has the id 12345"),
+        "{}",
+        crate::common::stderr(&unknown)
+    );
+    a.stop().await;
+}

@@ -79,6 +79,72 @@ pub(super) fn print_json<T: Serialize>(value: &T) {
     }
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdminTokenJson {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+    /// active | expired | revoked
+    state: &'static str,
+}
+
+fn admin_token_json(t: &crate::domain::AdminToken) -> AdminTokenJson {
+    let now = crate::domain::now();
+    let time = |t: crate::domain::Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    AdminTokenJson {
+        id: t.id.0.to_string(),
+        name: t.name.clone(),
+        kind: t.kind.as_str(),
+        created_at: time(t.created_at),
+        expires_at: t.expires_at.map(time),
+        revoked_at: t.revoked_at.map(time),
+        state: if t.revoked_at.is_some() {
+            "revoked"
+        } else if t.is_active(now) {
+            "active"
+        } else {
+            "expired"
+        },
+    }
+}
+
+/// `token list`: a table, or a JSON list.
+pub fn admin_tokens(json: bool, tokens: &[crate::domain::AdminToken]) {
+    let rows: Vec<AdminTokenJson> = tokens.iter().map(admin_token_json).collect();
+    if json {
+        return print_json(&rows);
+    }
+    table(
+        &["ID", "NAME", "KIND", "CREATED", "EXPIRES", "STATE"],
+        &rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    r.name.clone(),
+                    r.kind.to_owned(),
+                    r.created_at.clone(),
+                    r.expires_at.clone().unwrap_or_else(|| "never".into()),
+                    r.state.to_owned(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// `token revoke`: the token as it is now.
+pub fn admin_token_revoked(json: bool, token: &crate::domain::AdminToken) {
+    let row = admin_token_json(token);
+    if json {
+        return print_json(&row);
+    }
+    println!("admin token {} (`{}`) is revoked", row.id, row.name);
+}
+
 /// Prints rows as left-aligned columns under a header.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
