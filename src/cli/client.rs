@@ -17,8 +17,8 @@ use crate::daemon::keys::{ADMIN_ADDR_FILE, ADMIN_TOKEN_FILE, read_private_file};
 
 /// Where and how to reach the admin interface.
 pub(super) struct Target {
-    addr: String,
-    token: String,
+    pub(super) addr: String,
+    pub(super) token: String,
 }
 
 /// A failed RPC, kept as a typed error so `exit_code` can map it.

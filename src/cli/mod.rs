@@ -10,6 +10,7 @@
 
 mod catalog;
 mod client;
+mod demo;
 mod follow;
 mod output;
 mod record;
@@ -113,6 +114,13 @@ pub enum Command {
     /// Run syncs now and see how syncs went.
     #[command(subcommand)]
     Sync(catalog::SyncCommand),
+    /// Two nodes in this process, paired, sharing a module and records:
+    /// each step in plain words. Leaves nothing behind.
+    Demo {
+        /// Sample records to send from A to B.
+        #[arg(long, default_value_t = 1000)]
+        records: usize,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -370,6 +378,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync(command) => {
             quiet_logs(&cli.global);
             catalog::sync(&cli.global, command).await
+        }
+        Command::Demo { records } => {
+            quiet_logs(&cli.global);
+            demo::run(*records).await
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

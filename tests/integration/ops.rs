@@ -231,3 +231,31 @@ async fn admin_tokens_are_listed_revoked_at_once_and_named_in_the_audit_log() {
     );
     a.stop().await;
 }
+
+#[tokio::test]
+async fn the_demo_pairs_shares_and_syncs_then_leaves_nothing_behind() {
+    let out = crate::common::run_cli(&["demo", "--records", "300"]).await;
+    let text = crate::common::stdout(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        crate::common::stderr(&out)
+    );
+    for line in [
+        "the nodes are paired",
+        "A imports 300 sample contacts",
+        "B pulls the records: 1 page, 300 created",
+        "A has 300 contacts, B has 300 people",
+        "now lives in Maribor",
+        "is gone",
+        "A has 299 contacts, B has 299 people",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    let dir = text
+        .lines()
+        .find_map(|l| l.split("; ").nth(1)?.strip_suffix(" is removed."))
+        .expect("the demo names its directory");
+    assert!(dir.contains("fedsync-demo-"), "{dir}");
+    assert!(!std::path::Path::new(dir).exists(), "{dir} is left behind");
+}
