@@ -11,6 +11,7 @@
 mod catalog;
 mod client;
 mod demo;
+mod doctor;
 mod follow;
 mod output;
 mod record;
@@ -121,6 +122,10 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         records: usize,
     },
+    /// Check the config, the store and migrations, the daemon, the public
+    /// URL, the clock and every paired peer; say what to do. Non-zero if a
+    /// check failed.
+    Doctor,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -382,6 +387,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { records } => {
             quiet_logs(&cli.global);
             demo::run(*records).await
+        }
+        Command::Doctor => {
+            quiet_logs(&cli.global);
+            doctor::run(&cli.global).await
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -259,3 +259,80 @@ async fn the_demo_pairs_shares_and_syncs_then_leaves_nothing_behind() {
     assert!(dir.contains("fedsync-demo-"), "{dir}");
     assert!(!std::path::Path::new(dir).exists(), "{dir} is left behind");
 }
+
+#[tokio::test]
+async fn doctor_is_all_green_on_a_healthy_pair_and_names_a_stopped_peer() {
+    use crate::common::{pair, run_cli, spawn_node, stdout};
+    let mut a = spawn_node("A").await;
+    let mut b = spawn_node("B").await;
+    let (a_for_b, _) = pair(&a, &b).await;
+    let dir = a.data_dir.display().to_string();
+    // The doctor reads the config the daemon runs with (here: its public URL).
+    let config = a.data_dir.join("fedsync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[federation]\npublic_url = \"{}\"\nallow_insecure_peers = true\n",
+            a.base_url()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let args = ["doctor", "--config", &config, "--data-dir", &dir, "--json"];
+    let out = run_cli(&args).await;
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(out.status.success(), "{report:#}");
+    let checks: Vec<&str> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap())
+        .collect();
+    for check in [
+        "config",
+        "store",
+        "migrations",
+        "daemon",
+        "public URL",
+        "peer",
+        "clock",
+    ] {
+        assert!(checks.contains(&check), "no `{check}` check: {report:#}");
+    }
+    assert!(
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["status"] == "ok"),
+        "{report:#}"
+    );
+
+    b.stop().await;
+    let out = run_cli(&args).await;
+    assert!(!out.status.success(), "a failed check is a non-zero exit");
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let peer = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "peer")
+        .unwrap();
+    assert_eq!(peer["status"], "fail", "{report:#}");
+    let message = peer["message"].as_str().unwrap();
+    assert!(message.contains(&format!("node {a_for_b}")), "{message}");
+    assert!(
+        message.contains("reach") || message.contains("refused"),
+        "{message}"
+    );
+    assert!(!peer["hint"].as_str().unwrap().is_empty());
+    // The plain report says the same in words.
+    let out = run_cli(&["doctor", "--config", &config, "--data-dir", &dir]).await;
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains(&format!("node {a_for_b}"))),
+        "{text}"
+    );
+    a.stop().await;
+}

@@ -145,6 +145,11 @@ pub fn admin_token_revoked(json: bool, token: &crate::domain::AdminToken) {
     println!("admin token {} (`{}`) is revoked", row.id, row.name);
 }
 
+/// Prints a JSON value, pretty.
+pub fn print_json_value(value: &serde_json::Value) {
+    print_json(value);
+}
+
 /// Prints rows as left-aligned columns under a header.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
