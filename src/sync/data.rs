@@ -23,6 +23,7 @@ use backon::Retryable;
 use serde::{Deserialize, Serialize};
 
 use super::audit;
+use super::runs::run_ms;
 use super::pairing_flow::PairingService;
 use super::ports::{DataPeer, LocalData, LocalRecords, RecordsRequest, RemoteRecord};
 use super::structure::{ServeError, SyncError};
@@ -438,13 +439,13 @@ impl DataSync {
         let failure = match outcome {
             Ok(()) => {
                 run.status = RunStatus::Succeeded;
-                tracing::info!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, skipped = run.counts.skipped, errors = run.counts.errors, pages = run.counts.pages, "sync run finished");
+                tracing::info!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, skipped = run.counts.skipped, errors = run.counts.errors, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run finished");
                 None
             }
             Err(error) => {
                 run.status = RunStatus::Failed;
                 run.error = error.to_string();
-                tracing::warn!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, error = %error, "sync run failed");
+                tracing::warn!(node_id = %node.id, kind = "data", shared_module_id = %mapping.shared_module_id, error = %error, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run failed");
                 let event = audit::event(
                     &self.ids,
                     &Actor::system(),

@@ -66,3 +66,10 @@ pub async fn reclaim_interrupted(
     }
     Ok(reclaimed)
 }
+
+/// How long a finished run took, in milliseconds (for its log line).
+pub fn run_ms(run: &crate::domain::SyncRun) -> i64 {
+    run.finished_at
+        .map(|end| (end - run.started_at).num_milliseconds())
+        .unwrap_or_default()
+}

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::audit;
+use super::runs::run_ms;
 use super::pairing_flow::PairingService;
 use super::ports::{PeerError, RemoteModule, StructurePeer};
 use crate::crypto::{SigningKey, mac};
@@ -265,7 +266,7 @@ impl StructureSync {
                         "",
                     )
                     .await?;
-                tracing::info!(node_id = %node_id, kind = "structure", created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, pages = run.counts.pages, "sync run finished");
+                tracing::info!(node_id = %node_id, kind = "structure", created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run finished");
                 Ok((run, None))
             }
             Err(error) => {
@@ -291,7 +292,7 @@ impl StructureSync {
                     serde_json::json!({ "error": run.error }),
                 );
                 let _ = self.store.append_audit(&event).await;
-                tracing::warn!(node_id = %node_id, kind = "structure", error = %error, "sync run failed");
+                tracing::warn!(node_id = %node_id, kind = "structure", error = %error, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run failed");
                 Ok((run, Some(error)))
             }
         }
