@@ -165,6 +165,15 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) trusted for https peers.
     #[arg(long, value_name = "FILE")]
     pub peer_ca_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for the federation listener.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// A reverse proxy (address or CIDR) whose X-Forwarded-For is believed; repeatable.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -467,6 +476,15 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = &args.peer_ca_file {
         overrides.set("federation.peer_ca_file", v.display().to_string());
+    }
+    if let Some(v) = &args.tls_cert {
+        overrides.set("federation.tls_cert", v.display().to_string());
+    }
+    if let Some(v) = &args.tls_key {
+        overrides.set("federation.tls_key", v.display().to_string());
+    }
+    if !args.trusted_proxies.is_empty() {
+        overrides.set("federation.trusted_proxies", args.trusted_proxies.join(","));
     }
     let config = load_config(global, overrides)?;
     crate::telemetry::init_tracing(config.log.format == LogFormat::Json, &config.log.level)

@@ -74,6 +74,13 @@ pub struct FederationConfig {
     pub peer_request_timeout: Duration,
     #[serde(deserialize_with = "values::u64_lenient")]
     pub peer_max_response_bytes: u64,
+    /// TLS on the federation listener: a PEM certificate chain and its key
+    /// (both or neither), reloaded when the files change.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Proxies (comma-separated addresses or CIDR ranges) whose
+    /// `X-Forwarded-For` names the client; empty: none is trusted.
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +247,9 @@ impl Default for FederationConfig {
             peer_connect_timeout: Duration::from_secs(5),
             peer_request_timeout: Duration::from_secs(30),
             peer_max_response_bytes: 32 * 1024 * 1024,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -568,6 +578,21 @@ impl Config {
                 )
             })?;
         }
+        let (cert, key) = (&self.federation.tls_cert, &self.federation.tls_key);
+        if cert.as_os_str().is_empty() != key.as_os_str().is_empty() {
+            return Err(invalid(
+                "federation.tls_cert",
+                "federation.tls_cert and federation.tls_key go together".into(),
+            ));
+        }
+        for (name, path) in [("federation.tls_cert", cert), ("federation.tls_key", key)] {
+            if !path.as_os_str().is_empty() {
+                std::fs::metadata(path)
+                    .map_err(|e| invalid(name, format!("cannot read {}: {e}", path.display())))?;
+            }
+        }
+        crate::domain::net::parse_ip_ranges(&self.federation.trusted_proxies)
+            .map_err(|e| invalid("federation.trusted_proxies", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| invalid("log.level", format!("not a valid filter: {e}")))?;
         Ok(())
@@ -617,6 +642,9 @@ fn flag_name(key: &str) -> String {
         "federation.label" => "label",
         "federation.allow_insecure_peers" => "allow-insecure-peers",
         "federation.peer_ca_file" => "peer-ca-file",
+        "federation.tls_cert" => "tls-cert",
+        "federation.tls_key" => "tls-key",
+        "federation.trusted_proxies" => "trusted-proxy",
         "log.format" => "log-format",
         other => return other.replace(['.', '_'], "-"),
     };

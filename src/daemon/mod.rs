@@ -10,6 +10,7 @@
 mod instance;
 pub mod keys;
 mod notify;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -436,6 +437,10 @@ async fn launch(
         },
         metrics: metrics.clone(),
         listeners_bound: Arc::new(AtomicBool::new(false)),
+        trusted_proxies: Arc::new(
+            crate::domain::net::parse_ip_ranges(&config.federation.trusted_proxies)
+                .map_err(|e| anyhow!("config key `federation.trusted_proxies`: {e}"))?,
+        ),
     };
     let (admin_router, health) = admin::router(AdminState {
         store: store.clone(),
@@ -454,11 +459,18 @@ async fn launch(
 
     let shutdown = CancellationToken::new();
     let stop_serving = CancellationToken::new();
-    let federation_server = tokio::spawn(serve(
-        federation_listener,
-        federation_server::router(federation_state.clone()),
-        stop_serving.clone(),
-    ));
+    let federation_router = federation_server::router(federation_state.clone());
+    let federation_server = if config.federation.tls_cert.as_os_str().is_empty() {
+        tokio::spawn(serve(
+            federation_listener,
+            federation_router,
+            stop_serving.clone(),
+        ))
+    } else {
+        let tls = tls::TlsConfig::load(&config.federation.tls_cert, &config.federation.tls_key)?;
+        let listener = tls::TlsListener::new(federation_listener, tls, stop_serving.clone())?;
+        tokio::spawn(serve_tls(listener, federation_router, stop_serving.clone()))
+    };
     let admin_server = tokio::spawn(serve(admin_listener, admin_router, stop_serving.clone()));
     federation_state.mark_listeners_bound();
     let renewer = tokio::spawn(
@@ -574,6 +586,21 @@ async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.cancelled_owned())
+    .await
+}
+
+async fn serve_tls(
+    listener: tls::TlsListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // `tap_io` lets the connection's address reach handlers as ConnectInfo.
+    axum::serve(
+        listener.tap_io(|_| {}),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.cancelled_owned())

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod id;
 pub mod job;
 pub mod module;
+pub mod net;
 pub mod node;
 pub mod pairing;
 pub mod record;

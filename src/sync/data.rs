@@ -23,9 +23,9 @@ use backon::Retryable;
 use serde::{Deserialize, Serialize};
 
 use super::audit;
-use super::runs::run_ms;
 use super::pairing_flow::PairingService;
 use super::ports::{DataPeer, LocalData, LocalRecords, RecordsRequest, RemoteRecord};
+use super::runs::run_ms;
 use super::structure::{ServeError, SyncError};
 use crate::crypto::{SigningKey, mac};
 use crate::domain::{

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::audit;
-use super::runs::run_ms;
 use super::pairing_flow::PairingService;
 use super::ports::{PeerError, RemoteModule, StructurePeer};
+use super::runs::run_ms;
 use crate::crypto::{SigningKey, mac};
 use crate::domain::{
     self, Actor, AuditResult, ExposedModule, Id, IdGenerator, MappingStatus, Node, NodeId,

@@ -18,7 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("pairing", &["crypto", "domain"]),
     ("mapping", &["domain"]),
     ("store", &["domain"]),
-    ("config", &[]),
+    ("config", &["domain"]),
     ("crypto", &["domain"]),
     ("telemetry", &[]),
     ("domain", &[]),

@@ -163,3 +163,159 @@ async fn a_peer_ca_file_that_is_not_pem_stops_the_daemon_at_start() {
         "{err}"
     );
 }
+
+// ------------------------------------------------ TLS on our own listener
+
+/// A client that trusts only `ca` (and speaks TLS with ring).
+fn client_trusting(ca: &TestCa) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca.issuer.der().clone())
+        .expect("the test CA is a root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(config)
+        .build()
+        .unwrap()
+}
+
+/// Writes a certificate for 127.0.0.1 signed by `ca` and its key as PEM.
+fn write_server_pem(ca: &TestCa, cert: &std::path::Path, key: &std::path::Path) {
+    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    let pair = KeyPair::generate().unwrap();
+    let signed = params.signed_by(&pair, &ca.issuer).unwrap();
+    // Replaced whole, as a renewal tool would (write, then rename).
+    let tmp = cert.with_extension("tmp");
+    std::fs::write(&tmp, pair.serialize_pem()).unwrap();
+    std::fs::rename(&tmp, key).unwrap();
+    std::fs::write(&tmp, signed.pem()).unwrap();
+    std::fs::rename(&tmp, cert).unwrap();
+}
+
+#[tokio::test]
+async fn the_federation_listener_serves_tls_and_picks_up_a_renewed_certificate() {
+    let first = test_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    write_server_pem(&first, &cert, &key);
+    let mut node = spawn_node_with("A", |o| {
+        o.set("federation.tls_cert", cert.display().to_string())
+            .set("federation.tls_key", key.display().to_string());
+    })
+    .await;
+    let url = format!("https://{}/readyz", node.running().federation_addr);
+    let answer = client_trusting(&first).get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    // Plain http gets no answer from a TLS listener.
+    let plain = crate::common::http()
+        .get(format!("http://{}/readyz", node.running().federation_addr))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+
+    // A renewed certificate from another CA: served without a restart.
+    let second = test_ca();
+    assert!(client_trusting(&second).get(&url).send().await.is_err());
+    write_server_pem(&second, &cert, &key);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // A fresh client each time: a new connection, a new handshake.
+        if let Ok(answer) = client_trusting(&second).get(&url).send().await {
+            assert_eq!(answer.status(), 200);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was not picked up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        client_trusting(&first).get(&url).send().await.is_err(),
+        "the old certificate is gone"
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_match_the_certificate_stops_the_daemon_at_start() {
+    let ca = test_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    write_server_pem(&ca, &cert, &key);
+    std::fs::write(&key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let out = crate::common::run_cli(&[
+        "serve",
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--federation-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    let stderr = crate::common::stderr(&out);
+    assert!(
+        stderr.contains("federation.tls_cert") && stderr.contains("do not go together"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    // A refused handshake is audited with the client's address.
+    async fn refused_from(trusted: &str) -> String {
+        let mut node = spawn_node_with("A", |o| {
+            o.set("federation.trusted_proxies", trusted);
+        })
+        .await;
+        let answer = crate::common::http()
+            .post(node.federation_url("/federation/nodes/42/handshake"))
+            .header("x-forwarded-for", "198.51.100.9, 203.0.113.7")
+            .json(&serde_json::json!({
+                "pairToken": "Wrong0Wrong0Wrong0Wrong0Wrong012",
+                "sharedNodeID": "42",
+                "authToken": "x"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_client_error());
+        let audit = node.audit().await;
+        node.stop().await;
+        audit
+            .iter()
+            .find(|e| e.event.starts_with("handshake"))
+            .map(|e| e.source_addr.clone())
+            .expect("the refusal is audited")
+    }
+    // The right-most address not a trusted proxy is the client.
+    assert!(
+        refused_from("127.0.0.1/32")
+            .await
+            .starts_with("203.0.113.7")
+    );
+    assert!(
+        refused_from("127.0.0.1, 203.0.113.0/24")
+            .await
+            .starts_with("198.51.100.9")
+    );
+    // From anyone else the header is ignored.
+    assert!(refused_from("").await.starts_with("127.0.0.1"));
+    assert!(refused_from("10.0.0.0/8").await.starts_with("127.0.0.1"));
+}

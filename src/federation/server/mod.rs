@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -35,6 +37,8 @@ pub struct FederationState {
     pub metrics: Metrics,
     /// Set once both listeners are bound; `/readyz` is 503 before.
     pub listeners_bound: Arc<AtomicBool>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<crate::domain::net::IpRange>>,
 }
 
 impl FederationState {
@@ -90,7 +94,49 @@ pub fn router(state: FederationState) -> Router {
             get(peer::documented_module),
         )
         .layer(from_fn_with_state(state.clone(), count_responses))
+        .layer(from_fn_with_state(state.clone(), real_client))
         .with_state(state)
+}
+
+/// Behind a trusted proxy, the client is the right-most address of
+/// `X-Forwarded-For` that is not itself a trusted proxy; every handler then
+/// sees it as the connection's address (rate limits, audit events). From
+/// anyone else, the header is ignored.
+async fn real_client(
+    State(state): State<FederationState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(client) = forwarded_client(&request, &state.trusted_proxies) {
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(client, 0)));
+    }
+    next.run(request).await
+}
+
+fn forwarded_client(
+    request: &Request,
+    trusted: &[crate::domain::net::IpRange],
+) -> Option<std::net::IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()?
+        .0
+        .ip();
+    if trusted.is_empty() || !crate::domain::net::in_ranges(peer, trusted) {
+        return None;
+    }
+    let mut chain: Vec<std::net::IpAddr> = Vec::new();
+    for value in request.headers().get_all("x-forwarded-for") {
+        for part in value.to_str().ok()?.split(',') {
+            chain.push(part.trim().parse().ok()?);
+        }
+    }
+    chain
+        .into_iter()
+        .rev()
+        .find(|ip| !crate::domain::net::in_ranges(*ip, trusted))
 }
 
 async fn count_responses(
