@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-/// `FEDSYNC_GIT_REVISION` for `fedsync --version`: the commit, `-dirty`
+/// `BUILD_GIT_REVISION` (not `FEDSYNC_*`: cargo also sets it for the processes
+/// it runs, where the config would take it for a setting) for `fedsync --version`:
+/// environment of the processes it runs, where the config would take it for
+/// a setting) for `fedsync --version`: the commit, `-dirty`
 /// when the tree has changes, `unknown` outside a git checkout.
 fn git_revision() {
     let git = |args: &[&str]| {
@@ -24,7 +27,7 @@ fn git_revision() {
         }
         _ => "unknown".to_owned(),
     };
-    println!("cargo:rustc-env=FEDSYNC_GIT_REVISION={revision}");
+    println!("cargo:rustc-env=BUILD_GIT_REVISION={revision}");
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");
         println!("cargo:rerun-if-changed={dir}/index");

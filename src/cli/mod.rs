@@ -31,7 +31,7 @@ pub use client::exit_code;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("FEDSYNC_GIT_REVISION"),
+    env!("BUILD_GIT_REVISION"),
     ")"
 );
 

@@ -120,3 +120,21 @@ async fn config_check_never_prints_secrets() {
     assert!(!stdout(&out).contains("CANARY"), "{}", stdout(&out));
     assert!(!stderr(&out).contains("CANARY"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_readme_configuration_reference_is_the_default_file() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```toml\n# fedsync")
+        .or_else(|| readme.find("### Reference"))
+        .expect("the README has a configuration reference");
+    let block = &readme[start..];
+    let block = &block[block.find("```toml\n").unwrap() + "```toml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    assert_eq!(
+        block,
+        fedsync::config::DEFAULT_TOML,
+        "the README's configuration reference drifted from `fedsync config print-default`: copy it over"
+    );
+}
