@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use prost::Message;
 
 /// `BUILD_GIT_REVISION` (not `FEDSYNC_*`: cargo also sets it for the processes
-/// it runs, where the config would take it for a setting) for `fedsync --version`:
-/// environment of the processes it runs, where the config would take it for
-/// a setting) for `fedsync --version`: the commit, `-dirty`
-/// when the tree has changes, `unknown` outside a git checkout.
+/// it runs, where the config would take it for a setting) for `fedsync
+/// --version`: the commit, `-dirty` when the tree has changes, `unknown`
+/// outside a git checkout.
 fn git_revision() {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
