@@ -366,6 +366,11 @@ impl Config {
             record_origins(&parsed, "", &origin, &mut origins);
             merge(&mut table, parsed);
         }
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let credentials = env
+            .iter()
+            .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
+            .map(|(_, v)| PathBuf::from(v));
         let mut env: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with("FEDSYNC_"))
@@ -400,6 +405,9 @@ impl Config {
                     message: e.into_inner().message().to_owned(),
                 }
             })?;
+        if let Some(dir) = credentials {
+            config.use_credentials(&dir, &mut origins);
+        }
         config.resolve_secret_files(&origins)?;
         config.validate(&origins)?;
         Ok(config)
@@ -421,6 +429,42 @@ impl Config {
             Secret::new(format!("sqlite://{}", path.display()))
         } else {
             self.database.url.clone()
+        }
+    }
+
+    /// systemd credentials (`LoadCredential=`): `signing.key`,
+    /// `encryption.key` and `database-url` in `$CREDENTIALS_DIRECTORY` fill
+    /// the secrets that config leaves unset.
+    fn use_credentials(&mut self, dir: &Path, origins: &mut Origins) {
+        let slots: [(&str, &str, &Secret, &mut Option<PathBuf>); 3] = [
+            (
+                "database.url",
+                "database-url",
+                &self.database.url,
+                &mut self.database.url_file,
+            ),
+            (
+                "keys.signing_key",
+                "signing.key",
+                &self.keys.signing_key,
+                &mut self.keys.signing_key_file,
+            ),
+            (
+                "keys.encryption_key",
+                "encryption.key",
+                &self.keys.encryption_key,
+                &mut self.keys.encryption_key_file,
+            ),
+        ];
+        for (key, name, secret, file) in slots {
+            let path = dir.join(name);
+            if secret.is_empty() && file.is_none() && path.is_file() {
+                origins.0.insert(
+                    format!("{key}_file"),
+                    format!("from systemd credential {name}"),
+                );
+                *file = Some(path);
+            }
         }
     }
 

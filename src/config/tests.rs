@@ -263,3 +263,42 @@ fn the_default_database_is_sqlite_in_the_data_dir() {
         "sqlite:///tmp/fs-data/fedsync.db"
     );
 }
+
+#[test]
+fn systemd_credentials_fill_the_secrets_config_leaves_unset() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().to_str().unwrap().to_owned();
+    let key = "k".repeat(44);
+    std::fs::write(dir.path().join("signing.key"), &key).unwrap();
+    std::fs::write(
+        dir.path().join("database-url"),
+        "postgres://fedsync@db.internal/fedsync\n",
+    )
+    .unwrap();
+    let config = Config::load(
+        None,
+        env(&[("CREDENTIALS_DIRECTORY", &credentials)]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.keys.signing_key.expose(), key);
+    assert!(config.keys.encryption_key.is_empty(), "no such credential");
+    assert_eq!(
+        config.database.url.expose(),
+        "postgres://fedsync@db.internal/fedsync"
+    );
+    // What config sets wins over a credential.
+    let config = Config::load(
+        None,
+        env(&[
+            ("CREDENTIALS_DIRECTORY", &credentials),
+            ("FEDSYNC_DATABASE__URL", "sqlite:///var/lib/fedsync/x.db"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.database.url.expose(),
+        "sqlite:///var/lib/fedsync/x.db"
+    );
+}

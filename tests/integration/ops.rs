@@ -16,21 +16,33 @@ fn systemd_analyze_verify_accepts_the_unit_without_a_warning() {
     ))
     .unwrap();
     assert!(unit.contains("ExecStart=/usr/bin/fedsync serve"));
+    // The credentials drop-in, applied as systemd would (its [Service] lines
+    // join the unit's).
+    let dropin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/credentials.conf"
+    ))
+    .unwrap();
+    let service_lines = dropin.split("[Service]").nth(1).unwrap();
+    assert!(service_lines.contains("LoadCredential=signing.key:"));
+    let with_dropin = unit.replace("[Install]", &format!("{service_lines}\n[Install]"));
     // Verified as installed, with the binary where the unit expects it.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fedsync.service");
-    std::fs::write(&path, unit.replace("/usr/bin/fedsync", fedsync_bin())).unwrap();
-    let out = std::process::Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze is installed (it comes with systemd)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.trim().is_empty(),
-        "systemd-analyze has remarks: {stderr}"
-    );
+    for text in [&unit, &with_dropin] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fedsync.service");
+        std::fs::write(&path, text.replace("/usr/bin/fedsync", fedsync_bin())).unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze is installed (it comes with systemd)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.trim().is_empty(),
+            "systemd-analyze has remarks: {stderr}"
+        );
+    }
 }
 
 #[tokio::test]
