@@ -282,6 +282,7 @@ pub struct RunningDaemon {
     pub instance_no: u16,
     shutdown: CancellationToken,
     supervisor: JoinHandle<anyhow::Result<()>>,
+    scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
 impl RunningDaemon {
@@ -478,7 +479,7 @@ async fn launch(
             .clone()
             .keep_renewed(stop_serving.clone(), shutdown.clone()),
     );
-    let dispatcher = tokio::spawn(scheduler.run(stop_serving.clone()));
+    let dispatcher = tokio::spawn(scheduler.clone().run(stop_serving.clone()));
 
     tracing::info!(
         federation = %federation_addr,
@@ -534,6 +535,7 @@ async fn launch(
         instance_no: ids.instance_no(),
         shutdown,
         supervisor,
+        scheduler,
     })
 }
 
@@ -614,7 +616,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "federation={} admin={}",
         daemon.federation_addr, daemon.admin_addr
     ));
-    let watchdog = notify::spawn_watchdog(daemon.shutdown_token());
+    let scheduler = daemon.scheduler.clone();
+    let watchdog = notify::spawn_watchdog(daemon.shutdown_token(), move || scheduler.is_turning());
     let shutdown = daemon.shutdown_token();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot install the SIGTERM handler")?;

@@ -14,16 +14,26 @@ pub fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-/// Pings the watchdog at half its period from a task on the runtime, so a
-/// wedged runtime stops the pings and systemd restarts the daemon.
-pub fn spawn_watchdog(stop: CancellationToken) -> Option<JoinHandle<()>> {
+/// Pings the watchdog at half its period while `alive` says the daemon's
+/// main loop (the dispatcher) still turns: a wedged runtime or a stuck
+/// dispatcher stops the pings, and systemd restarts the daemon.
+pub fn spawn_watchdog(
+    stop: CancellationToken,
+    alive: impl Fn() -> bool + Send + 'static,
+) -> Option<JoinHandle<()>> {
     let period = sd_notify::watchdog_enabled()? / 2;
     Some(tokio::spawn(async move {
         let mut ticker = tokio::time::interval(period);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = ticker.tick() => send(&[NotifyState::Watchdog]),
+                _ = ticker.tick() => {
+                    if alive() {
+                        send(&[NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("the dispatcher loop has not turned in time; no watchdog ping");
+                    }
+                }
             }
         }
     }))

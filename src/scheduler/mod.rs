@@ -136,6 +136,8 @@ pub struct Scheduler {
     permits: Arc<Semaphore>,
     /// When the dispatcher sleeps: until when; `None` while it works.
     parked: tokio::sync::watch::Sender<Option<Timestamp>>,
+    /// When the dispatcher loop last turned (for the watchdog).
+    beat: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Scheduler {
@@ -159,6 +161,7 @@ impl Scheduler {
             wake: Notify::new(),
             permits,
             parked: tokio::sync::watch::Sender::new(None),
+            beat: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 
@@ -180,6 +183,13 @@ impl Scheduler {
             .saturating_sub(self.permits.available_permits())
     }
 
+    /// Whether the dispatcher loop turned recently (it turns at least every
+    /// tick, plus the time one reconcile pass may take).
+    pub fn is_turning(&self) -> bool {
+        let beat = *self.beat.lock().unwrap_or_else(|e| e.into_inner());
+        beat.elapsed() < self.settings.tick * 3 + Duration::from_secs(15)
+    }
+
     /// Wakes the dispatcher: something changed (a trigger, a mapping, a pause).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -194,6 +204,7 @@ impl Scheduler {
         let mut last_reconcile: Option<Timestamp> = None;
         let mut last_prune: Option<Timestamp> = None;
         loop {
+            *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
             let now = self.clock.now();
             if last_reconcile.is_none_or(|t| now - t >= chrono_of(self.settings.tick)) {
                 if let Err(error) = self.reconcile().await {

@@ -642,3 +642,18 @@ async fn a_hanging_peer_is_cut_off_and_does_not_delay_a_healthy_one() {
     assert!(error.contains("did not answer within 2s"), "{error}");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_watchdog_sees_the_dispatcher_turn_and_notices_when_it_stops() {
+    let mut rig = rig(Vec::new(), Duration::ZERO).await;
+    // An hour of scheduling: the loop keeps turning.
+    rig.idle_for(Duration::from_secs(3600)).await;
+    assert!(rig.scheduler.is_turning());
+    // A dispatcher that stops turning is noticed once three ticks and a
+    // margin have passed, not before.
+    rig.stop.cancel();
+    tokio::time::advance(TICK * 3).await;
+    assert!(rig.scheduler.is_turning());
+    tokio::time::advance(Duration::from_secs(16)).await;
+    assert!(!rig.scheduler.is_turning());
+}
