@@ -348,3 +348,94 @@ async fn doctor_is_all_green_on_a_healthy_pair_and_names_a_stopped_peer() {
     );
     a.stop().await;
 }
+
+/// The JSON log lines of a child daemon with this message.
+fn log_lines(log: &std::path::Path, message: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == message)
+        .collect()
+}
+
+#[tokio::test]
+async fn each_sync_run_is_one_log_line_with_counts_and_duration_and_failures_say_why() {
+    use crate::common::{
+        TestDaemon, child_log, cli_json, spawn_child_daemon, spawn_node, with_token,
+    };
+    use fedsync::admin::proto::v1;
+    let mut a = spawn_node("A").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let b_dir = scratch.path().join("b");
+    let (mut child, b_federation) = spawn_child_daemon(&b_dir, scratch.path(), &[]).await;
+    let b = TestDaemon::detached(b_dir.clone());
+    let created = a
+        .nodes()
+        .await
+        .create_node(with_token(
+            v1::CreateNodeRequest {
+                name: "b".into(),
+                base_url: format!("http://{b_federation}/federation"),
+                contact: String::new(),
+            },
+            &a.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let a_for_b = created.node.unwrap().id;
+    let added = cli_json(&b, &["node", "add-uri", &created.node_uri]).await;
+    let b_for_a = added["id"].as_str().unwrap().to_owned();
+    cli_json(&b, &["node", "pair", &b_for_a]).await;
+    a.nodes()
+        .await
+        .confirm_node(with_token(v1::NodeRef { id: a_for_b }, &a.admin_token()))
+        .await
+        .unwrap();
+    crate::data::share_account(&a, &b, a_for_b, b_for_a.parse().unwrap()).await;
+    let file = crate::data::account_file(scratch.path(), 300);
+    cli_json(&a, &["record", "import", "Account", file.to_str().unwrap()]).await;
+    cli_json(&b, &["sync", "now", &b_for_a, "--kind", "data"]).await;
+
+    let log = child_log(&b_dir, scratch.path());
+    let finished = log_lines(&log, "sync run finished");
+    let data = finished
+        .iter()
+        .find(|l| l["kind"] == "data")
+        .expect("the data run is logged");
+    assert_eq!(data["node_id"], b_for_a.as_str());
+    assert_eq!(data["created"], 300);
+    assert!(data["duration_ms"].as_i64().is_some(), "{data}");
+    assert!(data["pages"].as_u64() >= Some(1), "{data}");
+    assert_eq!(data["level"], "INFO");
+    assert!(
+        finished.iter().any(|l| l["kind"] == "structure"),
+        "the structure run too"
+    );
+
+    // The origin stops: the failed run is logged with why.
+    a.stop().await;
+    let out = crate::common::run_cli(&[
+        "sync",
+        "now",
+        &b_for_a,
+        "--kind",
+        "data",
+        "--data-dir",
+        b_dir.to_str().unwrap(),
+    ])
+    .await;
+    assert!(!out.status.success());
+    let failed = log_lines(&log, "sync run failed");
+    let line = failed.last().expect("the failed run is logged");
+    assert_eq!(line["level"], "WARN");
+    assert!(
+        line["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the peer"),
+        "{line}"
+    );
+    child.kill().await.unwrap();
+}

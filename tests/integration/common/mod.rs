@@ -413,10 +413,19 @@ pub async fn pair_corteza_origin_as(b: &TestDaemon, fake: &fake_peer::FakePeer, 
     b_id
 }
 
+/// Where `spawn_child_daemon` writes the child's log (JSON lines).
+pub fn child_log(data_dir: &Path, socket_dir: &Path) -> PathBuf {
+    let name = data_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    socket_dir.join(format!("{name}-{}.log", std::process::id()))
+}
+
 /// A daemon as a child process (so it can be killed -9), with insecure
 /// peers allowed, scheduled syncs and retries an hour apart unless `env`
 /// says otherwise (`FEDSYNC_*` settings). Returns it once it told READY,
-/// with its federation address.
+/// with its federation address. Its log goes to `child_log`.
 pub async fn spawn_child_daemon(
     data_dir: &Path,
     socket_dir: &Path,
@@ -444,7 +453,9 @@ pub async fn spawn_child_daemon(
         .env("FEDSYNC_SYNC__RETRY_BASE", "1h")
         .env("FEDSYNC_SYNC__RETRY_CAP", "1h")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(child_log(data_dir, socket_dir)).unwrap(),
+        ))
         .kill_on_drop(true);
     for (key, _) in std::env::vars() {
         if key.starts_with("FEDSYNC_") {
