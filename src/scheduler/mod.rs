@@ -237,6 +237,8 @@ impl Scheduler {
             self.parked
                 .send_replace(Some(self.clock.now() + chrono_of(wait)));
             tokio::select! {
+                // A stop wins over a wake-up that is due at the same time.
+                biased;
                 _ = stop.cancelled() => break,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}

@@ -51,8 +51,15 @@ async fn two_daemons_pair_through_the_cli() {
     assert_eq!(added["baseUrl"], a.base_url());
     let b_id = added["id"].as_str().unwrap().to_owned();
 
-    let paired = cli_json(&["node", "pair", &b_id, "--data-dir", &b_dir, "--json"]).await;
-    assert_eq!(paired["status"], "pair_requested");
+    // In words: what the other side's admin runs next, with its node id.
+    let paired = common::run_cli(&["node", "pair", &b_id, "--data-dir", &b_dir]).await;
+    assert!(paired.status.success(), "{}", common::stderr(&paired));
+    let said = common::stdout(&paired);
+    assert!(
+        said.contains("is pair_requested")
+            && said.contains(&format!("runs `fedsync node confirm {a_id}`")),
+        "{said}"
+    );
     let waiting = cli_json(&["node", "show", &a_id, "--data-dir", &a_dir, "--json"]).await;
     assert_eq!(waiting["status"], "pair_requested");
     assert!(

@@ -650,7 +650,18 @@ async fn the_watchdog_sees_the_dispatcher_turn_and_notices_when_it_stops() {
     rig.idle_for(Duration::from_secs(3600)).await;
     assert!(rig.scheduler.is_turning());
     // A dispatcher that stops turning is noticed once three ticks and a
-    // margin have passed, not before.
+    // margin have passed, not before. Stopped while it sleeps (not halfway
+    // through a wake-up), its last turn is now.
+    let mut parked = rig.scheduler.parked();
+    loop {
+        if let Some(until) = *parked.borrow_and_update()
+            && until > rig.scheduler.now()
+            && rig.scheduler.running() == 0
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     rig.stop.cancel();
     tokio::time::advance(TICK * 3).await;
     assert!(rig.scheduler.is_turning());

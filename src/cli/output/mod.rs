@@ -351,9 +351,13 @@ pub fn node_after(json: bool, node: &v1::Node, action: &str) {
         return;
     }
     match action {
+        "pair" if node.peer_kind == "corteza" => println!(
+            "handshake request accepted by {}; node {} is {}: the peer's admin now confirms it in Corteza (Admin > Federation, or `POST /federation/nodes/{}/handshake-confirm`)",
+            node.base_url, node.id, node.status, node.shared_node_id
+        ),
         "pair" => println!(
-            "handshake request accepted by {}; node {} is {}: the peer's admin now runs `fedsync node confirm`",
-            node.base_url, node.id, node.status
+            "handshake request accepted by {}; node {} is {}: the peer's admin now runs `fedsync node confirm {}`",
+            node.base_url, node.id, node.status, node.shared_node_id
         ),
         "confirm" => println!(
             "node {} is {} with {} ({})",
