@@ -44,6 +44,7 @@ pub struct AdminState {
     pub signing_key: SigningKey,
     pub metrics: Metrics,
     pub ids: Arc<IdGenerator>,
+    pub notices: Arc<crate::sync::Notices>,
 }
 
 /// The admin router and the health reporter that flips it to NOT_SERVING on

@@ -221,6 +221,24 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
                 .map_err(RpcError::from)?;
             output::node_after(json, &node.into_inner(), "confirm");
         }
+        NodeCommand::Invite { id, email } => {
+            let request = v1::InviteNodeRequest {
+                id: parse_id(id)?,
+                email: email.clone(),
+            };
+            let invited = client
+                .invite_node(authorized(&target, request)?)
+                .await
+                .map_err(RpcError::from)?;
+            output::invited(json, &invited.into_inner());
+        }
+        NodeCommand::Refuse { id } => {
+            let node = client
+                .refuse_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
+                .await
+                .map_err(RpcError::from)?;
+            output::node_after(json, &node.into_inner(), "refuse");
+        }
         NodeCommand::Update {
             id,
             name,

@@ -265,6 +265,19 @@ pub enum NodeCommand {
         /// Node id.
         id: String,
     },
+    /// Inviter: email a new node URI to the peer's admin (needs notify.smtp).
+    Invite {
+        /// Node id.
+        id: String,
+        /// The address the node URI goes to (and nowhere else).
+        #[arg(long)]
+        email: String,
+    },
+    /// Inviter: decline the peer's handshake request (the node fails; `node uri` invites again).
+    Refuse {
+        /// Node id.
+        id: String,
+    },
     /// Change a node's name, contact or base URL.
     Update {
         /// Node id.

@@ -42,7 +42,9 @@ use crate::sync::catalog::Catalog;
 use crate::sync::data::DataSync;
 use crate::sync::records::RecordService;
 use crate::sync::structure::StructureSync;
-use crate::sync::{LocalData, LocalRecords, PairingService, PairingSettings};
+use crate::sync::{
+    LocalData, LocalRecords, NoticeSettings, Notices, PairingService, PairingSettings,
+};
 use crate::telemetry::Metrics;
 use instance::IdLease;
 
@@ -380,8 +382,9 @@ async fn launch(
     }
 
     let metrics = Metrics::new();
+    let notices = Arc::new(notices(config, store.clone(), ids.clone(), lease.owner())?);
     let (pairing, peer) = pairing_service(config, store.clone(), &keys, ids.clone())?;
-    let pairing = Arc::new(pairing);
+    let pairing = Arc::new(pairing.with_notices(notices.clone()));
     let embedded = Arc::new(EmbeddedData::new(store.clone(), ids.clone()));
     let local: Arc<dyn LocalData> = embedded.clone();
     let records: Arc<dyn LocalRecords> = embedded;
@@ -401,14 +404,17 @@ async fn launch(
         config.sync.data_page_size,
         lease.owner().to_owned(),
     ));
-    let structure = Arc::new(StructureSync::new(
-        store.clone(),
-        pairing.clone(),
-        peer.clone(),
-        ids.clone(),
-        config.sync.structure_page_size,
-        lease.owner().to_owned(),
-    ));
+    let structure = Arc::new(
+        StructureSync::new(
+            store.clone(),
+            pairing.clone(),
+            peer.clone(),
+            ids.clone(),
+            config.sync.structure_page_size,
+            lease.owner().to_owned(),
+        )
+        .with_notices(notices.clone()),
+    );
     let settings =
         crate::scheduler::SchedulerSettings::from_config(&config.sync).map_err(|e| anyhow!(e))?;
     let scheduler = Arc::new(
@@ -423,7 +429,8 @@ async fn launch(
             lease.owner().to_owned(),
             crate::scheduler::Clock::start(),
         )
-        .with_metrics(metrics.sync.clone()),
+        .with_metrics(metrics.sync.clone())
+        .with_notices(notices.clone()),
     );
     let federation_state = FederationState {
         store: store.clone(),
@@ -454,6 +461,7 @@ async fn launch(
         signing_key: keys.signing.clone(),
         metrics: metrics.clone(),
         ids: ids.clone(),
+        notices: notices.clone(),
     })
     .await
     .map_err(|e| anyhow!(e))?;
@@ -480,6 +488,7 @@ async fn launch(
             .keep_renewed(stop_serving.clone(), shutdown.clone()),
     );
     let dispatcher = tokio::spawn(scheduler.clone().run(stop_serving.clone()));
+    let notifier = tokio::spawn(notices.run(stop_serving.clone()));
 
     tracing::info!(
         federation = %federation_addr,
@@ -521,6 +530,7 @@ async fn launch(
             );
         }
         let _ = dispatcher.await;
+        let _ = notifier.await;
         let _ = renewer.await;
         lease.release().await;
         store.close().await;
@@ -537,6 +547,55 @@ async fn launch(
         supervisor,
         scheduler,
     })
+}
+
+/// The notification service with the real SMTP and webhook sender.
+fn notices(
+    config: &Config,
+    store: Arc<dyn Store>,
+    ids: Arc<IdGenerator>,
+    owner: &str,
+) -> anyhow::Result<Notices> {
+    use crate::adapters::notify::{Sender, SenderSettings, SmtpSecurity, SmtpSettings};
+    let notify = &config.notify;
+    let smtp = &notify.smtp;
+    let sender = Sender::new(SenderSettings {
+        smtp: (!smtp.host.is_empty()).then(|| SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port(),
+            security: match smtp.security {
+                crate::config::SmtpSecurity::Starttls => SmtpSecurity::Starttls,
+                crate::config::SmtpSecurity::Tls => SmtpSecurity::Tls,
+                crate::config::SmtpSecurity::None => SmtpSecurity::None,
+            },
+            credentials: (!smtp.username.is_empty()).then(|| {
+                (
+                    smtp.username.clone(),
+                    zeroize::Zeroizing::new(smtp.password.expose().to_owned()),
+                )
+            }),
+            from: smtp.from.clone(),
+            ca_file: (!smtp.ca_file.as_os_str().is_empty()).then(|| smtp.ca_file.clone()),
+        }),
+        webhook_secret: zeroize::Zeroizing::new(notify.webhook_secret.expose().to_owned()),
+        timeout: notify.timeout,
+    })
+    .map_err(|e| anyhow!(e))?;
+    Ok(Notices::new(
+        store,
+        ids,
+        Arc::new(sender),
+        NoticeSettings {
+            label: config.federation.label.clone(),
+            admin_emails: notify.admin_emails(),
+            webhook_urls: notify.webhook_urls(),
+            failing_for: Some(notify.failing_for).filter(|d| !d.is_zero()),
+            retry_base: notify.retry_base,
+            retry_cap: notify.retry_cap,
+            give_up_after: notify.give_up_after,
+        },
+        owner.to_owned(),
+    ))
 }
 
 /// The pairing service with the real peer client.

@@ -68,6 +68,9 @@ pub struct SyncJob {
     pub lease_expires_at: Option<Timestamp>,
     /// Set by `sync now`: run at once, whatever the schedule.
     pub triggered_at: Option<Timestamp>,
+    /// When the current run of failed attempts began; `None` while the
+    /// last attempt succeeded (or none ran).
+    pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -97,6 +100,7 @@ impl SyncJob {
             lease_owner: String::new(),
             lease_expires_at: None,
             triggered_at: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         }

@@ -10,6 +10,7 @@ pub mod job;
 pub mod module;
 pub mod net;
 pub mod node;
+pub mod notification;
 pub mod pairing;
 pub mod record;
 pub mod sync;
@@ -23,6 +24,7 @@ pub use module::{
     ModuleMapping, SharedModule,
 };
 pub use node::{Node, NodeFilter, PairingStatus, PeerKind, SyncStatus};
+pub use notification::{Channel, Delivery, Notification};
 pub use pairing::{
     CredentialKind, IssuedToken, OttChange, PairingChange, PairingToken, PeerCredential,
     Revocation, Role,

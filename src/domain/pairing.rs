@@ -140,6 +140,8 @@ pub struct PairingChange {
     pub issue_tokens: Vec<IssuedToken>,
     pub revoke_tokens: Option<Revocation>,
     pub audit: Vec<AuditEvent>,
+    /// Notifications about this step, queued in the same transaction.
+    pub notifications: Vec<super::Notification>,
 }
 
 impl PairingChange {
@@ -156,6 +158,7 @@ impl PairingChange {
             issue_tokens: Vec::new(),
             revoke_tokens: None,
             audit: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 }

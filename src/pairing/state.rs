@@ -7,6 +7,7 @@
 //! | inviter | new node URI        | any (a paired node goes back to pending: re-pair) | pending |
 //! | inviter | accept handshake    | pending, with a live OTT                      | pair_requested |
 //! | inviter | confirm             | pair_requested; failed after a handshake came | paired / failed |
+//! | inviter | refuse              | as confirm                                    | failed (a new node URI starts over) |
 //! | invitee | pair                | pending, failed, pair_requested; OTT held     | pair_requested / failed |
 //! | invitee | complete handshake  | pair_requested                                | paired |
 
@@ -17,6 +18,7 @@ pub enum Action {
     GenerateUri,
     AcceptHandshake,
     Confirm,
+    Refuse,
     Pair,
     CompleteHandshake,
 }
@@ -27,6 +29,7 @@ impl Action {
             Action::GenerateUri => "generate a node URI for",
             Action::AcceptHandshake => "accept a handshake for",
             Action::Confirm => "confirm",
+            Action::Refuse => "refuse the handshake request of",
             Action::Pair => "pair",
             Action::CompleteHandshake => "complete the handshake of",
         }
@@ -69,6 +72,12 @@ pub fn check_action(node: &Node, action: Action, facts: Facts) -> Result<(), Str
             Paired => refuse("it is already paired".into()),
             _ => refuse("no usable handshake request; generate a new node URI with `fedsync node uri`".into()),
         },
+        (Role::Inviter, Action::Refuse) => match node.status {
+            PairRequested if facts.holds_peer_token => Ok(()),
+            Failed if facts.holds_peer_token && node.handshake_requested_at.is_some() => Ok(()),
+            Paired => refuse(format!("it is already paired; to end the pairing, remove it with `fedsync node rm {id}`")),
+            _ => refuse("no handshake request is waiting".into()),
+        },
         (Role::Invitee, Action::Pair) => match node.status {
             Pending | Failed | PairRequested if facts.holds_pair_token => Ok(()),
             Paired => refuse("it is already paired; to pair again, add a new node URI from the peer".into()),
@@ -78,7 +87,10 @@ pub fn check_action(node: &Node, action: Action, facts: Facts) -> Result<(), Str
             PairRequested => Ok(()),
             _ => refuse("no handshake request of ours is waiting".into()),
         },
-        (Role::Invitee, Action::GenerateUri | Action::AcceptHandshake | Action::Confirm) => refuse(
+        (
+            Role::Invitee,
+            Action::GenerateUri | Action::AcceptHandshake | Action::Confirm | Action::Refuse,
+        ) => refuse(
             "this node was added from the peer's node URI; the inviting side generates URIs and confirms".into(),
         ),
         (Role::Inviter, Action::Pair | Action::CompleteHandshake) => refuse(
@@ -191,6 +203,12 @@ mod tests {
         );
         check(Invitee, Pending, Action::GenerateUri, OTT, false, false);
         check(Invitee, PairRequested, Action::Confirm, PEER, false, false);
+        check(Inviter, PairRequested, Action::Refuse, PEER, true, true);
+        check(Inviter, Failed, Action::Refuse, PEER, true, true);
+        check(Inviter, Failed, Action::Refuse, NONE, true, false);
+        check(Inviter, Pending, Action::Refuse, NONE, false, false);
+        check(Inviter, Paired, Action::Refuse, PEER, true, false);
+        check(Invitee, PairRequested, Action::Refuse, PEER, false, false);
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 pub struct Scheduler {
     metrics: Option<crate::telemetry::SyncMetrics>,
+    notices: Option<Arc<crate::sync::Notices>>,
     store: Arc<dyn Store>,
     runner: Arc<dyn JobRunner>,
     ids: Arc<IdGenerator>,
@@ -152,6 +153,7 @@ impl Scheduler {
         let permits = Arc::new(Semaphore::new(settings.max_concurrent.max(1) as usize));
         Scheduler {
             metrics: None,
+            notices: None,
             store,
             runner,
             ids,
@@ -168,6 +170,12 @@ impl Scheduler {
     /// Counts attempts, records, durations and backoff on these metrics.
     pub fn with_metrics(mut self, metrics: crate::telemetry::SyncMetrics) -> Scheduler {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Reports stopped jobs, and jobs failing for long, through `notices`.
+    pub fn with_notices(mut self, notices: Arc<crate::sync::Notices>) -> Scheduler {
+        self.notices = Some(notices);
         self
     }
 
@@ -382,7 +390,7 @@ impl Scheduler {
             );
         }
         match self.store.update_job(&done, Some(&self.owner)).await {
-            Ok(true) => {}
+            Ok(true) => self.report(&job, &done, &attempt.verdict).await,
             Ok(false) => {
                 tracing::warn!(job = %job.id, "a sync job changed hands before it finished")
             }
@@ -391,6 +399,60 @@ impl Scheduler {
             }
         }
         Some(attempt)
+    }
+
+    /// Tells the admins of a job that stopped, or that has now been failing
+    /// for `failing_for` (once per run of failures: the attempt that crosses
+    /// the threshold reports it).
+    async fn report(&self, before: &SyncJob, after: &SyncJob, verdict: &Verdict) {
+        let Some(notices) = &self.notices else {
+            return;
+        };
+        let crossed = |since: Timestamp| {
+            let Some(limit) = notices.failing_for().map(chrono_of) else {
+                return false;
+            };
+            let now_past = after.updated_at - since >= limit;
+            let was_past = before
+                .failing_since
+                .zip(before.last_error_at)
+                .is_some_and(|(s, last)| s == since && last - since >= limit);
+            now_past && !was_past
+        };
+        let stopped = matches!(verdict, Verdict::Stop(_));
+        let failing = matches!(verdict, Verdict::Retry(_) | Verdict::RetryAfter(..))
+            && after.failing_since.is_some_and(crossed);
+        if !stopped && !failing {
+            return;
+        }
+        let node = match self.store.get_node(after.node_id).await {
+            Ok(Some(node)) => node,
+            _ => return,
+        };
+        let module = match after.shared_module_id {
+            None => String::new(),
+            Some(id) => match self.store.get_shared_module(id).await {
+                Ok(Some(shared)) => shared.handle,
+                _ => id.to_string(),
+            },
+        };
+        let event = if stopped {
+            crate::sync::Event::SyncStopped {
+                node,
+                kind: after.kind,
+                module,
+                reason: after.stop_reason.clone(),
+            }
+        } else {
+            crate::sync::Event::SyncFailing {
+                node,
+                kind: after.kind,
+                module,
+                since: after.failing_since.unwrap_or(after.updated_at),
+                error: after.last_error.clone(),
+            }
+        };
+        notices.post(event).await;
     }
 
     /// The job after an attempt: its next run, attempts, errors; unleased.
@@ -405,6 +467,7 @@ impl Scheduler {
                 job.state = JobState::Idle;
                 job.attempts = 0;
                 job.last_success_at = Some(now);
+                job.failing_since = None;
                 job.last_error.clear();
                 job.stop_reason.clear();
                 job.next_run_at = self.schedule_of(job).next_after(now);
@@ -412,6 +475,7 @@ impl Scheduler {
             Verdict::Retry(error) | Verdict::RetryAfter(error, _) => {
                 job.state = JobState::Retrying;
                 job.attempts = job.attempts.saturating_add(1);
+                job.failing_since.get_or_insert(now);
                 job.last_error = error.clone();
                 job.last_error_at = Some(now);
                 let mut wait = self
@@ -426,6 +490,7 @@ impl Scheduler {
             Verdict::Stop(reason) => {
                 job.state = JobState::Stopped;
                 job.attempts = job.attempts.saturating_add(1);
+                job.failing_since.get_or_insert(now);
                 job.last_error = reason.clone();
                 job.last_error_at = Some(now);
                 job.stop_reason = reason.clone();

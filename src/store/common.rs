@@ -246,6 +246,7 @@ macro_rules! impl_common_store {
         $crate::store::modules_sql::impl_module_stores!($store, $begin);
         $crate::store::records_sql::impl_record_store!($store, $begin, $lock_module, $in_ids);
         $crate::store::jobs_sql::impl_job_store!($store, $skip_locked);
+        $crate::store::notify_sql::impl_notification_store!($store, $skip_locked);
 
         #[async_trait::async_trait]
         impl $crate::store::AdminTokenStore for $store {
@@ -544,6 +545,14 @@ macro_rules! impl_pairing_store {
                     $crate::store::common::bind_audit!(
                         sqlx::query($crate::store::common::INSERT_AUDIT),
                         event
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for n in &change.notifications {
+                    $crate::store::notify_sql::bind_notification!(
+                        sqlx::query($crate::store::notify_sql::INSERT_NOTIFICATION),
+                        n
                     )
                     .execute(&mut *tx)
                     .await?;

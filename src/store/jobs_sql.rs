@@ -7,7 +7,7 @@ macro_rules! job_columns {
     () => {
         "id, node_id, kind, shared_module_id, schedule, state, next_run_at, attempts, \
          last_error, last_error_at, last_success_at, stop_reason, lease_owner, \
-         lease_expires_at, triggered_at, created_at, updated_at"
+         lease_expires_at, triggered_at, created_at, updated_at, failing_since"
     };
 }
 pub(crate) use job_columns;
@@ -71,7 +71,7 @@ macro_rules! impl_job_store {
                         "INSERT INTO sync_jobs (",
                         $crate::store::jobs_sql::job_columns!(),
                         ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                         $15, $16, $17) ON CONFLICT (node_id, kind, shared_module_id) DO NOTHING"
+                         $15, $16, $17, $18) ON CONFLICT (node_id, kind, shared_module_id) DO NOTHING"
                     )),
                     job
                 )
@@ -102,8 +102,8 @@ macro_rules! impl_job_store {
                          schedule = $5, state = $6, next_run_at = $7, attempts = $8, \
                          last_error = $9, last_error_at = $10, last_success_at = $11, \
                          stop_reason = $12, lease_owner = $13, lease_expires_at = $14, \
-                         triggered_at = $15, created_at = $16, updated_at = $17 \
-                         WHERE id = $1 AND ($18 = '' OR lease_owner = $18)"
+                         triggered_at = $15, created_at = $16, updated_at = $17, failing_since = $18 \
+                         WHERE id = $1 AND ($19 = '' OR lease_owner = $19)"
                     ),
                     job
                 )
@@ -257,6 +257,12 @@ macro_rules! impl_job_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                sqlx::query(
+                    "DELETE FROM notifications WHERE COALESCE(sent_at, given_up_at) < $1",
+                )
+                .bind(before)
+                .execute(&mut *tx)
+                .await?;
                 let audit = sqlx::query("DELETE FROM audit_events WHERE at < $1")
                     .bind(before)
                     .execute(&mut *tx)
@@ -293,6 +299,7 @@ macro_rules! bind_job {
             .bind(job.triggered_at.map(to_micros))
             .bind(to_micros(job.created_at))
             .bind(to_micros(job.updated_at))
+            .bind(job.failing_since.map(to_micros))
     }};
 }
 pub(crate) use bind_job;

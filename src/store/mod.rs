@@ -15,6 +15,7 @@
 mod common;
 mod jobs_sql;
 mod modules_sql;
+mod notify_sql;
 pub mod postgres;
 mod records_sql;
 pub mod rows;
@@ -507,6 +508,40 @@ pub trait JobStore: Send + Sync {
     async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64), StoreError>;
 }
 
+/// The notification outbox: messages waiting for delivery, each claimed
+/// with a lease so one replica delivers it.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    async fn enqueue_notifications(
+        &self,
+        notifications: &[crate::domain::Notification],
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` due, undelivered notifications no live worker holds,
+    /// leased to `owner` until `lease_until`; the due first.
+    async fn claim_notifications(
+        &self,
+        now: Timestamp,
+        owner: &str,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::Notification>, StoreError>;
+    /// Records a delivery attempt; `false` when the lease is no longer ours.
+    async fn finish_notification(
+        &self,
+        id: Id,
+        owner: &str,
+        outcome: &crate::domain::Delivery,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Newest first.
+    async fn list_notifications(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::Notification>, StoreError>;
+    /// When the next undelivered notification is due.
+    async fn next_notification_due(&self) -> Result<Option<Timestamp>, StoreError>;
+}
+
 /// Admin tokens (their registered `jti`s).
 #[async_trait]
 pub trait AdminTokenStore: Send + Sync {
@@ -538,6 +573,7 @@ pub trait Store:
     + SyncStore
     + RecordStore
     + JobStore
+    + NotificationStore
     + AdminTokenStore
     + AuditStore
     + Send
@@ -556,6 +592,8 @@ impl<T> Store for T where
         + SyncStore
         + RecordStore
         + JobStore
+        + NotificationStore
+        + NotificationStore
         + AdminTokenStore
         + AuditStore
         + Send

@@ -579,6 +579,7 @@ pub struct SyncJobRow {
     pub triggered_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub failing_since: Option<i64>,
 }
 
 impl TryFrom<SyncJobRow> for crate::domain::SyncJob {
@@ -602,6 +603,7 @@ impl TryFrom<SyncJobRow> for crate::domain::SyncJob {
             lease_owner: row.lease_owner,
             lease_expires_at: opt_time(row.lease_expires_at)?,
             triggered_at: opt_time(row.triggered_at)?,
+            failing_since: opt_time(row.failing_since)?,
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
         })
@@ -670,6 +672,49 @@ impl TryFrom<RecordLinkRow> for RecordLink {
             origin_changed_at: row.origin_changed_at,
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub channel: String,
+    pub target: String,
+    pub event: String,
+    pub node_id: Option<i64>,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: String,
+    pub sent_at: Option<i64>,
+    pub given_up_at: Option<i64>,
+}
+
+impl TryFrom<NotificationRow> for crate::domain::Notification {
+    type Error = StoreError;
+
+    fn try_from(row: NotificationRow) -> Result<crate::domain::Notification, StoreError> {
+        Ok(crate::domain::Notification {
+            id: id("notifications.id", row.id)?,
+            channel: crate::domain::Channel::parse(&row.channel)
+                .map_err(|e| corrupt("notifications.channel", e))?,
+            target: row.target,
+            event: row.event,
+            node_id: row
+                .node_id
+                .map(|n| node_id("notifications.node_id", n))
+                .transpose()?,
+            subject: row.subject,
+            body: row.body,
+            created_at: from_micros(row.created_at)?,
+            attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+            next_attempt_at: from_micros(row.next_attempt_at)?,
+            last_error: row.last_error,
+            sent_at: opt_time(row.sent_at)?,
+            given_up_at: opt_time(row.given_up_at)?,
         })
     }
 }

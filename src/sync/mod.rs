@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod data;
+pub mod notices;
 pub mod pairing_flow;
 pub mod ports;
 pub mod progress;
@@ -15,12 +16,13 @@ pub mod records;
 pub mod runs;
 pub mod structure;
 
+pub use notices::{Event, NoticeSettings, Notices};
 pub use pairing_flow::{
     AuthenticatedPeer, InboundHandshake, IssuedUri, NodeCheck, NodeUpdate, PairingError,
     PairingService, PairingSettings, PeerAuthError,
 };
 pub use ports::{
-    DataPeer, HandshakeInit, LocalData, LocalError, LocalRecords, NewModule, Peer, PeerError,
-    PeerReply, RecordsPage, RecordsRequest, RemoteModule, RemoteRecord, RemoteValue, StructurePage,
-    StructurePeer,
+    DataPeer, HandshakeInit, LocalData, LocalError, LocalRecords, NewModule, NoticeSender, Peer,
+    PeerError, PeerReply, RecordsPage, RecordsRequest, RemoteModule, RemoteRecord, RemoteValue,
+    SendError, StructurePage, StructurePeer,
 };

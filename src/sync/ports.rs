@@ -304,3 +304,46 @@ pub trait LocalRecords: Send + Sync {
     /// How many changed records `page_changes` would page through.
     async fn count_changes(&self, query: &crate::store::ChangeQuery) -> Result<u64, LocalError>;
 }
+
+/// Why a notification was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub message: String,
+    /// No retry can help (the server refused the address, the receiver
+    /// answered 4xx).
+    pub permanent: bool,
+}
+
+impl SendError {
+    pub fn retriable(message: impl Into<String>) -> SendError {
+        SendError {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> SendError {
+        SendError {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+/// What delivers notifications: mail through SMTP, webhooks over HTTP.
+#[async_trait]
+pub trait NoticeSender: Send + Sync {
+    /// Whether mail can be sent at all (an SMTP server is configured).
+    fn email_enabled(&self) -> bool;
+    async fn send_email(&self, to: &str, subject: &str, body: &str) -> Result<(), SendError>;
+    /// POSTs `body` (JSON) to `url`, signed. `delivery` is the notification
+    /// id, sent so a receiver can drop a repeated delivery.
+    async fn post_webhook(
+        &self,
+        url: &str,
+        event: &str,
+        delivery: &str,
+        body: &str,
+    ) -> Result<(), SendError>;
+}

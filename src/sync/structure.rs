@@ -169,6 +169,8 @@ pub struct StructureSync {
     owner: String,
     page_size: u32,
     running: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Who hears of mappings a structure change broke.
+    notices: Option<Arc<super::Notices>>,
 }
 
 impl StructureSync {
@@ -188,7 +190,14 @@ impl StructureSync {
             owner,
             page_size: page_size.clamp(1, MAX_PAGE_SIZE),
             running: Mutex::new(HashMap::new()),
+            notices: None,
         }
+    }
+
+    /// Mappings a structure change breaks are reported through `notices`.
+    pub fn with_notices(mut self, notices: Arc<super::Notices>) -> StructureSync {
+        self.notices = Some(notices);
+        self
     }
 
     /// Pulls the node's exposed modules now and returns the finished run.
@@ -346,8 +355,19 @@ impl StructureSync {
                 }
             }
         }
-        let change = self.reconcile(node, remote, counts).await?;
+        let (change, broken) = self.reconcile(node, remote, counts).await?;
         self.store.apply_structure_change(&change).await?;
+        if let Some(notices) = &self.notices {
+            for (module, reason) in broken {
+                notices
+                    .post(super::Event::MappingBroken {
+                        node: node.clone(),
+                        module,
+                        reason,
+                    })
+                    .await;
+            }
+        }
         Ok(())
     }
 
@@ -357,7 +377,7 @@ impl StructureSync {
         node: &Node,
         remote: Vec<RemoteModule>,
         counts: &mut RunCounts,
-    ) -> Result<StructureChange, SyncError> {
+    ) -> Result<(StructureChange, Vec<(String, String)>), SyncError> {
         let now = domain::now();
         let held = self.store.list_shared_modules(node.id, true).await?;
         let mut by_external: HashMap<Id, SharedModule> = held
@@ -429,18 +449,28 @@ impl StructureSync {
             }
             current.push(gone);
         }
-        change.mapping_status = self.mapping_status(node.id, &current, now).await?;
-        Ok(change)
+        let (statuses, broken) = self.mapping_status(node.id, &current, now).await?;
+        change.mapping_status = statuses;
+        Ok((change, broken))
     }
 
-    /// Mappings whose status changes with the new structures.
+    /// Mappings whose status changes with the new structures, and the
+    /// (shared module handle, reason) of those that break now.
+    #[allow(clippy::type_complexity)]
     async fn mapping_status(
         &self,
         node_id: NodeId,
         shared: &[SharedModule],
         now: Timestamp,
-    ) -> Result<Vec<(Id, MappingStatus, String, Timestamp)>, SyncError> {
+    ) -> Result<
+        (
+            Vec<(Id, MappingStatus, String, Timestamp)>,
+            Vec<(String, String)>,
+        ),
+        SyncError,
+    > {
         let mut changes = Vec::new();
+        let mut broken = Vec::new();
         for mapping in self.store.list_mappings(node_id).await? {
             let Some(module) = shared.iter().find(|m| m.id == mapping.shared_module_id) else {
                 continue;
@@ -454,11 +484,14 @@ impl StructureSync {
                 Ok(()) => (MappingStatus::Ok, String::new()),
                 Err(reason) => (MappingStatus::Broken, reason),
             };
+            if status == MappingStatus::Broken && mapping.status == MappingStatus::Ok {
+                broken.push((module.handle.clone(), reason.clone()));
+            }
             if status != mapping.status || reason != mapping.status_reason {
                 changes.push((mapping.id, status, reason, now));
             }
         }
-        Ok(changes)
+        Ok((changes, broken))
     }
 }
 

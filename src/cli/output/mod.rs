@@ -313,6 +313,36 @@ pub fn node_with_uri(json: bool, created: &v1::NodeWithUri, what: &str) {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+struct InvitedJson {
+    #[serde(flatten)]
+    node: NodeJson,
+    sent_to: String,
+    node_uri_expires_at: Option<String>,
+}
+
+/// A node whose new node URI was emailed.
+pub fn invited(json: bool, invited: &v1::InviteNodeResponse) {
+    let Some(node) = &invited.node else { return };
+    let expires = rfc3339(&invited.node_uri_expires_at);
+    if json {
+        print_json(&InvitedJson {
+            node: NodeJson::from(node),
+            sent_to: invited.sent_to.clone(),
+            node_uri_expires_at: expires,
+        });
+        return;
+    }
+    println!(
+        "sent a new node URI for node {} to {} (valid until {}); when the peer asks to pair, approve with `fedsync node confirm {}`",
+        node.id,
+        invited.sent_to,
+        expires.unwrap_or_else(|| "-".into()),
+        node.id
+    );
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct AddedNodeJson {
     #[serde(flatten)]
     node: NodeJson,
@@ -362,6 +392,10 @@ pub fn node_after(json: bool, node: &v1::Node, action: &str) {
         "confirm" => println!(
             "node {} is {} with {} ({})",
             node.id, node.status, node.name, node.base_url
+        ),
+        "refuse" => println!(
+            "handshake request of node {} refused; it is {}: {}",
+            node.id, node.status, node.status_reason
         ),
         "rm" => println!(
             "node {} removed; the tokens it held from us are revoked",

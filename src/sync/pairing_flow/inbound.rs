@@ -212,12 +212,25 @@ impl PairingService {
                 }),
             ),
         ];
+        if let Some(notices) = &self.notices {
+            change.notifications = notices.render(
+                &crate::sync::Event::HandshakeRequested {
+                    node: change.node.clone(),
+                    source_addr: request.source_addr.clone(),
+                    at: now,
+                },
+                now,
+            );
+        }
         if self
             .store
             .apply_pairing_change(&change)
             .await
             .map_err(|e| Some(e.into()))?
         {
+            if let Some(notices) = &self.notices {
+                notices.wake();
+            }
             tracing::info!(node_id = %node_id, source_addr = %request.source_addr, "handshake request accepted; waiting for the admin to confirm");
             Ok(())
         } else {

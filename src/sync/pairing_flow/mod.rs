@@ -105,6 +105,8 @@ pub struct PairingService {
     settings: PairingSettings,
     /// Serialises admin actions on one node within this process.
     node_locks: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Who hears of handshake requests; `None`: nobody.
+    notices: Option<Arc<super::Notices>>,
 }
 
 const MAX_NAME_CHARS: usize = 64;
@@ -127,7 +129,14 @@ impl PairingService {
             ids,
             settings,
             node_locks: Mutex::new(HashMap::new()),
+            notices: None,
         }
+    }
+
+    /// Admins are told of handshake requests through `notices`.
+    pub fn with_notices(mut self, notices: Arc<super::Notices>) -> PairingService {
+        self.notices = Some(notices);
+        self
     }
 
     pub fn settings(&self) -> &PairingSettings {
@@ -416,6 +425,67 @@ impl PairingService {
                 })
             }
         }
+    }
+
+    /// Inviter: declines the peer's handshake request. The token the peer
+    /// sent is dropped and the node fails with a reason that says how to
+    /// invite again; nothing is sent to the peer (the protocol has no
+    /// refusal), whose later calls are refused.
+    pub async fn refuse(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
+        let _guard = self.lock(id).await;
+        let before = self.load(id).await?;
+        let holds = self.open(id, CredentialKind::AuthToken).await?.is_some();
+        let facts = Facts {
+            holds_peer_token: holds,
+            holds_pair_token: false,
+        };
+        check_action(&before, Action::Refuse, facts).map_err(PairingError::WrongState)?;
+        let now = domain::now();
+        let mut refused = before.clone();
+        refused.status = PairingStatus::Failed;
+        refused.status_reason = format!(
+            "{} refused the handshake request from {} at {}; to invite the peer again, generate a new node URI with `fedsync node uri {id}`",
+            actor.name,
+            if before.handshake_source_addr.is_empty() {
+                "the peer"
+            } else {
+                before.handshake_source_addr.as_str()
+            },
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        refused.handshake_requested_at = None;
+        refused.peer_token_fingerprint = String::new();
+        refused.updated_at = now;
+        let mut change = PairingChange::update(refused.clone());
+        change.expect_status = vec![before.status];
+        change.delete_credentials = vec![CredentialKind::AuthToken];
+        change.revoke_tokens = Some(Revocation::AllExcept(
+            Vec::new(),
+            "the handshake request was refused".into(),
+        ));
+        change.audit = vec![self.audit(
+            actor,
+            "handshake.declined",
+            AuditResult::Ok,
+            Some(id),
+            "refused_by_admin",
+            serde_json::json!({ "sourceAddr": before.handshake_source_addr }),
+        )];
+        if let Some(notices) = &self.notices {
+            change.notifications = notices.render(
+                &super::Event::HandshakeRefused {
+                    node: refused.clone(),
+                    by: actor.name.clone(),
+                },
+                now,
+            );
+        }
+        self.apply(&change).await?;
+        if let Some(notices) = &self.notices {
+            notices.wake();
+        }
+        tracing::info!(node_id = %id, "handshake request refused by the admin");
+        Ok(refused)
     }
 
     /// Inviter: approves the peer's handshake request and completes the
