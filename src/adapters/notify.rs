@@ -2,13 +2,12 @@
 //! TLS with rustls, authentication) and webhooks over HTTP (reqwest),
 //! signed with HMAC-SHA256.
 //!
-//! Invariants: every exchange is bounded by the configured timeout; no
-//! redirects are followed; a webhook URL (which may carry a key) never
-//! reaches an error message or a log line; the SMTP password is only handed
-//! to lettre.
+//! Invariants: every exchange (a whole SMTP session, a webhook request) is
+//! bounded by the configured timeout; no redirects are followed; a webhook
+//! URL (which may carry a key) never reaches an error message or a log line;
+//! the SMTP password is only handed to lettre.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,25 +55,17 @@ pub struct Sender {
     smtp: Option<(AsyncSmtpTransport<Tokio1Executor>, Mailbox)>,
     http: reqwest::Client,
     webhook_secret: Zeroizing<String>,
+    timeout: Duration,
 }
 
 impl Sender {
     pub fn new(settings: SenderSettings) -> Result<Sender, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::crypto::tls::install_crypto_provider();
         let smtp = match &settings.smtp {
             None => None,
             Some(smtp) => Some(smtp_transport(smtp, settings.timeout)?),
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up failed: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::crypto::tls::client_config(None, "")?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
@@ -88,6 +79,7 @@ impl Sender {
             smtp,
             http,
             webhook_secret: settings.webhook_secret,
+            timeout: settings.timeout,
         })
     }
 }
@@ -165,7 +157,16 @@ impl NoticeSender for Sender {
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
             .map_err(|e| SendError::permanent(format!("cannot build the message: {e}")))?;
-        match transport.send(message).await {
+        // lettre bounds only the TCP connect: a server that accepts and then
+        // stalls (no greeting, a slow DATA) is cut off here.
+        let sent = tokio::time::timeout(self.timeout, transport.send(message)).await;
+        let Ok(sent) = sent else {
+            return Err(SendError::retriable(format!(
+                "SMTP: the server did not finish within {}",
+                humantime::format_duration(self.timeout)
+            )));
+        };
+        match sent {
             Ok(_) => Ok(()),
             Err(e) if e.is_permanent() => Err(SendError::permanent(format!(
                 "the SMTP server refused the message: {e}"

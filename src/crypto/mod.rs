@@ -11,6 +11,7 @@ pub mod mac;
 pub mod ott;
 pub mod peer_token;
 pub mod secretbox;
+pub mod tls;
 
 pub use admin_token::{
     AdminTokenClaims, TokenRejection, mint_admin_token, parse_bearer, verify_admin_token,

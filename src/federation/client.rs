@@ -17,8 +17,6 @@ use async_trait::async_trait;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use http::{HeaderValue, Method, StatusCode};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Serialize;
 
 use super::wire::DataDocIn;
@@ -100,40 +98,11 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// Makes ring the process's rustls crypto provider (reqwest needs one even
-/// when a client brings its own TLS configuration). Idempotent.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::crypto::tls::install_crypto_provider;
 
 fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cannot read the peer CA file {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "the peer CA file {} holds no certificate",
-                path.display()
-            ));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("a certificate in {} is not usable: {e}", path.display()))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS set-up failed: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config =
+        crate::crypto::tls::client_config(ca_file.map(|p| p.as_path()), "the peer CA file")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

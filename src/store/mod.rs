@@ -593,7 +593,6 @@ impl<T> Store for T where
         + RecordStore
         + JobStore
         + NotificationStore
-        + NotificationStore
         + AdminTokenStore
         + AuditStore
         + Send

@@ -144,7 +144,11 @@ macro_rules! impl_notification_store {
                 &self,
             ) -> Result<Option<$crate::domain::Timestamp>, $crate::store::StoreError> {
                 let due: Option<i64> = sqlx::query_scalar(
-                    "SELECT MIN(next_attempt_at) FROM notifications \
+                    // A leased row is due when its lease runs out (its
+                    // holder may have died), not before: no hot loop while
+                    // another worker delivers it.
+                    "SELECT MIN(CASE WHEN lease_expires_at > next_attempt_at \
+                     THEN lease_expires_at ELSE next_attempt_at END) FROM notifications \
                      WHERE sent_at IS NULL AND given_up_at IS NULL",
                 )
                 .fetch_one(&self.pool)
