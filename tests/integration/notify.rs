@@ -781,3 +781,73 @@ async fn sync_events_reach_a_webhook_signed_and_a_failing_receiver_gets_them_aga
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_failing_for_long_is_posted_once_per_run_of_failures() {
+    use crate::common::fake_peer::{FakePeer, Reply};
+    let mut hooks = HookReceiver::start(Vec::new()).await;
+    let mut b = spawn_node_with("B", |o| {
+        hooks.configure(o, "B");
+        o.set("sync.retry_base", "20ms")
+            .set("sync.retry_cap", "50ms")
+            .set("notify.failing_for", "300ms");
+    })
+    .await;
+    let corteza = FakePeer::start().await;
+    let node = common::pair_corteza_origin(&b, &corteza).await;
+    for _ in 0..1000 {
+        corteza.reply(Reply::Json(
+            500,
+            serde_json::json!({"error": {"message": "busy"}}),
+        ));
+    }
+    let b_dir = b.data_dir.display().to_string();
+    let node_text = node.to_string();
+    let now = [
+        "sync",
+        "now",
+        &node_text,
+        "--kind",
+        "structure",
+        "--data-dir",
+        &b_dir,
+    ];
+    let _ = run_cli(&now).await;
+
+    // Retried with backoff until it has failed for 300 ms: reported.
+    let (_, failing) = hooks.next().await;
+    assert!(failing.signed, "{failing:?}");
+    assert_eq!(failing.event, "sync.failing", "{failing:?}");
+    assert_eq!(failing.body["node"]["id"], node_text.as_str());
+    assert_eq!(failing.body["data"]["kind"], "structure");
+    assert!(
+        failing.body["data"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{failing:?}"
+    );
+    let since = chrono::DateTime::parse_from_rfc3339(
+        failing.body["data"]["failingSince"].as_str().unwrap(),
+    )
+    .unwrap();
+    let occurred =
+        chrono::DateTime::parse_from_rfc3339(failing.body["occurredAt"].as_str().unwrap()).unwrap();
+    assert!(since <= occurred, "{failing:?}");
+
+    // It keeps failing (two more attempts of three tries each) without a
+    // second report; then the peer refuses our token and the job stops: the
+    // next event is that one.
+    let seen = corteza.requests().len();
+    while corteza.requests().len() < seen + 6 {
+        tokio::task::yield_now().await;
+    }
+    corteza.clear_replies();
+    corteza.reply(Reply::Json(
+        401,
+        serde_json::json!({"error": {"message": "unauthorized"}}),
+    ));
+    let (_, next) = hooks.next().await;
+    assert_eq!(next.event, "sync.stopped", "reported once: {next:?}");
+    b.stop().await;
+}

@@ -131,6 +131,11 @@ impl FakePeer {
         self.state.lock().unwrap().script.push_back(reply);
     }
 
+    /// Drops the answers still queued.
+    pub fn clear_replies(&self) {
+        self.state.lock().unwrap().script.clear();
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
     }
