@@ -302,3 +302,82 @@ fn systemd_credentials_fill_the_secrets_config_leaves_unset() {
         "sqlite:///var/lib/fedsync/x.db"
     );
 }
+
+#[test]
+fn notification_settings_are_checked_naming_the_key() {
+    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        (
+            &[
+                ("notify.smtp.host", "127.0.0.1"),
+                ("notify.admin_emails", "alice@a.test, not an address"),
+            ],
+            "`notify.admin_emails`",
+            "not an address",
+        ),
+        (
+            &[("notify.admin_emails", "alice@a.test")],
+            "`notify.admin_emails`",
+            "notify.smtp.host",
+        ),
+        (
+            &[
+                ("notify.webhook_urls", "https://hooks.example.com/k"),
+                ("notify.webhook_secret", "short"),
+            ],
+            "`notify.webhook_secret`",
+            "16 characters",
+        ),
+        (
+            &[
+                ("notify.smtp.host", "smtp.example.com"),
+                ("notify.smtp.security", "none"),
+            ],
+            "`notify.smtp.security`",
+            "loopback",
+        ),
+        (
+            &[
+                ("notify.smtp.host", "smtp.example.com"),
+                ("notify.smtp.username", "fedsync"),
+            ],
+            "`notify.smtp.username`",
+            "go together",
+        ),
+        (
+            &[
+                ("notify.smtp.host", "smtp.example.com"),
+                ("notify.smtp.from", "not a mailbox"),
+            ],
+            "`notify.smtp.from`",
+            "not a mailbox",
+        ),
+        (
+            &[("notify.retry_base", "0s")],
+            "`notify.retry_cap`",
+            "above zero",
+        ),
+    ];
+    for (pairs, key, words) in cases {
+        let mut flags = Overrides::default();
+        for (k, v) in *pairs {
+            flags.set(k, *v);
+        }
+        let err = load_err(None, &[], &flags);
+        assert!(err.contains(key) && err.contains(words), "{pairs:?}: {err}");
+    }
+    // The working combination loads; the webhook URL and secret stay secret.
+    let mut flags = Overrides::default();
+    flags
+        .set("notify.smtp.host", "localhost")
+        .set("notify.smtp.security", "none")
+        .set("notify.admin_emails", "alice@a.test")
+        .set(
+            "notify.webhook_urls",
+            "https://hooks.example.com/T0/SECRETKEY",
+        )
+        .set("notify.webhook_secret", "0123456789abcdef");
+    let config = Config::load(None, Vec::new(), &flags).unwrap();
+    assert_eq!(config.notify.admin_emails(), ["alice@a.test"]);
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("SECRETKEY") && !shown.contains("0123456789abcdef"));
+}
