@@ -229,9 +229,40 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 .await
                 .map_err(from_store)?,
         };
+        if nodes.len() == 1 {
+            let node = &nodes[0];
+            return Ok(Response::new(v1::GetSyncStatusResponse {
+                nodes: vec![self.node_status(node).await?],
+            }));
+        }
+        // Every node: four queries whatever their number (a status page
+        // polled during a busy round must stay quick).
+        let mut mappings = std::collections::HashMap::<NodeId, Vec<_>>::new();
+        for mapping in store.list_all_mappings().await.map_err(from_store)? {
+            mappings.entry(mapping.node_id).or_default().push(mapping);
+        }
+        let mut jobs = std::collections::HashMap::<NodeId, Vec<_>>::new();
+        for job in store.list_jobs(None).await.map_err(from_store)? {
+            jobs.entry(job.node_id).or_default().push(job);
+        }
+        let mut schedules: std::collections::HashMap<NodeId, (String, String)> = store
+            .node_schedules()
+            .await
+            .map_err(from_store)?
+            .into_iter()
+            .map(|(id, s, d)| (id, (s, d)))
+            .collect();
         let mut out = Vec::with_capacity(nodes.len());
         for node in nodes {
-            out.push(self.node_status(&node).await?);
+            out.push(
+                self.status_of(
+                    &node,
+                    mappings.remove(&node.id).unwrap_or_default(),
+                    schedules.remove(&node.id).unwrap_or_default(),
+                    jobs.remove(&node.id).unwrap_or_default(),
+                )
+                .await?,
+            );
         }
         Ok(Response::new(v1::GetSyncStatusResponse { nodes: out }))
     }
@@ -318,8 +349,24 @@ impl v1::sync_service_server::SyncService for SyncApi {
 impl SyncApi {
     async fn node_status(&self, node: &crate::domain::Node) -> Result<v1::NodeSyncStatus, Status> {
         let store = &self.state.store;
+        let mappings = store.list_mappings(node.id).await.map_err(from_store)?;
+        let schedule = store.node_schedule(node.id).await.map_err(from_store)?;
+        let jobs = store.list_jobs(Some(node.id)).await.map_err(from_store)?;
+        self.status_of(node, mappings, schedule, jobs).await
+    }
+
+    /// A node's status from its mappings, schedules and jobs (a broken
+    /// mapping costs one more query, for its handle).
+    async fn status_of(
+        &self,
+        node: &crate::domain::Node,
+        mappings: Vec<crate::domain::ModuleMapping>,
+        (schedule_structure, schedule_data): (String, String),
+        jobs: Vec<crate::domain::SyncJob>,
+    ) -> Result<v1::NodeSyncStatus, Status> {
+        let store = &self.state.store;
         let mut problems = Vec::new();
-        for mapping in store.list_mappings(node.id).await.map_err(from_store)? {
+        for mapping in mappings {
             if mapping.status == MappingStatus::Broken {
                 let handle = store
                     .get_shared_module(mapping.shared_module_id)
@@ -334,15 +381,7 @@ impl SyncApi {
                 });
             }
         }
-        let (schedule_structure, schedule_data) =
-            store.node_schedule(node.id).await.map_err(from_store)?;
-        let jobs = store
-            .list_jobs(Some(node.id))
-            .await
-            .map_err(from_store)?
-            .iter()
-            .map(proto::job)
-            .collect();
+        let jobs = jobs.iter().map(proto::job).collect();
         let full = proto::node(node);
         Ok(v1::NodeSyncStatus {
             node_id: full.id,

@@ -645,8 +645,13 @@ async fn serve(
     router: axum::Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small answers (a gRPC status, a JSON page's last bytes) go out at once:
+    // without TCP_NODELAY, Nagle and delayed ACKs add about 40 ms.
     axum::serve(
-        listener,
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.cancelled_owned())

@@ -148,6 +148,8 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // Small answers go out at once (no Nagle delay).
+                let _ = stream.set_nodelay(true);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

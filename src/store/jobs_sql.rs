@@ -206,6 +206,27 @@ macro_rules! impl_job_store {
                 Ok(row.unwrap_or_default())
             }
 
+            async fn node_schedules(
+                &self,
+            ) -> Result<Vec<($crate::domain::NodeId, String, String)>, $crate::store::StoreError> {
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                    "SELECT id, schedule_structure, schedule_data FROM nodes ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, s, d)| {
+                        $crate::domain::NodeId::from_i64(id)
+                            .map(|id| (id, s, d))
+                            .ok_or_else(|| {
+                                $crate::store::StoreError::Corrupt(format!(
+                                    "nodes.id: {id} is not a node id"
+                                ))
+                            })
+                    })
+                    .collect()
+            }
+
             async fn set_node_schedule(
                 &self,
                 node_id: $crate::domain::NodeId,

@@ -310,6 +310,8 @@ pub trait SharedStore: Send + Sync {
     async fn get_mapping(&self, shared_module_id: Id) -> Result<Option<ModuleMapping>, StoreError>;
     async fn delete_mapping(&self, shared_module_id: Id) -> Result<bool, StoreError>;
     async fn list_mappings(&self, node_id: NodeId) -> Result<Vec<ModuleMapping>, StoreError>;
+    /// The mappings of every node (one query, for status pages).
+    async fn list_all_mappings(&self) -> Result<Vec<ModuleMapping>, StoreError>;
     /// Mappings that write into a local module.
     async fn list_mappings_to(&self, local_module_id: Id)
     -> Result<Vec<ModuleMapping>, StoreError>;
@@ -496,6 +498,8 @@ pub trait JobStore: Send + Sync {
     async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError>;
     /// A node's schedules: (structure, data); empty means the default.
     async fn node_schedule(&self, node_id: NodeId) -> Result<(String, String), StoreError>;
+    /// Every node's schedules: (node, structure, data), one query.
+    async fn node_schedules(&self) -> Result<Vec<(NodeId, String, String)>, StoreError>;
     async fn set_node_schedule(
         &self,
         node_id: NodeId,

@@ -466,6 +466,19 @@ macro_rules! impl_module_stores {
                 rows.into_iter().map($crate::domain::ModuleMapping::try_from).collect()
             }
 
+            async fn list_all_mappings(
+                &self,
+            ) -> Result<Vec<$crate::domain::ModuleMapping>, $crate::store::StoreError> {
+                let rows = sqlx::query_as::<_, $crate::store::rows::MappingRow>(concat!(
+                    "SELECT ",
+                    $crate::store::modules_sql::mapping_columns!(),
+                    " FROM module_mappings ORDER BY node_id, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::ModuleMapping::try_from).collect()
+            }
+
             async fn list_mappings_to(
                 &self,
                 local_module_id: $crate::domain::Id,
