@@ -447,6 +447,10 @@ impl Initial {
 /// The initial sync of N records; returns the pair for more scenarios.
 async fn initial(n: u64) -> Result<(Initial, Pair)> {
     let pair = prepared_pair(n).await?;
+    eprintln!(
+        "  initial sync of {n} records: pairs {} and {}",
+        pair.a.pid, pair.b.pid
+    );
     let started = Instant::now();
     let runs = pair.b.sync_now(pair.b_node, "data").await?;
     let secs = started.elapsed().as_secs_f64();

@@ -50,6 +50,51 @@ macro_rules! links_where_in {
 }
 pub(crate) use links_where_in;
 
+/// Rows written by one multi-row statement.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// `items` in runs of at most `ROWS_PER_STATEMENT`, each without a repeated
+/// key (a statement may update a row only once).
+pub(crate) fn unique_chunks<T, K: std::hash::Hash + Eq>(
+    items: &[T],
+    key: impl Fn(&T) -> K,
+) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        if i - start == ROWS_PER_STATEMENT || !seen.insert(key(item)) {
+            chunks.push(&items[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(key(item));
+        }
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_bounded_and_never_repeat_a_key() {
+        let items: Vec<u32> = (0..250).collect();
+        let sizes: Vec<usize> = unique_chunks(&items, |i| *i)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        let repeated = [1, 2, 1, 3, 3];
+        let chunks = unique_chunks(&repeated, |i| *i);
+        assert_eq!(chunks, vec![&[1, 2][..], &[1, 3][..], &[3][..]]);
+        assert!(unique_chunks(&[] as &[u32], |i| *i).is_empty());
+    }
+}
+
 macro_rules! impl_record_store {
     ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal) => {
         #[async_trait::async_trait]
@@ -63,6 +108,7 @@ macro_rules! impl_record_store {
                 let mut written = Vec::with_capacity(batch.records.len());
                 let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
                 let now = $crate::store::to_micros($crate::domain::now());
+                let mut changed = Vec::with_capacity(batch.records.len());
                 for record in &batch.records {
                     let module = record.module_id.as_i64();
                     if !next.contains_key(&module) {
@@ -76,51 +122,77 @@ macro_rules! impl_record_store {
                     }
                     let changed_at = next[&module];
                     next.insert(module, changed_at + 1);
-                    let (revision,): (i64,) = sqlx::query_as(concat!(
+                    changed.push(changed_at);
+                }
+                // Up to ROWS_PER_STATEMENT rows a statement (a round trip to
+                // the database each, not one per row); a chunk never holds
+                // one id twice, as a statement may update a row only once.
+                let records: Vec<_> = batch.records.iter().zip(changed).collect();
+                for chunk in $crate::store::records_sql::unique_chunks(&records, |(r, _)| r.id) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!(
                         "INSERT INTO local_records (",
                         $crate::store::records_sql::record_columns!(),
-                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
-                         ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
+                        ") "
+                    ));
+                    insert.push_values(chunk, |mut row, (record, changed_at)| {
+                        row.push_bind(record.id.as_i64())
+                            .push_bind(record.module_id.as_i64())
+                            .push_bind($crate::store::rows::values_to_json(&record.values))
+                            .push_bind(record.origin_node_id.map(|n| n.as_i64()))
+                            .push_bind(to_micros(record.created_at))
+                            .push_bind(to_micros(record.updated_at))
+                            .push_bind(record.deleted_at.map(to_micros))
+                            .push_bind(*changed_at)
+                            .push_bind(1i64);
+                    });
+                    insert.push(
+                        " ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
                          updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
                          changed_at = excluded.changed_at, revision = local_records.revision + 1 \
-                         RETURNING revision"
-                    ))
-                    .bind(record.id.as_i64())
-                    .bind(module)
-                    .bind($crate::store::rows::values_to_json(&record.values))
-                    .bind(record.origin_node_id.map(|n| n.as_i64()))
-                    .bind(to_micros(record.created_at))
-                    .bind(to_micros(record.updated_at))
-                    .bind(record.deleted_at.map(to_micros))
-                    .bind(changed_at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let mut stored = record.clone();
-                    stored.changed_at = changed_at;
-                    stored.revision = u64::try_from(revision).unwrap_or(1);
-                    written.push(stored);
+                         RETURNING id, revision",
+                    );
+                    let revisions: std::collections::HashMap<i64, i64> = insert
+                        .build_query_as::<(i64, i64)>()
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    for (record, changed_at) in chunk {
+                        let mut stored = (*record).clone();
+                        stored.changed_at = *changed_at;
+                        stored.revision = revisions
+                            .get(&record.id.as_i64())
+                            .and_then(|r| u64::try_from(*r).ok())
+                            .unwrap_or(1);
+                        written.push(stored);
+                    }
                 }
-                for link in &batch.links {
-                    sqlx::query(concat!(
+                for chunk in $crate::store::records_sql::unique_chunks(&batch.links, |l| {
+                    (l.node_id, l.exposed_module_id, l.origin_record_id)
+                }) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!(
                         "INSERT INTO record_links (",
                         $crate::store::records_sql::link_columns!(),
-                        ", seen_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
+                        ", seen_run) "
+                    ));
+                    insert.push_values(chunk, |mut row, link| {
+                        row.push_bind(link.node_id.as_i64())
+                            .push_bind(link.exposed_module_id.as_i64())
+                            .push_bind(link.origin_record_id.as_i64())
+                            .push_bind(link.local_module_id.as_i64())
+                            .push_bind(link.local_record_id.as_i64())
+                            .push_bind(link.origin_changed_at)
+                            .push_bind(to_micros(link.created_at))
+                            .push_bind(to_micros(link.updated_at))
+                            .push_bind(batch.seen_run);
+                    });
+                    insert.push(
+                        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
                          local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
                          origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at, \
-                         seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END"
-                    ))
-                    .bind(link.node_id.as_i64())
-                    .bind(link.exposed_module_id.as_i64())
-                    .bind(link.origin_record_id.as_i64())
-                    .bind(link.local_module_id.as_i64())
-                    .bind(link.local_record_id.as_i64())
-                    .bind(link.origin_changed_at)
-                    .bind(to_micros(link.created_at))
-                    .bind(to_micros(link.updated_at))
-                    .bind(batch.seen_run)
-                    .execute(&mut *tx)
-                    .await?;
+                         seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END",
+                    );
+                    insert.build().execute(&mut *tx).await?;
                 }
                 for error in &batch.errors {
                     sqlx::query(
