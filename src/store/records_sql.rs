@@ -76,25 +76,6 @@ pub(crate) fn unique_chunks<T, K: std::hash::Hash + Eq>(
     chunks
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_bounded_and_never_repeat_a_key() {
-        let items: Vec<u32> = (0..250).collect();
-        let sizes: Vec<usize> = unique_chunks(&items, |i| *i)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, vec![100, 100, 50]);
-        let repeated = [1, 2, 1, 3, 3];
-        let chunks = unique_chunks(&repeated, |i| *i);
-        assert_eq!(chunks, vec![&[1, 2][..], &[1, 3][..], &[3][..]]);
-        assert!(unique_chunks(&[] as &[u32], |i| *i).is_empty());
-    }
-}
-
 macro_rules! impl_record_store {
     ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal) => {
         #[async_trait::async_trait]
@@ -454,3 +435,22 @@ macro_rules! impl_record_store {
     };
 }
 pub(crate) use impl_record_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_bounded_and_never_repeat_a_key() {
+        let items: Vec<u32> = (0..250).collect();
+        let sizes: Vec<usize> = unique_chunks(&items, |i| *i)
+            .iter()
+            .map(|c| c.len())
+            .collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        let repeated = [1, 2, 1, 3, 3];
+        let chunks = unique_chunks(&repeated, |i| *i);
+        assert_eq!(chunks, vec![&[1, 2][..], &[1, 3][..], &[3][..]]);
+        assert!(unique_chunks(&[] as &[u32], |i| *i).is_empty());
+    }
+}
