@@ -305,7 +305,9 @@ fn systemd_credentials_fill_the_secrets_config_leaves_unset() {
 
 #[test]
 fn notification_settings_are_checked_naming_the_key() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    /// Keys set, the key the error names, words it says.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             &[
                 ("notify.smtp.host", "127.0.0.1"),
