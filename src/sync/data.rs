@@ -517,29 +517,34 @@ impl DataSync {
             .filter(|c| ours && !c.is_empty());
         let previous_watermark = start.as_ref().map(|c| c.last_sync).unwrap_or(0);
         let mut watermark = previous_watermark;
-        let mut first = true;
         let mut seen_cursors = HashSet::new();
         let mut seq = 0u64;
+        let fetch = |request: RecordsRequest| {
+            let (token, base_url) = (&token, &node.base_url);
+            async move {
+                (|| {
+                    self.peer.records_page(
+                        base_url,
+                        shared_id,
+                        shared.external_module_id,
+                        token,
+                        &request,
+                    )
+                })
+                .retry(super::ports::page_retry())
+                .when(super::ports::retry_page)
+                .await
+                .map_err(SyncError::from)
+            }
+        };
+        let mut page = fetch(RecordsRequest {
+            limit: self.page_size,
+            cursor: cursor.clone(),
+            last_sync: (!ours && previous_watermark > 0).then_some(previous_watermark),
+            include_total: ours,
+        })
+        .await?;
         loop {
-            let request = RecordsRequest {
-                limit: self.page_size,
-                cursor: cursor.clone(),
-                last_sync: (first && !ours && previous_watermark > 0).then_some(previous_watermark),
-                include_total: first && ours,
-            };
-            first = false;
-            let page = (|| {
-                self.peer.records_page(
-                    &node.base_url,
-                    shared_id,
-                    shared.external_module_id,
-                    &token,
-                    &request,
-                )
-            })
-            .retry(super::ports::page_retry())
-            .when(super::ports::retry_page)
-            .await?;
             run.counts.pages += 1;
             if total.is_none() {
                 *total = page.total;
@@ -554,59 +559,82 @@ impl DataSync {
                 }
             }
             let last = page.next_cursor.is_none();
-            let mut batch = self
-                .transform(
-                    node,
-                    &shared,
-                    &local,
-                    &usable,
-                    &page.records,
-                    run,
-                    &mut seq,
-                    full,
-                )
-                .await?;
-            batch.cursor = if ours {
-                page.resume_cursor
-                    .clone()
-                    .or_else(|| cursor.clone())
-                    .map(|c| CursorWrite {
+            // The page after this one, if the cursor is sound.
+            let next = match &page.next_cursor {
+                None => Ok(None),
+                Some(next) if !seen_cursors.insert(next.clone()) => Err(SyncError::Protocol(
+                    "the origin sent the same page cursor twice".into(),
+                )),
+                Some(_) if run.counts.pages >= MAX_PAGES => Err(SyncError::Protocol(format!(
+                    "the origin sent more than {MAX_PAGES} pages"
+                ))),
+                Some(next) => Ok(Some(next.clone())),
+            };
+            let write = async {
+                let mut batch = self
+                    .transform(
+                        node,
+                        &shared,
+                        &local,
+                        &usable,
+                        &page.records,
+                        run,
+                        &mut seq,
+                        full,
+                    )
+                    .await?;
+                batch.cursor = if ours {
+                    page.resume_cursor
+                        .clone()
+                        .or_else(|| cursor.clone())
+                        .map(|c| CursorWrite {
+                            node_id: node.id,
+                            shared_module_id: shared.id,
+                            cursor: c,
+                            last_sync: 0,
+                        })
+                } else if last {
+                    Some(CursorWrite {
                         node_id: node.id,
                         shared_module_id: shared.id,
-                        cursor: c,
-                        last_sync: 0,
+                        cursor: String::new(),
+                        last_sync: watermark,
                     })
-            } else if last {
-                Some(CursorWrite {
-                    node_id: node.id,
-                    shared_module_id: shared.id,
-                    cursor: String::new(),
-                    last_sync: watermark,
-                })
-            } else {
-                None
+                } else {
+                    None
+                };
+                batch.progress = Some((run.id, run.counts));
+                self.records
+                    .apply_batch(&batch)
+                    .await
+                    .map_err(|e| SyncError::WrongState(e.to_string()))?;
+                self.progress.publish(run, *total);
+                Ok::<_, SyncError>(())
             };
-            batch.progress = Some((run.id, run.counts));
-            self.records
-                .apply_batch(&batch)
-                .await
-                .map_err(|e| SyncError::WrongState(e.to_string()))?;
-            self.progress.publish(run, *total);
-            match page.next_cursor {
-                None => break,
-                Some(next) => {
-                    if !seen_cursors.insert(next.clone()) {
-                        return Err(SyncError::Protocol(
-                            "the origin sent the same page cursor twice".into(),
-                        ));
-                    }
-                    if run.counts.pages >= MAX_PAGES {
-                        return Err(SyncError::Protocol(format!(
-                            "the origin sent more than {MAX_PAGES} pages"
-                        )));
-                    }
-                    cursor = Some(next);
+            // The next page is fetched while this one is written: the
+            // origin, the network and our database work at once.
+            let prefetch = async {
+                match &next {
+                    Ok(Some(next)) => Some(
+                        fetch(RecordsRequest {
+                            limit: self.page_size,
+                            cursor: Some(next.clone()),
+                            last_sync: None,
+                            include_total: false,
+                        })
+                        .await,
+                    ),
+                    _ => None,
                 }
+            };
+            let (written, fetched) = tokio::join!(write, prefetch);
+            written?;
+            match (next?, fetched) {
+                (Some(next), Some(fetched)) => {
+                    cursor = Some(next);
+                    page = fetched?;
+                }
+                _ => break,
             }
         }
         if full {

@@ -1200,6 +1200,13 @@ async fn a_destination_killed_mid_sync_resumes_with_nothing_lost_or_doubled() {
         .await
         .expect("the pull reaches page 8");
     let db = b_dir.join("fedsync.db");
+    // Page 8 is asked for while page 7 is written: wait for page 7 to land
+    // (nothing more can, page 8 is held).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while scalar(&db, "SELECT COUNT(*) FROM local_records").await < 700 {
+        assert!(std::time::Instant::now() < deadline, "page 7 never landed");
+        tokio::task::yield_now().await;
+    }
     assert_eq!(scalar(&db, "SELECT COUNT(*) FROM local_records").await, 700);
     assert_eq!(
         scalar(

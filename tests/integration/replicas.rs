@@ -192,8 +192,11 @@ async fn two_replicas_on_one_postgres_run_each_job_once_and_take_over_a_dead_one
     tokio::time::timeout(Duration::from_secs(60), relay.wait_held())
         .await
         .expect("a replica reaches page 3");
+    // Page 3 is asked for while page 2 is written: the held run shows
+    // pages 1 and 2 once page 2 lands (and no more: page 3 is held).
     let running = runs_until(&pool, "the held run", |runs| {
-        runs.iter().any(|r| r.status == "running")
+        runs.iter()
+            .any(|r| r.status == "running" && r.created >= 200)
     })
     .await;
     let held = running
