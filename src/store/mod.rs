@@ -369,6 +369,19 @@ pub struct ChangeQuery {
     pub limit: u32,
 }
 
+impl ChangeQuery {
+    /// The (changed_at, id) the page starts after: `after` and `since` as
+    /// one lower bound, so the query is one index range.
+    pub fn lower_bound(&self) -> (i64, i64) {
+        let after = self
+            .after
+            .map_or((i64::MIN, i64::MIN), |(changed, id)| (changed, id.as_i64()));
+        // `changed_at >= since` is `(changed_at, id) > (since, MIN)`.
+        let since = self.since.map_or((i64::MIN, i64::MIN), |s| (s, i64::MIN));
+        after.max(since)
+    }
+}
+
 /// Records of the embedded data plane and the identity of received ones.
 #[async_trait]
 pub trait RecordStore: Send + Sync {

@@ -5,6 +5,11 @@
 //! does), so `changed_at` is assigned in commit order and a reader paging
 //! by it can never pass a change that commits later. `$in_ids` matches a
 //! column against `$3`, a comma-separated list of ids.
+//!
+//! Paging conditions are plain ranges (`id > $n`, `(changed_at, id) >
+//! ($a, $b)`), never `($n IS NULL OR ...)`: with the OR, SQLite cannot seek
+//! the index and scans from the start on every page (a full pull went
+//! quadratic).
 
 macro_rules! record_columns {
     () => {
@@ -29,19 +34,35 @@ macro_rules! links_where_in {
         if ids.is_empty() {
             Ok(Vec::new())
         } else {
-            let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
-                "SELECT ",
-                $crate::store::records_sql::link_columns!(),
-                " FROM record_links WHERE node_id = $1 AND ($2 = 0 OR exposed_module_id = $2) AND ",
-                $column,
-                " ",
-                $in_ids
-            ))
-            .bind($node.as_i64())
-            .bind($module)
-            .bind($crate::store::sql_set(ids.iter()))
-            .fetch_all(&$store.pool)
-            .await?;
+            let module: i64 = $module;
+            // Two texts, not `($2 = 0 OR exposed_module_id = $2)`: with the
+            // OR, SQLite uses only `node_id` of the primary key and scans
+            // every link of the peer for each page.
+            let sql = if module == 0 {
+                concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND $2 = 0 AND ",
+                    $column,
+                    " ",
+                    $in_ids
+                )
+            } else {
+                concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::link_columns!(),
+                    " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND ",
+                    $column,
+                    " ",
+                    $in_ids
+                )
+            };
+            let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(sql)
+                .bind($node.as_i64())
+                .bind(module)
+                .bind($crate::store::sql_set(ids.iter()))
+                .fetch_all(&$store.pool)
+                .await?;
             rows.into_iter()
                 .map($crate::domain::RecordLink::try_from)
                 .collect()
@@ -246,11 +267,11 @@ macro_rules! impl_record_store {
                     "SELECT ",
                     $crate::store::records_sql::record_columns!(),
                     " FROM local_records WHERE module_id = $1 AND ($2 OR deleted_at IS NULL) \
-                      AND (CAST($3 AS BIGINT) IS NULL OR id > $3) ORDER BY id LIMIT $4"
+                      AND id > $3 ORDER BY id LIMIT $4"
                 ))
                 .bind(module_id.as_i64())
                 .bind(include_deleted)
-                .bind(after.map(|i| i.as_i64()))
+                .bind(after.map_or(i64::MIN, |i| i.as_i64()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
@@ -261,24 +282,19 @@ macro_rules! impl_record_store {
                 &self,
                 q: &$crate::store::ChangeQuery,
             ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
-                let (after_changed, after_id) = match q.after {
-                    Some((changed, id)) => (Some(changed), Some(id.as_i64())),
-                    None => (None, None),
-                };
+                let (after_changed, after_id) = q.lower_bound();
                 let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
                     "SELECT ",
                     $crate::store::records_sql::record_columns!(),
                     " FROM local_records WHERE module_id = $1 \
-                      AND (CAST($2 AS BIGINT) IS NULL OR changed_at > $2 OR (changed_at = $2 AND id > $3)) \
-                      AND (CAST($4 AS BIGINT) IS NULL OR changed_at >= $4) \
-                      AND (CAST($5 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $5) \
-                      AND (NOT $6 OR origin_node_id IS NULL) \
-                     ORDER BY changed_at, id LIMIT $7"
+                      AND (changed_at, id) > ($2, $3) \
+                      AND (CAST($4 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $4) \
+                      AND (NOT $5 OR origin_node_id IS NULL) \
+                     ORDER BY changed_at, id LIMIT $6"
                 ))
                 .bind(q.module_id.as_i64())
                 .bind(after_changed)
-                .bind(after_id.unwrap_or(0))
-                .bind(q.since)
+                .bind(after_id)
                 .bind(q.exclude_origin.map(|n| n.as_i64()))
                 .bind(q.exclude_received)
                 .bind(i64::from(q.limit))
@@ -291,21 +307,16 @@ macro_rules! impl_record_store {
                 &self,
                 q: &$crate::store::ChangeQuery,
             ) -> Result<u64, $crate::store::StoreError> {
-                let (after_changed, after_id) = match q.after {
-                    Some((changed, id)) => (Some(changed), Some(id.as_i64())),
-                    None => (None, None),
-                };
+                let (after_changed, after_id) = q.lower_bound();
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM local_records WHERE module_id = $1 \
-                      AND (CAST($2 AS BIGINT) IS NULL OR changed_at > $2 OR (changed_at = $2 AND id > $3)) \
-                      AND (CAST($4 AS BIGINT) IS NULL OR changed_at >= $4) \
-                      AND (CAST($5 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $5) \
-                      AND (NOT $6 OR origin_node_id IS NULL)",
+                      AND (changed_at, id) > ($2, $3) \
+                      AND (CAST($4 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $4) \
+                      AND (NOT $5 OR origin_node_id IS NULL)",
                 )
                 .bind(q.module_id.as_i64())
                 .bind(after_changed)
-                .bind(after_id.unwrap_or(0))
-                .bind(q.since)
+                .bind(after_id)
                 .bind(q.exclude_origin.map(|n| n.as_i64()))
                 .bind(q.exclude_received)
                 .fetch_one(&self.pool)
@@ -356,13 +367,13 @@ macro_rules! impl_record_store {
                     "SELECT ",
                     $crate::store::records_sql::link_columns!(),
                     " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND seen_run <> $3 \
-                      AND (CAST($4 AS BIGINT) IS NULL OR origin_record_id > $4) \
+                      AND origin_record_id > $4 \
                      ORDER BY origin_record_id LIMIT $5"
                 ))
                 .bind(node_id.as_i64())
                 .bind(exposed_module_id.as_i64())
                 .bind(run_id)
-                .bind(after.map(|i| i.as_i64()))
+                .bind(after.map_or(i64::MIN, |i| i.as_i64()))
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
