@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, not glibc's malloc: a sync allocates and frees many small
+/// values per record, and glibc spent a fifth of the destination's time in
+/// malloc/free (see bench/README.md for the before and after).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = fedsync::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -94,11 +94,10 @@ impl LocalRecords for EmbeddedData {
     }
 
     async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, LocalError> {
+        // Bounded statements: one per thousand ids.
         let mut records = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(record) = self.store.get_record(*id).await? {
-                records.push(record);
-            }
+        for chunk in ids.chunks(1000) {
+            records.extend(self.store.get_records(chunk).await?);
         }
         Ok(records)
     }

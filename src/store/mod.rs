@@ -388,6 +388,8 @@ pub trait RecordStore: Send + Sync {
     /// Writes a batch; returns its records with `changed_at` assigned.
     async fn apply_record_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, StoreError>;
     async fn get_record(&self, id: Id) -> Result<Option<Record>, StoreError>;
+    /// The records among `ids` that exist, in one query.
+    async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, StoreError>;
     /// A module's records by id, after `after`; removed ones when asked.
     async fn list_records(
         &self,

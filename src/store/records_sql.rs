@@ -241,6 +241,27 @@ macro_rules! impl_record_store {
                 Ok(written)
             }
 
+            async fn get_records(
+                &self,
+                ids: &[$crate::domain::Id],
+            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
+                let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
+                    return Ok(Vec::new());
+                };
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                    "SELECT ",
+                    $crate::store::records_sql::record_columns!(),
+                    " FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
+                    $in_ids
+                ))
+                .bind(low.as_i64())
+                .bind(high.as_i64())
+                .bind($crate::store::sql_set(ids.iter()))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map($crate::domain::Record::try_from).collect()
+            }
+
             async fn get_record(
                 &self,
                 id: $crate::domain::Id,
