@@ -29,6 +29,8 @@ struct Args {
     records: u64,
     peers: u64,
     out: Option<PathBuf>,
+    /// Extra `FEDSYNC_*` settings for every daemon (`--daemon-env K=V`).
+    daemon_env: Vec<(String, String)>,
 }
 
 fn args() -> Result<Args> {
@@ -37,6 +39,7 @@ fn args() -> Result<Args> {
         records: 0,
         peers: 0,
         out: None,
+        daemon_env: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -47,6 +50,14 @@ fn args() -> Result<Args> {
             "--records" => args.records = it.next().ok_or("--records needs a number")?.parse()?,
             "--peers" => args.peers = it.next().ok_or("--peers needs a number")?.parse()?,
             "--out" => args.out = Some(it.next().ok_or("--out needs a file")?.into()),
+            "--daemon-env" => {
+                let pair = it.next().ok_or("--daemon-env needs KEY=VALUE")?;
+                let (key, value) = pair
+                    .split_once('=')
+                    .filter(|(k, _)| k.starts_with("FEDSYNC_"))
+                    .ok_or("--daemon-env takes FEDSYNC_KEY=VALUE")?;
+                args.daemon_env.push((key.to_owned(), value.to_owned()));
+            }
             "-h" | "--help" => {
                 println!(
                     "bench/run [--quick] [--records N] [--peers P] [--out FILE]\n\
@@ -54,7 +65,8 @@ fn args() -> Result<Args> {
                      --quick      N = 20,000 and 50 peers (under two minutes)\n\
                      --records N  records of the initial sync (default 200,000); growth runs N and 5N\n\
                      --peers P    peers of the many-peers round (default 200)\n\
-                     --out FILE   also write the figures as JSON"
+                     --out FILE   also write the figures as JSON\n\
+                     --daemon-env FEDSYNC_KEY=VALUE  a setting for every daemon (repeatable)"
                 );
                 std::process::exit(0);
             }
@@ -69,6 +81,9 @@ fn args() -> Result<Args> {
     }
     Ok(args)
 }
+
+/// Settings every daemon gets on top of the bench's own (`--daemon-env`).
+static DAEMON_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -115,6 +130,7 @@ impl Daemon {
             .env("FEDSYNC_SYNC__STRUCTURE_EVERY", "24h")
             .env("FEDSYNC_SYNC__DATA_EVERY", "24h")
             .env("FEDSYNC_LOG__LEVEL", "warn")
+            .envs(DAEMON_ENV.get().cloned().unwrap_or_default())
             .env("FEDSYNC_DATABASE__MAX_CONNECTIONS", "32")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -842,6 +858,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(args: Args) -> Result<()> {
+    let _ = DAEMON_ENV.set(args.daemon_env.clone());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let n = args.records;
     let scratch = tempfile::tempdir()?;

@@ -528,13 +528,26 @@ impl Scheduler {
             .await?;
         let mut wanted: HashMap<(NodeId, SyncKind, Option<Id>), (String, Timestamp)> =
             HashMap::new();
+        // Three queries whatever the number of nodes (this runs before every
+        // `sync now` and on every change of nodes or mappings).
+        let mut schedules: HashMap<NodeId, (String, String)> = self
+            .store
+            .node_schedules()
+            .await?
+            .into_iter()
+            .map(|(id, s, d)| (id, (s, d)))
+            .collect();
+        let mut mappings: HashMap<NodeId, Vec<_>> = HashMap::new();
+        for mapping in self.store.list_all_mappings().await? {
+            mappings.entry(mapping.node_id).or_default().push(mapping);
+        }
         for node in &nodes {
-            let (structure, data) = self.store.node_schedule(node.id).await?;
+            let (structure, data) = schedules.remove(&node.id).unwrap_or_default();
             wanted.insert(
                 (node.id, SyncKind::Structure, None),
                 (structure, node.updated_at),
             );
-            for mapping in self.store.list_mappings(node.id).await? {
+            for mapping in mappings.remove(&node.id).unwrap_or_default() {
                 wanted.insert(
                     (node.id, SyncKind::Data, Some(mapping.shared_module_id)),
                     (data.clone(), mapping.updated_at.max(node.updated_at)),
