@@ -99,6 +99,7 @@ struct Daemon {
     child: tokio::process::Child,
     pid: u32,
     federation: SocketAddr,
+    admin: SocketAddr,
     token: String,
     channel: Channel,
     _dir: tempfile::TempDir,
@@ -162,10 +163,18 @@ impl Daemon {
             child,
             pid,
             federation,
+            admin,
             token,
             channel,
             _dir: dir,
         })
+    }
+
+    /// A new connection to the admin listener.
+    async fn connect(&self) -> Result<Channel> {
+        Ok(Channel::from_shared(format!("http://{}", self.admin))?
+            .connect()
+            .await?)
     }
 
     fn base_url(&self) -> String {
@@ -739,7 +748,9 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
     let probe = {
         let done = done.clone();
         let latencies = latencies.clone();
-        let sync = b.sync();
+        // Its own connection, as a second admin's CLI has (on the shared
+        // one it would queue behind the round's streams).
+        let sync = SyncClient::new(b.connect().await?);
         let token = b.token.clone();
         tokio::spawn(async move {
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
