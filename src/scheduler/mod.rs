@@ -139,6 +139,10 @@ pub struct Scheduler {
     parked: tokio::sync::watch::Sender<Option<Timestamp>>,
     /// When the dispatcher loop last turned (for the watchdog).
     beat: std::sync::Mutex<tokio::time::Instant>,
+    /// Reconciles one at a time; the number of the last one finished.
+    reconciled: tokio::sync::Mutex<u64>,
+    /// The number of reconciles started.
+    reconciles: std::sync::atomic::AtomicU64,
 }
 
 impl Scheduler {
@@ -164,6 +168,8 @@ impl Scheduler {
             permits,
             parked: tokio::sync::watch::Sender::new(None),
             beat: std::sync::Mutex::new(tokio::time::Instant::now()),
+            reconciled: tokio::sync::Mutex::new(0),
+            reconciles: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -517,7 +523,26 @@ impl Scheduler {
     /// ones are created (due at once), extra ones removed, schedules
     /// updated; a job stopped before the admin changed the node or the
     /// mapping gets another chance.
+    ///
+    /// Callers that arrive together share one pass: a pass that started
+    /// after a caller arrived sees whatever that caller changed before, so
+    /// the caller need not run another (200 simultaneous `sync now` calls
+    /// made 200 passes and queued the admin's reads behind them).
     pub async fn reconcile(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        // Any pass numbered above this one starts after we arrived.
+        let arrived = self.reconciles.load(Ordering::SeqCst);
+        let mut finished = self.reconciled.lock().await;
+        if *finished > arrived {
+            return Ok(());
+        }
+        let number = self.reconciles.fetch_add(1, Ordering::SeqCst) + 1;
+        self.reconcile_pass().await?;
+        *finished = number;
+        Ok(())
+    }
+
+    async fn reconcile_pass(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
         let nodes = self
             .store
