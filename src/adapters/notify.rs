@@ -65,7 +65,7 @@ impl Sender {
             None => None,
             Some(smtp) => Some(smtp_transport(smtp, settings.timeout)?),
         };
-        let tls = crate::crypto::tls::client_config(None, "")?;
+        let tls = crate::crypto::tls::client_config(None)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())

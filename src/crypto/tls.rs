@@ -15,13 +15,13 @@ pub fn install_crypto_provider() {
 }
 
 /// A client configuration trusting the system roots and the certificates in
-/// `ca_file` (named `what` in errors, e.g. "the peer CA file").
-pub fn client_config(ca_file: Option<&Path>, what: &str) -> Result<rustls::ClientConfig, String> {
+/// `ca_file`: its path and how errors name it (e.g. "the peer CA file").
+pub fn client_config(ca_file: Option<(&Path, &str)>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(cert);
     }
-    if let Some(path) = ca_file {
+    if let Some((path, what)) = ca_file {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;

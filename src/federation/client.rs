@@ -102,7 +102,7 @@ pub use crate::crypto::tls::install_crypto_provider;
 
 fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, String> {
     let mut config =
-        crate::crypto::tls::client_config(ca_file.map(|p| p.as_path()), "the peer CA file")?;
+        crate::crypto::tls::client_config(ca_file.map(|p| (p.as_path(), "the peer CA file")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

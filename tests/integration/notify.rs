@@ -334,6 +334,14 @@ async fn create_node(a: &TestDaemon, b: &TestDaemon) -> String {
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// A fresh node URI for node `id` on `a`.
+async fn node_uri(a: &TestDaemon, id: &str) -> String {
+    cli_json(a, &["node", "uri", id]).await["nodeUri"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// `b` asks to pair with the node URI `uri`; returns its node id for `a`.
 async fn ask_to_pair(b: &TestDaemon, uri: &str) -> String {
     let added = cli_json(b, &["node", "add-uri", uri]).await;
@@ -475,10 +483,7 @@ async fn a_handshake_request_mails_the_admins_and_a_refusal_is_audited_and_poste
     .await;
     let mut b = spawn_node("B").await;
     let a_id = create_node(&a, &b).await;
-    let uri = cli_json(&a, &["node", "uri", &a_id]).await["nodeUri"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uri = node_uri(&a, &a_id).await;
     ask_to_pair(&b, &uri).await;
 
     let mut to = BTreeSet::new();
@@ -571,7 +576,7 @@ async fn a_handshake_request_mails_the_admins_and_a_refusal_is_audited_and_poste
             "[fedsync] pairing with node B was refused"
         );
     }
-    // A refused request cannot be refused or confirmed again.
+    // A refused request cannot be confirmed afterwards.
     let again = run_cli(&[
         "node",
         "confirm",
@@ -599,10 +604,7 @@ async fn a_mail_server_that_hangs_drops_or_refuses_delays_no_handshake_and_is_re
     .await;
     let mut b = spawn_node("B").await;
     let a_id = create_node(&a, &b).await;
-    let uri = cli_json(&a, &["node", "uri", &a_id]).await["nodeUri"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let uri = node_uri(&a, &a_id).await;
     // The handshake completes while the mail server hangs.
     ask_to_pair(&b, &uri).await;
     assert_eq!(
@@ -649,61 +651,12 @@ async fn sync_events_reach_a_webhook_signed_and_a_failing_receiver_gets_them_aga
     let (node_a, node_b) = (a_for_b.to_string(), b_for_a.to_string());
 
     // A structure change on A breaks B's mapping: mapping.broken.
+    crate::data::share_account(&a, &b, a_for_b, b_for_a).await;
     cli_json(
         &a,
         &[
-            "module",
-            "create",
-            "--handle",
-            "Account",
-            "--field",
-            "Phone:String",
-            "--field",
-            "LinkedIn:Url",
+            "expose", "update", &node_a, "Account", "--field", "Name", "--field", "Tags",
         ],
-    )
-    .await;
-    cli_json(
-        &a,
-        &[
-            "expose", "add", &node_a, "Account", "--field", "Phone", "--field", "LinkedIn",
-        ],
-    )
-    .await;
-    cli_json(&b, &["sync", "now", &node_b, "--kind", "structure"]).await;
-    cli_json(
-        &b,
-        &[
-            "module",
-            "create",
-            "--handle",
-            "Contact",
-            "--field",
-            "Tel:String",
-            "--field",
-            "Social:String",
-        ],
-    )
-    .await;
-    cli_json(
-        &b,
-        &[
-            "map",
-            "set",
-            &node_b,
-            "Account",
-            "--to",
-            "Contact",
-            "--field",
-            "Phone=Tel",
-            "--field",
-            "LinkedIn=Social",
-        ],
-    )
-    .await;
-    cli_json(
-        &a,
-        &["expose", "update", &node_a, "Account", "--field", "Phone"],
     )
     .await;
     cli_json(&b, &["sync", "now", &node_b, "--kind", "structure"]).await;
@@ -726,7 +679,7 @@ async fn sync_events_reach_a_webhook_signed_and_a_failing_receiver_gets_them_aga
     assert_eq!(again.body["data"]["module"], "Account");
     assert_eq!(
         again.body["data"]["reason"],
-        "origin field `LinkedIn` was removed"
+        "origin field `Score` was removed"
     );
 
     // A peer that answers 401 needs re-pairing: sync.stopped.
