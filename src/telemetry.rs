@@ -150,6 +150,9 @@ pub struct Metrics {
     pub http_responses: Family<HttpLabels, Counter>,
     /// Admin requests refused for their credential, by reason code.
     pub admin_auth_failures: Family<ReasonLabels, Counter>,
+    /// Federation requests refused by an inbound limit: `handshake_rate`,
+    /// `handshake_lockout`, `peer_rate`, `busy`.
+    pub federation_limited: Family<ReasonLabels, Counter>,
     /// 1 while the store answers readiness checks, else 0.
     pub store_up: Gauge,
     pub sync: SyncMetrics,
@@ -176,6 +179,12 @@ impl Metrics {
             "admin_auth_failures",
             "Admin requests refused for their credential, by reason",
             admin_auth_failures.clone(),
+        );
+        let federation_limited = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "federation_limited",
+            "Federation requests refused by an inbound limit, by reason",
+            federation_limited.clone(),
         );
         let store_up = Gauge::default();
         registry.register(
@@ -222,6 +231,7 @@ impl Metrics {
             sync,
             http_responses,
             admin_auth_failures,
+            federation_limited,
             store_up,
         }
     }

@@ -82,6 +82,25 @@ pub struct FederationConfig {
     /// Proxies (comma-separated addresses or CIDR ranges) whose
     /// `X-Forwarded-For` names the client; empty: none is trusted.
     pub trusted_proxies: String,
+    /// Handshakes accepted per client address per `handshake_window`.
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub handshake_limit: u32,
+    #[serde(with = "values::duration")]
+    pub handshake_window: Duration,
+    /// Refused handshakes after which an address is locked out of the
+    /// handshake route, and for how long.
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub handshake_lockout_after: u32,
+    #[serde(with = "values::duration")]
+    pub handshake_lockout: Duration,
+    /// Requests per second one paired peer may make, and the burst above.
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub peer_requests_per_second: u32,
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub peer_burst: u32,
+    /// Requests the federation listener serves at once; past it, 503.
+    #[serde(deserialize_with = "values::u32_lenient")]
+    pub max_concurrent_requests: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,6 +483,13 @@ impl Default for FederationConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             trusted_proxies: String::new(),
+            handshake_limit: 10,
+            handshake_window: Duration::from_secs(60),
+            handshake_lockout_after: 5,
+            handshake_lockout: Duration::from_secs(15 * 60),
+            peer_requests_per_second: 100,
+            peer_burst: 200,
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -830,6 +856,36 @@ impl Config {
             return Err(invalid(
                 "federation.peer_max_response_bytes",
                 "must be at least 65536".into(),
+            ));
+        }
+        for (key, value) in [
+            (
+                "federation.handshake_limit",
+                self.federation.handshake_limit,
+            ),
+            (
+                "federation.handshake_lockout_after",
+                self.federation.handshake_lockout_after,
+            ),
+            (
+                "federation.peer_requests_per_second",
+                self.federation.peer_requests_per_second,
+            ),
+            ("federation.peer_burst", self.federation.peer_burst),
+            (
+                "federation.max_concurrent_requests",
+                self.federation.max_concurrent_requests,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if self.federation.handshake_window.is_zero() || self.federation.handshake_lockout.is_zero()
+        {
+            return Err(invalid(
+                "federation.handshake_window",
+                "handshake_window and handshake_lockout must be positive".into(),
             ));
         }
         if self.federation.peer_connect_timeout.is_zero()

@@ -34,7 +34,9 @@ use crate::crypto::{
 };
 use crate::domain::{self, AdminToken, AdminTokenKind, IdGenerator, TokenId};
 use crate::federation::client::{PeerClient, PeerClientConfig};
-use crate::federation::server::{self as federation_server, FederationState};
+use crate::federation::server::{
+    self as federation_server, FederationState, LimitSettings, Limits,
+};
 use crate::store::postgres::{PgOptions, PgStore};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{AppliedMigration, Store};
@@ -444,6 +446,15 @@ async fn launch(
             config.federation.public_url.clone()
         },
         metrics: metrics.clone(),
+        limits: Arc::new(Limits::new(&LimitSettings {
+            handshake_limit: config.federation.handshake_limit,
+            handshake_window: config.federation.handshake_window,
+            handshake_lockout_after: config.federation.handshake_lockout_after,
+            handshake_lockout: config.federation.handshake_lockout,
+            peer_requests_per_second: config.federation.peer_requests_per_second,
+            peer_burst: config.federation.peer_burst,
+            max_concurrent_requests: config.federation.max_concurrent_requests,
+        })),
         listeners_bound: Arc::new(AtomicBool::new(false)),
         trusted_proxies: Arc::new(
             crate::domain::net::parse_ip_ranges(&config.federation.trusted_proxies)

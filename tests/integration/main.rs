@@ -13,6 +13,7 @@ mod data;
 mod handshake;
 mod layering;
 mod lifecycle;
+mod limits;
 mod notify;
 mod ops;
 mod pairing;

@@ -3,7 +3,10 @@
 
 mod data;
 mod health;
+mod limits;
 mod peer;
+
+pub use limits::{LimitSettings, Limits, RateLimiter, Verdict, address_key};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +22,8 @@ use axum::routing::{get, post};
 use crate::crypto::SigningKey;
 use crate::store::Store;
 use crate::sync::{LocalRecords, PairingService};
-use crate::telemetry::{HttpLabels, Metrics};
+use crate::telemetry::{HttpLabels, Metrics, ReasonLabels};
+use axum::http::StatusCode;
 
 /// What the federation routes share.
 #[derive(Clone)]
@@ -35,6 +39,8 @@ pub struct FederationState {
     /// Our public federation base URL, for links in documents.
     pub public_base: String,
     pub metrics: Metrics,
+    /// Rate limits, lockout and the cap on requests served at once.
+    pub limits: Arc<Limits>,
     /// Set once both listeners are bound; `/readyz` is 503 before.
     pub listeners_bound: Arc<AtomicBool>,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -42,6 +48,13 @@ pub struct FederationState {
 }
 
 impl FederationState {
+    fn count_limited(&self, reason: &'static str) {
+        self.metrics
+            .federation_limited
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
     pub fn mark_listeners_bound(&self) {
         self.listeners_bound.store(true, Ordering::SeqCst);
     }
@@ -93,9 +106,45 @@ pub fn router(state: FederationState) -> Router {
             "/federation/exposed/modules/{id}",
             get(peer::documented_module),
         )
+        .layer(from_fn_with_state(state.clone(), admit))
         .layer(from_fn_with_state(state.clone(), count_responses))
         .layer(from_fn_with_state(state.clone(), real_client))
         .with_state(state)
+}
+
+/// The largest body any federation route reads (handshakes are far smaller
+/// and capped again where they are read).
+const MAX_REQUEST_BODY: u64 = 64 * 1024;
+
+/// The cap on requests served at once (503 with `Retry-After` past it; the
+/// probes are always answered) and on declared body sizes (413 before
+/// anything is read).
+async fn admit(State(state): State<FederationState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/livez" || path == "/readyz" {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_BODY) {
+        return peer::error(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large");
+    }
+    let Some(_permit) = state.limits.admit() else {
+        state.count_limited("busy");
+        let mut response = peer::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many requests at once; try again shortly",
+        );
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+        return response;
+    };
+    next.run(request).await
 }
 
 /// Behind a trusted proxy, the client is the right-most address of

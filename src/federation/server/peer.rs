@@ -6,17 +6,20 @@
 //! `Authorization: Bearer` header.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::HeaderValue;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use super::FederationState;
+use super::limits::{Verdict, address_key};
 use crate::domain::{NodeId, PeerKind};
 use crate::federation::wire::{
     Envelope, ErrorBody, ExposedModuleDoc, HandshakeCompleteBody, HandshakeInitBody, LinkDoc,
@@ -132,6 +135,55 @@ pub async fn handshake(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
+    let client = address_key(addr.ip());
+    let now = Instant::now();
+    if let Some(wait) = state.limits.lockout.locked(&client, now) {
+        state.count_limited("handshake_lockout");
+        return too_many(
+            wait,
+            "too many refused handshakes from this address; try again later",
+        );
+    }
+    if let Verdict::Limited { retry_after, first } = state.limits.handshakes.check(&client, now) {
+        state.count_limited("handshake_rate");
+        if first {
+            state
+                .pairing
+                .limited(&addr.to_string(), None, "handshake_rate")
+                .await;
+        }
+        return too_many(retry_after, "too many handshake requests; try again later");
+    }
+    let response = handshake_checked(&state, addr, id, request).await;
+    if matches!(
+        response.status(),
+        StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST
+    ) && state.limits.lockout.strike(&client, Instant::now())
+    {
+        state
+            .pairing
+            .limited(&addr.to_string(), None, "handshake_lockout")
+            .await;
+    }
+    response
+}
+
+/// 429 in Corteza's error envelope, with `Retry-After` in seconds.
+pub(super) fn too_many(wait: std::time::Duration, message: &str) -> Response {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, message);
+    response.headers_mut().insert(
+        RETRY_AFTER,
+        HeaderValue::from(super::limits::retry_after_seconds(wait)),
+    );
+    response
+}
+
+async fn handshake_checked(
+    state: &FederationState,
+    addr: SocketAddr,
+    id: String,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body: HandshakeInitBody = match json_body(&parts.headers, body).await {
         Ok(body) => body,
@@ -176,14 +228,30 @@ pub(super) async fn authenticate(
         .iter()
         .map(|v| v.as_bytes())
         .collect();
-    state
+    let peer = state
         .pairing
         .authenticate_peer(&values, id, &source(addr))
         .await
         .map_err(|e| match e {
             PeerAuthError::Unauthorized => error(StatusCode::UNAUTHORIZED, "unauthorized"),
             PeerAuthError::NotFound => error(StatusCode::NOT_FOUND, "not found"),
-        })
+        })?;
+    if let Verdict::Limited { retry_after, first } =
+        state.limits.peers.check(&peer.node.id, Instant::now())
+    {
+        state.count_limited("peer_rate");
+        if first {
+            state
+                .pairing
+                .limited(&source(addr), Some(peer.node.id), "peer_rate")
+                .await;
+        }
+        return Err(too_many(
+            retry_after,
+            "too many requests from this node; slow down",
+        ));
+    }
+    Ok(peer)
 }
 
 /// `POST /federation/nodes/{id}/handshake-complete`: the inviter completes

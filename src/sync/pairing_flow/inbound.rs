@@ -240,6 +240,25 @@ impl PairingService {
         }
     }
 
+    /// Audits a request refused by an inbound limit of the federation
+    /// listener: once when an address or a pair starts being limited, not for
+    /// each request of a flood. `reason`: `handshake_rate`,
+    /// `handshake_lockout`, `peer_rate`.
+    pub async fn limited(&self, source_addr: &str, node_id: Option<NodeId>, reason: &'static str) {
+        let event = self.audit(
+            &Actor::peer(source_addr),
+            "federation.limited",
+            AuditResult::Refused,
+            node_id,
+            reason,
+            serde_json::json!({}),
+        );
+        tracing::warn!(reason, source_addr, node_id = ?node_id.map(|n| n.to_string()), "peer requests refused by a limit");
+        if let Err(e) = self.store.append_audit(&event).await {
+            tracing::warn!(error = %e, "cannot record the audit event of a limit");
+        }
+    }
+
     /// The uniform refusal of a handshake request, audited with its reason.
     async fn refuse_handshake(
         &self,

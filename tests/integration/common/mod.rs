@@ -75,7 +75,11 @@ pub fn test_config(data_dir: &Path, database_url: Option<&str>) -> Config {
         .set("data_dir", data_dir.display().to_string())
         .set("federation.listen", "127.0.0.1:0")
         .set("admin.listen", "127.0.0.1:0")
-        .set("daemon.shutdown_grace", "5s");
+        .set("daemon.shutdown_grace", "5s")
+        // Tests send many handshakes from 127.0.0.1; the limits' own tests
+        // (limits.rs) set theirs.
+        .set("federation.handshake_limit", 100_000)
+        .set("federation.handshake_lockout_after", 100_000);
     if let Some(url) = database_url {
         overrides.set("database.url", url);
     }
@@ -159,6 +163,8 @@ pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) ->
         .set("federation.label", label)
         .set("federation.allow_insecure_peers", true)
         .set("daemon.shutdown_grace", "5s")
+        .set("federation.handshake_limit", 100_000)
+        .set("federation.handshake_lockout_after", 100_000)
         // Scheduled syncs and automatic retries stay out of tests that run
         // syncs by hand; tests of the scheduler set their own.
         .set("sync.structure_every", "1h")
