@@ -533,6 +533,7 @@ impl DataSync {
                 })
                 .retry(super::ports::page_retry())
                 .when(super::ports::retry_page)
+                .adjust(super::ports::page_wait)
                 .await
                 .map_err(SyncError::from)
             }

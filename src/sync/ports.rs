@@ -80,10 +80,31 @@ fn retry_hint(after: &Option<Duration>) -> String {
     after.map_or_else(String::new, |d| format!(", retry after {}s", d.as_secs()))
 }
 
+/// The longest `Retry-After` waited out within an attempt; a longer one
+/// ends the attempt and the job's backoff honours it.
+pub const MAX_PAGE_WAIT: Duration = Duration::from_secs(5);
+
 /// Whether a page request is worth retrying within the attempt: errors
-/// that may pass, except a 429, whose wait the job's backoff honours.
+/// that may pass, and a 429 that asks for a short wait (a peer's per-pair
+/// rate limit); a longer or unspecified 429 ends the attempt.
 pub fn retry_page(error: &PeerError) -> bool {
-    error.is_retriable() && !matches!(error, PeerError::Throttled { .. })
+    match error {
+        PeerError::Throttled { retry_after, .. } => {
+            retry_after.is_some_and(|wait| wait <= MAX_PAGE_WAIT)
+        }
+        other => other.is_retriable(),
+    }
+}
+
+/// The wait before retrying a page: what a 429 asked for, else the backoff's.
+pub fn page_wait(error: &PeerError, backoff: Option<Duration>) -> Option<Duration> {
+    match error {
+        PeerError::Throttled {
+            retry_after: Some(wait),
+            ..
+        } => backoff.map(|_| *wait),
+        _ => backoff,
+    }
 }
 
 /// How one page request is retried within an attempt: twice more, after

@@ -335,6 +335,7 @@ impl StructureSync {
             })
             .retry(super::ports::page_retry())
             .when(super::ports::retry_page)
+            .adjust(super::ports::page_wait)
             .await?;
             counts.pages += 1;
             remote.extend(page.modules);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestDaemon, http, pair, spawn_node_with, with_token};
+use crate::common::{TestDaemon, cli_json, http, pair, spawn_node_with, with_token};
 
 /// A node on `a` with a live node URI: (node id, OTT).
 async fn invite(a: &TestDaemon) -> (u64, String) {
@@ -378,4 +378,37 @@ async fn a_body_declared_past_the_cap_is_refused_before_it_is_read() {
     assert!(text.contains("the body is too large"), "{text}");
     assert_eq!(a.node(id).await.status, "pending");
     a.stop().await;
+}
+
+#[tokio::test]
+async fn a_sync_slowed_by_the_peers_rate_limit_waits_it_out_within_one_run() {
+    // A serves 4 requests a second per pair; B asks for pages of 10 records.
+    let mut a = spawn_node_with("A", |o| {
+        o.set("federation.peer_requests_per_second", 4)
+            .set("federation.peer_burst", 2);
+    })
+    .await;
+    let mut b = spawn_node_with("B", |o| {
+        o.set("sync.data_page_size", 10);
+    })
+    .await;
+    let (a_for_b, b_for_a) = pair(&a, &b).await;
+    crate::data::share_account(&a, &b, a_for_b, b_for_a).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::data::account_file(dir.path(), 60);
+    cli_json(&a, &["record", "import", "Account", file.to_str().unwrap()]).await;
+    let runs = cli_json(&b, &["sync", "now", &b_for_a.to_string(), "--kind", "data"]).await;
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["status"], "succeeded", "{runs:?}");
+    assert_eq!(runs[0]["created"], 60, "{runs:?}");
+    let on_b = cli_json(&b, &["record", "list", "Contact"]).await;
+    assert_eq!(on_b.as_array().unwrap().len(), 60);
+    assert!(
+        limited_metric(&a, "peer_rate").await > 0,
+        "A refused some of B's pages, and B waited them out"
+    );
+    for d in [&mut a, &mut b] {
+        d.stop().await;
+    }
 }

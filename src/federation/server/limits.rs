@@ -21,6 +21,9 @@ use crate::domain::NodeId;
 /// countless addresses cannot grow the table without bound.
 const MAX_KEYS: usize = 100_000;
 
+/// How often refusals of one key are reported (`Verdict::Limited::first`).
+const NOTE_EVERY: Duration = Duration::from_secs(60);
+
 /// Settings of the federation listener's limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitSettings {
@@ -57,8 +60,9 @@ impl Default for LimitSettings {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
     Allowed,
-    /// Refused; try again after this long. `first` is true for the first
-    /// refusal since the key was last allowed (one audit event an episode).
+    /// Refused; try again after this long. `first` is true for the key's
+    /// first refusal in `NOTE_EVERY` (at most one audit event a minute per
+    /// key, however long a flood lasts).
     Limited {
         retry_after: Duration,
         first: bool,
@@ -68,7 +72,8 @@ pub enum Verdict {
 struct Bucket {
     tokens: f64,
     at: Instant,
-    refused: bool,
+    /// When a refusal of this key was last reported.
+    noted: Option<Instant>,
 }
 
 /// A token bucket per key: `capacity` requests at once, refilled at
@@ -112,18 +117,21 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let bucket = buckets.entry(key.clone()).or_insert(Bucket {
             tokens: self.capacity,
             at: now,
-            refused: false,
+            noted: None,
         });
         bucket.tokens = level(bucket, now, self.per_second).min(self.capacity);
         bucket.at = now.max(bucket.at);
         // A hair below one is float error in the refill, not a missing token.
         if bucket.tokens >= 1.0 - 1e-9 {
             bucket.tokens = (bucket.tokens - 1.0).max(0.0);
-            bucket.refused = false;
             return Verdict::Allowed;
         }
-        let first = !bucket.refused;
-        bucket.refused = true;
+        let first = bucket
+            .noted
+            .is_none_or(|at| now.saturating_duration_since(at) >= NOTE_EVERY);
+        if first {
+            bucket.noted = Some(now);
+        }
         Verdict::Limited {
             retry_after: Duration::from_secs_f64((1.0 - bucket.tokens) / self.per_second),
             first,
@@ -289,18 +297,23 @@ mod tests {
         ));
         // Another key has its own bucket.
         assert_eq!(limiter.check(&2, t0), Verdict::Allowed);
-        // One token back after six seconds, and only one.
+        // One token back after six seconds, and only one; the refusal after
+        // it is not reported again within the minute.
         assert_eq!(limiter.check(&1, t0 + secs(6.0)), Verdict::Allowed);
         assert!(matches!(
             limiter.check(&1, t0 + secs(6.0)),
-            Verdict::Limited { first: true, .. }
+            Verdict::Limited { first: false, .. }
         ));
         // A long pause refills to the burst, never beyond.
         let later = t0 + secs(3600.0);
         for _ in 0..10 {
             assert_eq!(limiter.check(&1, later), Verdict::Allowed);
         }
-        assert!(matches!(limiter.check(&1, later), Verdict::Limited { .. }));
+        // A minute on, a refusal is reported again.
+        assert!(matches!(
+            limiter.check(&1, later),
+            Verdict::Limited { first: true, .. }
+        ));
     }
 
     #[test]
