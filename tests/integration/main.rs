@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod config;
 mod corteza_wire;
+mod crash;
 mod daemon;
 mod data;
 mod handshake;
