@@ -21,6 +21,7 @@ mod replicas;
 mod rest;
 mod scheduler;
 mod secrets;
+mod store_outage;
 mod store_story;
 mod structure;
 mod tls;
