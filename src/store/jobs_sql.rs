@@ -14,11 +14,14 @@ pub(crate) use job_columns;
 
 /// A job may be claimed: not stopped, due (or triggered), not leased by a
 /// live worker, its node paired, not paused, not removed, and the node has
-/// fewer than `$4` jobs leased right now. `$1` = now.
+/// fewer than `$4` jobs leased right now. `$1` = now. A job still
+/// `running` whose lease ran out lost its worker before the outcome was
+/// written (the process died, or the store was down when the attempt
+/// ended): it is due at once, not at the next run set before it ran.
 macro_rules! claimable {
     () => {
         "j.state <> 'stopped' \
-         AND (j.next_run_at <= $1 OR j.triggered_at IS NOT NULL) \
+         AND (j.next_run_at <= $1 OR j.triggered_at IS NOT NULL OR j.state = 'running') \
          AND (j.lease_expires_at IS NULL OR j.lease_expires_at < $1) \
          AND EXISTS (SELECT 1 FROM nodes n WHERE n.id = j.node_id AND n.status = 'paired' \
                      AND n.paused = FALSE AND n.deleted_at IS NULL) \

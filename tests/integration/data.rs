@@ -134,7 +134,7 @@ async fn data_sync(d: &TestDaemon, node: u64) -> Vec<Value> {
         .clone()
 }
 
-async fn records(d: &TestDaemon, module: &str, deleted: bool) -> Vec<Value> {
+pub(crate) async fn records(d: &TestDaemon, module: &str, deleted: bool) -> Vec<Value> {
     let mut args = vec!["record", "list", module];
     if deleted {
         args.push("--deleted");
@@ -143,7 +143,7 @@ async fn records(d: &TestDaemon, module: &str, deleted: bool) -> Vec<Value> {
 }
 
 /// Live records as (name field value) -> values object; panics on a duplicate name.
-fn by_name(records: &[Value], name_field: &str) -> BTreeMap<String, Value> {
+pub(crate) fn by_name(records: &[Value], name_field: &str) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for r in records {
         assert!(r["deletedAt"].is_null(), "{r}");
@@ -157,7 +157,7 @@ fn by_name(records: &[Value], name_field: &str) -> BTreeMap<String, Value> {
 }
 
 /// A's exposed set, in B's terms: FullName -> {FullName, Labels, Points}.
-fn expected_on_b(a_records: &[Value]) -> BTreeMap<String, Value> {
+pub(crate) fn expected_on_b(a_records: &[Value]) -> BTreeMap<String, Value> {
     a_records
         .iter()
         .filter(|r| r["deletedAt"].is_null())
@@ -1130,7 +1130,7 @@ async fn spawn_child(data_dir: &Path, socket_dir: &Path) -> (tokio::process::Chi
     .await
 }
 
-async fn scalar(db: &Path, sql: &'static str) -> i64 {
+pub(crate) async fn scalar(db: &Path, sql: &'static str) -> i64 {
     let url = format!("sqlite://{}?mode=ro", db.display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();

@@ -1,7 +1,10 @@
-//! Secret hygiene (federation-security 4.7 L1/L2): two real daemons pair at
-//! trace-level logging; afterwards no OTT, no issued token, no held token, no
-//! admin token and no key appears in any log line, CLI error, audit event,
-//! admin answer or database file.
+//! Secret hygiene (federation-security 4.7 L1/L2): two real daemons pair,
+//! then sync structure and data, at trace-level logging; afterwards no OTT,
+//! no issued token, no held token, no admin token, no key and no database
+//! password (a canary in A's PostgreSQL URL when PostgreSQL tests run)
+//! appears in any log line, CLI error, audit event, admin answer or
+//! database (B's SQLite file bytes, a `pg_dump` of A's database); and the
+//! canary values of a field A does not expose never reach B.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -30,13 +33,21 @@ fn free_port() -> u16 {
 }
 
 impl ChildDaemon {
-    async fn start(data_dir: &Path, label: &str) -> (ChildDaemon, String) {
+    async fn start(
+        data_dir: &Path,
+        label: &str,
+        database_url: Option<&str>,
+    ) -> (ChildDaemon, String) {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}/federation");
         let socket_dir = tempfile::tempdir().unwrap();
         let socket_path = socket_dir.path().join("notify.sock");
         let socket = UnixDatagram::bind(&socket_path).unwrap();
-        let mut child = Command::new(fedsync_bin())
+        let mut command = Command::new(fedsync_bin());
+        if let Some(url) = database_url {
+            command.env("FEDSYNC_DATABASE__URL", url);
+        }
+        let mut child = command
             .args([
                 "serve",
                 "--data-dir",
@@ -121,12 +132,67 @@ async fn cli(args: &[&str], dir: &Path, transcript: &mut String) -> serde_json::
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
+/// The token this daemon holds for node `id`, decrypted from its store.
+async fn held_token(dir: &Path, id: &str, database_url: Option<&str>) -> String {
+    use fedsync::domain::{CredentialKind, NodeId};
+    let store = fedsync::daemon::open_store(&crate::common::test_config(dir, database_url))
+        .await
+        .unwrap();
+    let node_id = NodeId::from_u64(id.parse().unwrap()).unwrap();
+    let credential = store
+        .get_peer_credential(node_id, CredentialKind::AuthToken)
+        .await
+        .unwrap()
+        .expect("a held token");
+    store.close().await;
+    let key_text = std::fs::read_to_string(dir.join("keys/encryption.key")).unwrap();
+    let key =
+        fedsync::crypto::EncryptionKey(fedsync::crypto::KeyMaterial::from_text(&key_text).unwrap());
+    let context =
+        fedsync::sync::pairing_flow::credential_context(node_id, CredentialKind::AuthToken);
+    let plain = fedsync::crypto::secretbox::open(&key, &context, &credential.ciphertext).unwrap();
+    String::from_utf8(plain.to_vec()).unwrap()
+}
+
+fn canary(what: &str) -> String {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).unwrap();
+    format!("Canary{what}{}", hex::encode(nonce))
+}
+
+/// `pg_dump` of a database, or `None` when pg_dump is not installed.
+fn pg_dump(url: &str) -> Option<Vec<u8>> {
+    let out = match std::process::Command::new("pg_dump")
+        .args(["--no-owner", "--dbname", url])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("pg_dump: {e}"),
+    };
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(out.stdout)
+}
+
 #[tokio::test]
 async fn no_secret_reaches_logs_errors_audit_or_the_database() {
     let root = tempfile::tempdir().unwrap();
     let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));
-    let (a, a_base) = ChildDaemon::start(&a_dir, "nodeA").await;
-    let (b, b_base) = ChildDaemon::start(&b_dir, "nodeB").await;
+    // A on PostgreSQL when the tests have one, its URL carrying a canary
+    // password (the server trusts loopback, so any password connects).
+    let pg = crate::common::pg::TestDatabase::create().await;
+    let db_password = canary("DbPassword");
+    let a_db_url = pg.as_ref().map(|db| {
+        let mut url = url::Url::parse(&db.url).unwrap();
+        url.set_password(Some(&db_password)).unwrap();
+        url.to_string()
+    });
+    let (a, a_base) = ChildDaemon::start(&a_dir, "nodeA", a_db_url.as_deref()).await;
+    let (b, b_base) = ChildDaemon::start(&b_dir, "nodeB", None).await;
     let mut cli_errors = String::new();
     let mut answers = String::new();
 
@@ -163,18 +229,112 @@ async fn no_secret_reaches_logs_errors_audit_or_the_database() {
             .await
             .to_string(),
     );
+
+    // Structure and data sync: A exposes Account (Name, Score; Secret
+    // stays home), B maps it to Contact and pulls records whose Secret
+    // values are canaries.
+    let mut steps: Vec<(&Path, Vec<String>)> = Vec::new();
+    let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    steps.push((
+        &a_dir,
+        args(&[
+            "module",
+            "create",
+            "--handle",
+            "Account",
+            "--field",
+            "Name:String",
+            "--field",
+            "Score:Number",
+            "--field",
+            "Secret:String",
+        ]),
+    ));
+    steps.push((
+        &a_dir,
+        args(&[
+            "expose", "add", &a_id, "Account", "--field", "Name", "--field", "Score",
+        ]),
+    ));
+    steps.push((&b_dir, args(&["sync", "now", &b_id, "--kind", "structure"])));
+    steps.push((
+        &b_dir,
+        args(&[
+            "module",
+            "create",
+            "--handle",
+            "Contact",
+            "--field",
+            "FullName:String",
+            "--field",
+            "Points:Number",
+        ]),
+    ));
+    steps.push((
+        &b_dir,
+        args(&[
+            "map",
+            "set",
+            &b_id,
+            "Account",
+            "--to",
+            "Contact",
+            "--field",
+            "Name=FullName",
+            "--field",
+            "Score=Points",
+        ]),
+    ));
+    for (dir, step) in &steps {
+        let step: Vec<&str> = step.iter().map(String::as_str).collect();
+        answers.push_str(&cli(&step, dir, &mut cli_errors).await.to_string());
+    }
+    let field_canaries: Vec<String> = (0..50).map(|_| canary("FieldValue")).collect();
+    let lines: String = field_canaries
+        .iter()
+        .enumerate()
+        .map(|(i, secret)| {
+            format!(
+                "{}\n",
+                serde_json::json!({ "Name": format!("n{i}"), "Score": "1", "Secret": secret })
+            )
+        })
+        .collect();
+    let import = root.path().join("accounts.jsonl");
+    std::fs::write(&import, lines).unwrap();
+    cli(
+        &["record", "import", "Account", import.to_str().unwrap()],
+        &a_dir,
+        &mut cli_errors,
+    )
+    .await;
+    let runs = cli(
+        &["sync", "now", &b_id, "--kind", "data"],
+        &b_dir,
+        &mut cli_errors,
+    )
+    .await;
+    assert_eq!(
+        (&runs[0]["status"], &runs[0]["created"]),
+        (&serde_json::json!("succeeded"), &serde_json::json!(50)),
+        "{runs}"
+    );
+    answers.push_str(&runs.to_string());
+    answers.push_str(
+        &cli(&["record", "list", "Contact"], &b_dir, &mut cli_errors)
+            .await
+            .to_string(),
+    );
     for (dir, id) in [(&a_dir, &a_id), (&b_dir, &b_id)] {
-        answers.push_str(
-            &cli(&["node", "check", id], dir, &mut cli_errors)
-                .await
-                .to_string(),
-        );
-        answers.push_str(
-            &cli(&["node", "show", id], dir, &mut cli_errors)
-                .await
-                .to_string(),
-        );
-        answers.push_str(&cli(&["audit"], dir, &mut cli_errors).await.to_string());
+        for command in [
+            vec!["node", "check", id],
+            vec!["node", "show", id],
+            vec!["sync", "runs", id],
+            vec!["sync", "status"],
+            vec!["audit"],
+        ] {
+            answers.push_str(&cli(&command, dir, &mut cli_errors).await.to_string());
+        }
     }
 
     let a_logs = a.stop().await;
@@ -196,28 +356,40 @@ async fn no_secret_reaches_logs_errors_audit_or_the_database() {
         secrets.push(("signing key", read(dir.join("keys/signing.key"))));
         secrets.push(("encryption key", read(dir.join("keys/encryption.key"))));
     }
-    let held = |dir: &Path, id: &str| {
-        let dir = dir.to_owned();
-        let id: u64 = id.parse().unwrap();
-        async move {
-            let daemon = crate::common::TestDaemon::detached(dir);
-            daemon.held_token(id).await.unwrap()
-        }
-    };
-    let token_of_b = held(&a_dir, &a_id).await;
-    let token_of_a = held(&b_dir, &b_id).await;
-    secrets.push(("token B issued", token_of_b));
-    secrets.push(("token A issued", token_of_a));
+    secrets.push((
+        "token B issued",
+        held_token(&a_dir, &a_id, a_db_url.as_deref()).await,
+    ));
+    secrets.push(("token A issued", held_token(&b_dir, &b_id, None).await));
+    if a_db_url.is_some() {
+        secrets.push(("database password", db_password.clone()));
+    }
 
-    let mut databases = Vec::new();
-    for dir in [&a_dir, &b_dir] {
+    // The databases: B's SQLite files, A's SQLite files or a dump of its
+    // PostgreSQL database.
+    let mut databases: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, dir) in [("A", &a_dir), ("B", &b_dir)] {
         for file in ["fedsync.db", "fedsync.db-wal"] {
             if let Ok(bytes) = std::fs::read(dir.join(file)) {
-                databases.push(bytes);
+                databases.push((format!("{name}'s {file}"), bytes));
             }
         }
     }
-    assert!(!databases.is_empty());
+    if let Some(db) = &pg {
+        match pg_dump(&db.url) {
+            Some(dump) => {
+                assert!(
+                    String::from_utf8_lossy(&dump).contains("issued_tokens"),
+                    "the dump is of A's database"
+                );
+                databases.push(("a pg_dump of A's database".into(), dump));
+            }
+            None => eprintln!("pg_dump is not installed: A's PostgreSQL database not dumped"),
+        }
+    }
+    assert!(databases.iter().any(|(name, _)| name.starts_with("B's")));
+    let contains =
+        |bytes: &[u8], secret: &str| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
     for (what, secret) in &secrets {
         assert!(secret.len() >= 20, "{what} is a real secret");
         for (place, text) in [
@@ -231,11 +403,29 @@ async fn no_secret_reaches_logs_errors_audit_or_the_database() {
                 "the {what} leaked into {place}"
             );
         }
-        for bytes in &databases {
+        for (name, bytes) in &databases {
             assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "the {what} is in a database file in plaintext"
+                !contains(bytes, secret),
+                "the {what} is in {name} in plaintext"
             );
         }
+    }
+    // A's unexposed field never left A: not in B's logs, B's database, or
+    // what B's admin sees (A's own store holds it, as it should).
+    for secret in &field_canaries {
+        assert!(
+            !b_logs.contains(secret.as_str()),
+            "an unexposed value in B's logs"
+        );
+        assert!(
+            !answers.contains(secret.as_str()),
+            "an unexposed value in an answer"
+        );
+        for (name, bytes) in databases.iter().filter(|(n, _)| n.starts_with("B's")) {
+            assert!(!contains(bytes, secret), "an unexposed value in {name}");
+        }
+    }
+    if let Some(db) = pg {
+        db.drop_database().await;
     }
 }

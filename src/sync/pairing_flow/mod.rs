@@ -567,6 +567,12 @@ impl PairingService {
                     e if e.is_unauthorized() => format!(
                         "the peer refused to complete the handshake ({e}); generate a new node URI with `fedsync node uri {id}` and pair again"
                     ),
+                    // A completion is single use: the peer is past waiting
+                    // for one (it may have taken an earlier one whose answer
+                    // never came back), so confirming again cannot help.
+                    e @ PeerError::Refused { status: 409, .. } => format!(
+                        "the peer is not waiting for a handshake completion ({e}); it may have completed an earlier attempt whose answer was lost. To pair again, generate a new node URI with `fedsync node uri {id}` for the peer's admin to add"
+                    ),
                     e => format!(
                         "completing the handshake failed ({e}); retry with `fedsync node confirm {id}`"
                     ),

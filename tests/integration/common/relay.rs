@@ -16,6 +16,10 @@ pub enum Fault {
     Fail(u16),
     /// Keep the request waiting until `Relay::release` (or forever).
     Hold,
+    /// Forward the request, then keep the peer's answer from the caller
+    /// until `Relay::release` (or forever): the peer has acted, the caller
+    /// has not heard.
+    HoldReply,
 }
 
 struct Rule {
@@ -131,12 +135,13 @@ async fn forward(State(relay): State<Relay>, request: Request) -> Response {
                 // A failure lasts (retries see it too); a hold is one request.
                 let hit = match rule.fault {
                     Fault::Fail(_) => rule.seen >= rule.nth,
-                    Fault::Hold => rule.seen == rule.nth,
+                    Fault::Hold | Fault::HoldReply => rule.seen == rule.nth,
                 };
                 if hit {
                     fault = Some(match rule.fault {
                         Fault::Fail(status) => Fault::Fail(status),
                         Fault::Hold => Fault::Hold,
+                        Fault::HoldReply => Fault::HoldReply,
                     });
                 }
             }
@@ -151,6 +156,7 @@ async fn forward(State(relay): State<Relay>, request: Request) -> Response {
         };
         (state.target, fault, held)
     };
+    let hold_reply = matches!(fault, Some(Fault::HoldReply));
     if let Some(Fault::Fail(status)) = fault {
         return Response::builder()
             .status(status)
@@ -190,6 +196,14 @@ async fn forward(State(relay): State<Relay>, request: Request) -> Response {
                 }
             }
             let bytes = reply.bytes().await.unwrap_or_default();
+            if hold_reply {
+                let (tx, rx) = oneshot::channel();
+                relay.state.lock().unwrap().held.push(tx);
+                relay.holding.notify_waiters();
+                if rx.await.is_err() {
+                    return Response::builder().status(503).body(Body::empty()).unwrap();
+                }
+            }
             builder.body(Body::from(bytes)).unwrap()
         }
         Err(_) => Response::builder().status(502).body(Body::empty()).unwrap(),
