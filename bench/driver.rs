@@ -26,6 +26,8 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>
 
 struct Args {
     quick: bool,
+    /// Only the flood scenario.
+    flood_only: bool,
     records: u64,
     peers: u64,
     out: Option<PathBuf>,
@@ -36,6 +38,7 @@ struct Args {
 fn args() -> Result<Args> {
     let mut args = Args {
         quick: false,
+        flood_only: false,
         records: 0,
         peers: 0,
         out: None,
@@ -47,6 +50,7 @@ fn args() -> Result<Args> {
             // `cargo bench` passes this to every bench binary.
             "--bench" => {}
             "--quick" => args.quick = true,
+            "--flood" => args.flood_only = true,
             "--records" => args.records = it.next().ok_or("--records needs a number")?.parse()?,
             "--peers" => args.peers = it.next().ok_or("--peers needs a number")?.parse()?,
             "--out" => args.out = Some(it.next().ok_or("--out needs a file")?.into()),
@@ -60,9 +64,10 @@ fn args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench/run [--quick] [--records N] [--peers P] [--out FILE]\n\
+                    "bench/run [--quick] [--flood] [--records N] [--peers P] [--out FILE]\n\
                      \n\
                      --quick      N = 20,000 and 50 peers (under two minutes)\n\
+                     --flood      only the flood scenario (one pair floods, another's latency is measured)\n\
                      --records N  records of the initial sync (default 200,000); growth runs N and 5N\n\
                      --peers P    peers of the many-peers round (default 200)\n\
                      --out FILE   also write the figures as JSON\n\
@@ -107,6 +112,11 @@ struct Daemon {
 
 impl Daemon {
     async fn start(label: &str) -> Result<Daemon> {
+        Daemon::start_with(label, &[]).await
+    }
+
+    /// `start` with extra `FEDSYNC_*` settings for this daemon.
+    async fn start_with(label: &str, env: &[(&str, &str)]) -> Result<Daemon> {
         let dir = tempfile::tempdir()?;
         let federation = free_port()?;
         let admin = free_port()?;
@@ -133,6 +143,7 @@ impl Daemon {
             .env("FEDSYNC_LOG__LEVEL", "warn")
             .envs(DAEMON_ENV.get().cloned().unwrap_or_default())
             .env("FEDSYNC_DATABASE__MAX_CONNECTIONS", "32")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("daemon.log"))?)
@@ -860,6 +871,269 @@ async fn complete_pairing(
     Ok(())
 }
 
+/// Latency percentiles of one series of requests, in milliseconds.
+#[derive(Clone, Copy)]
+struct Latency {
+    calls: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn latency(mut ms: Vec<f64>) -> Latency {
+    ms.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        if ms.is_empty() {
+            return f64::NAN;
+        }
+        ms[((ms.len() - 1) as f64 * q).round() as usize]
+    };
+    Latency {
+        calls: ms.len(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    }
+}
+
+/// One daemon serving the same exposed module to two Corteza-style peers:
+/// the victim's and the flooder's record-page URLs and tokens.
+struct FloodRig {
+    b: Daemon,
+    victim: (String, String),
+    flooder: (String, String),
+}
+
+const FLOOD_RECORDS: u64 = 2_000;
+const FLOOD_TASKS: usize = 32;
+
+async fn flood_rig(limited: bool) -> Result<FloodRig> {
+    let (fake, tokens) = fake_corteza().await?;
+    let unlimited = [
+        ("FEDSYNC_FEDERATION__PEER_REQUESTS_PER_SECOND", "1000000"),
+        ("FEDSYNC_FEDERATION__PEER_BURST", "1000000"),
+    ];
+    let b = Daemon::start_with("B", if limited { &[] } else { &unlimited }).await?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    b.modules()
+        .create_module(b.req(v1::CreateModuleRequest {
+            handle: "people".into(),
+            name: "People".into(),
+            fields: fields(),
+        }))
+        .await?;
+    let rows = (0..FLOOD_RECORDS)
+        .map(|i| v1::ImportRow {
+            values: wire_values(&record(i, 0)),
+        })
+        .collect();
+    b.records()
+        .import_records(b.req(futures::stream::iter(vec![v1::ImportRecordsRequest {
+            module: "people".into(),
+            rows,
+        }])))
+        .await?;
+    let mut nodes = Vec::new();
+    for i in 0..2u64 {
+        let corteza_id = 700_000_000_000_000_000 + i;
+        let added = b
+            .nodes()
+            .add_node_from_uri(b.req(v1::AddNodeFromUriRequest {
+                node_uri: format!("http://{corteza_id}:{FAKE_TOKEN}@{fake}/federation?name=p{i}"),
+            }))
+            .await?
+            .into_inner();
+        let id = added.node.ok_or("no node")?.id;
+        b.nodes().pair_node(b.req(v1::NodeRef { id })).await?;
+        nodes.push((id, corteza_id));
+    }
+    complete_pairing(&b, &http, &nodes, &tokens).await?;
+    let mut urls = Vec::new();
+    for (id, corteza_id) in &nodes {
+        b.exposures()
+            .expose_module(b.req(v1::ExposeRequest {
+                node_id: *id,
+                module: "people".into(),
+                fields: FIELDS.iter().map(|f| f.0.to_owned()).collect(),
+            }))
+            .await?;
+        let token = tokens
+            .lock()
+            .unwrap()
+            .get(corteza_id)
+            .cloned()
+            .ok_or("no token")?;
+        let exposed: Value = http
+            .get(format!(
+                "http://{}/federation/nodes/{corteza_id}/modules/exposed/",
+                b.federation
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let module = exposed["response"]["set"][0]["moduleID"]
+            .as_str()
+            .ok_or("no exposed module")?
+            .to_owned();
+        urls.push((
+            format!(
+                "http://{}/federation/nodes/{corteza_id}/modules/{module}/records/?limit=100",
+                b.federation
+            ),
+            token,
+        ));
+    }
+    let flooder = urls.pop().ok_or("no flooder")?;
+    let victim = urls.pop().ok_or("no victim")?;
+    Ok(FloodRig { b, victim, flooder })
+}
+
+/// The victim's latency over `secs`, asking a page every 50 ms (its normal
+/// pace), while `FLOOD_TASKS` tasks of the flooder ask as fast as they can
+/// when `flood` is set. Returns the victim's latency and the flooder's
+/// answers by status.
+async fn flood_phase(
+    rig: &FloodRig,
+    secs: f64,
+    flood: bool,
+) -> Result<(Latency, BTreeMap<u16, u64>)> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let statuses = Arc::new(Mutex::new(BTreeMap::<u16, u64>::new()));
+    let mut flooders = Vec::new();
+    if flood {
+        for _ in 0..FLOOD_TASKS {
+            let http = reqwest::Client::builder().no_proxy().build()?;
+            let (url, token) = rig.flooder.clone();
+            let statuses = statuses.clone();
+            flooders.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let status = match http.get(&url).bearer_auth(&token).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let _ = r.bytes().await;
+                            status
+                        }
+                        Err(_) => 0,
+                    };
+                    *statuses.lock().unwrap().entry(status).or_default() += 1;
+                }
+            }));
+        }
+    }
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ms = Vec::new();
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let started = Instant::now();
+        let response = http
+            .get(&rig.victim.0)
+            .bearer_auth(&rig.victim.1)
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        if !status.is_success() {
+            return Err(format!("the victim was refused: {status}").into());
+        }
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    for f in flooders {
+        f.await?;
+    }
+    let counts = statuses.lock().unwrap().clone();
+    Ok((latency(ms), counts))
+}
+
+struct Flood {
+    secs: f64,
+    limited_quiet: Latency,
+    limited_flooded: Latency,
+    limited_answers: BTreeMap<u16, u64>,
+    unlimited_quiet: Latency,
+    unlimited_flooded: Latency,
+    unlimited_answers: BTreeMap<u16, u64>,
+}
+
+/// A flood from one pair against another pair's latency, with the per-pair
+/// limit at its default and then lifted (the same-run comparison).
+async fn flood(secs: f64) -> Result<Flood> {
+    let rig = flood_rig(true).await?;
+    let (limited_quiet, _) = flood_phase(&rig, secs, false).await?;
+    let (limited_flooded, limited_answers) = flood_phase(&rig, secs, true).await?;
+    rig.b.stop().await;
+    let rig = flood_rig(false).await?;
+    let (unlimited_quiet, _) = flood_phase(&rig, secs, false).await?;
+    let (unlimited_flooded, unlimited_answers) = flood_phase(&rig, secs, true).await?;
+    rig.b.stop().await;
+    Ok(Flood {
+        secs,
+        limited_quiet,
+        limited_flooded,
+        limited_answers,
+        unlimited_quiet,
+        unlimited_flooded,
+        unlimited_answers,
+    })
+}
+
+/// The most a flood from one pair may raise another pair's p99 latency.
+const FLOOD_MARGIN: f64 = 3.0;
+
+fn print_flood(f: &Flood) -> Value {
+    let ratio = |flooded: Latency, quiet: Latency| flooded.p99_ms / quiet.p99_ms;
+    let answers = |a: &BTreeMap<u16, u64>| {
+        a.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (label, quiet, flooded, counts) in [
+        (
+            "limited  ",
+            f.limited_quiet,
+            f.limited_flooded,
+            &f.limited_answers,
+        ),
+        (
+            "unlimited",
+            f.unlimited_quiet,
+            f.unlimited_flooded,
+            &f.unlimited_answers,
+        ),
+    ] {
+        println!(
+            "flood {label}  victim p50 {:.2} -> {:.2} ms, p99 {:.2} -> {:.2} ms (x{:.2}, {} calls); flooder answers {{{}}} in {:.0} s",
+            quiet.p50_ms,
+            flooded.p50_ms,
+            quiet.p99_ms,
+            flooded.p99_ms,
+            ratio(flooded, quiet),
+            flooded.calls,
+            answers(counts),
+            f.secs
+        );
+    }
+    let series = |l: Latency| json!({ "calls": l.calls, "p50_ms": l.p50_ms, "p99_ms": l.p99_ms });
+    json!({
+        "seconds_per_phase": f.secs,
+        "flood_tasks": FLOOD_TASKS,
+        "margin": FLOOD_MARGIN,
+        "limited": {
+            "quiet": series(f.limited_quiet), "flooded": series(f.limited_flooded),
+            "p99_ratio": ratio(f.limited_flooded, f.limited_quiet),
+            "flooder_answers": f.limited_answers,
+        },
+        "unlimited": {
+            "quiet": series(f.unlimited_quiet), "flooded": series(f.unlimited_flooded),
+            "p99_ratio": ratio(f.unlimited_flooded, f.unlimited_quiet),
+            "flooder_answers": f.unlimited_answers,
+        },
+        "within_margin": ratio(f.limited_flooded, f.limited_quiet) <= FLOOD_MARGIN,
+    })
+}
+
 fn main() -> Result<()> {
     let args = args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -874,6 +1148,21 @@ async fn run(args: Args) -> Result<()> {
     let n = args.records;
     let scratch = tempfile::tempdir()?;
     let mut report = serde_json::Map::new();
+    let flood_secs = if args.quick || args.flood_only {
+        5.0
+    } else {
+        10.0
+    };
+    if args.flood_only {
+        println!("fedsync bench: flood only, {flood_secs} s a phase");
+        let figures = print_flood(&flood(flood_secs).await?);
+        report.insert("flood".into(), figures);
+        if let Some(out) = &args.out {
+            std::fs::write(out, serde_json::to_string_pretty(&Value::Object(report))?)?;
+            println!("written to {}", out.display());
+        }
+        return Ok(());
+    }
     println!(
         "fedsync bench: N = {n}, 5N = {}, peers = {} ({})",
         5 * n,
@@ -936,6 +1225,9 @@ async fn run(args: Args) -> Result<()> {
         many.rss_b
     );
 
+    let flood_figures = print_flood(&flood(flood_secs).await?);
+    let flood_ok = flood_figures["within_margin"] == json!(true);
+    report.insert("flood".into(), flood_figures);
     report.insert("records".into(), json!(n));
     report.insert("bytes_per_record".into(), json!(bytes_per_record));
     report.insert("baseline".into(), base.clone());
@@ -987,6 +1279,7 @@ async fn run(args: Args) -> Result<()> {
         "destination_rss_within_20_percent": (big.rss_b / first.rss_b - 1.0).abs() <= 0.2,
         "incremental_under_5_percent": inc.secs < 0.05 * first.secs,
         "status_p99_under_20_ms": many.p99_ms < 20.0,
+        "flood_p99_within_margin": flood_ok,
     });
     println!("targets        {targets}");
     report.insert("targets".into(), targets);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::domain::NodeId;
+use crate::domain::TokenId;
 
 /// Keys tracked by one limiter before idle ones are dropped. Past it, after
 /// dropping every idle key, a new key is refused (fail closed): a flood from
@@ -233,7 +233,8 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 pub struct Limits {
     pub handshakes: RateLimiter<IpAddr>,
     pub lockout: Lockout,
-    pub peers: RateLimiter<NodeId>,
+    /// Per peer token (a pair normally holds one).
+    pub peers: RateLimiter<TokenId>,
     inflight: Arc<Semaphore>,
 }
 

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use super::FederationState;
 use super::limits::{Verdict, address_key};
+use crate::crypto::{parse_bearer, verify_peer_token};
 use crate::domain::{NodeId, PeerKind};
 use crate::federation::wire::{
     Envelope, ErrorBody, ExposedModuleDoc, HandshakeCompleteBody, HandshakeInitBody, LinkDoc,
@@ -228,22 +229,20 @@ pub(super) async fn authenticate(
         .iter()
         .map(|v| v.as_bytes())
         .collect();
-    let peer = state
-        .pairing
-        .authenticate_peer(&values, id, &source(addr))
-        .await
-        .map_err(|e| match e {
-            PeerAuthError::Unauthorized => error(StatusCode::UNAUTHORIZED, "unauthorized"),
-            PeerAuthError::NotFound => error(StatusCode::NOT_FOUND, "not found"),
-        })?;
-    if let Verdict::Limited { retry_after, first } =
-        state.limits.peers.check(&peer.node.id, Instant::now())
+    // The per-pair limit comes first, on the token's signed claims alone
+    // (no store lookup), so a flood is turned away at the cost of an HMAC.
+    // It counts per token: one pair normally holds one, and a revoked token
+    // still presented spends only its own quota.
+    if let Ok(token) = parse_bearer(&values)
+        && let Some(claims) = verify_peer_token(&state.signing_key, token)
+        && let Verdict::Limited { retry_after, first } =
+            state.limits.peers.check(&claims.id, Instant::now())
     {
         state.count_limited("peer_rate");
         if first {
             state
                 .pairing
-                .limited(&source(addr), Some(peer.node.id), "peer_rate")
+                .limited(&source(addr), Some(claims.node_id), "peer_rate")
                 .await;
         }
         return Err(too_many(
@@ -251,7 +250,14 @@ pub(super) async fn authenticate(
             "too many requests from this node; slow down",
         ));
     }
-    Ok(peer)
+    state
+        .pairing
+        .authenticate_peer(&values, id, &source(addr))
+        .await
+        .map_err(|e| match e {
+            PeerAuthError::Unauthorized => error(StatusCode::UNAUTHORIZED, "unauthorized"),
+            PeerAuthError::NotFound => error(StatusCode::NOT_FOUND, "not found"),
+        })
 }
 
 /// `POST /federation/nodes/{id}/handshake-complete`: the inviter completes
