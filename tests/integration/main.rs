@@ -11,6 +11,7 @@ mod corteza_wire;
 mod daemon;
 mod data;
 mod handshake;
+mod hostile;
 mod layering;
 mod lifecycle;
 mod notify;
