@@ -42,7 +42,12 @@ async fn node_b() -> TestDaemon {
             .set("federation.peer_connect_timeout", "2s")
             .set("federation.peer_max_response_bytes", CAP as i64)
             .set("sync.max_concurrent", 32)
-            .set("sync.per_peer", 4);
+            .set("sync.per_peer", 4)
+            // A failed job waits a random share of its backoff (full
+            // jitter); a year keeps scheduled retries out of the counts
+            // (an hour left one within a test now and then).
+            .set("sync.retry_base", "8760h")
+            .set("sync.retry_cap", "8760h");
     })
     .await
 }
@@ -124,7 +129,7 @@ const PAGED_FAULTS: [Fault; 11] = [
 impl Fault {
     /// The hostile answer in place of `good` (the document the request
     /// should have had); `id_key` names the id field of its set.
-    fn answer(self, good: &Value, id_key: &str, elsewhere: &FakePeer) -> Reply {
+    fn answer(self, good: &Value, id_key: &str, elsewhere: &str) -> Reply {
         let json_headers = || vec![("content-type".to_owned(), "application/json".to_owned())];
         match self {
             Fault::Stall => Reply::Stall,
@@ -165,7 +170,7 @@ impl Fault {
                 307,
                 vec![(
                     "location".into(),
-                    format!("{}/nodes/1/modules/exposed/", elsewhere.base_url()),
+                    format!("{elsewhere}/nodes/1/modules/exposed/"),
                 )],
                 Vec::new(),
             ),
@@ -215,7 +220,7 @@ fn paged(
     first: &str,
     second: &str,
     id_key: &str,
-    elsewhere: &FakePeer,
+    elsewhere: &str,
 ) -> Reply {
     let body = |name: &str| fixture(name)["response"]["body"].clone();
     let cursor = request.param("pageCursor");
@@ -396,6 +401,10 @@ fn corteza_id(i: usize) -> u64 {
 /// read on and on (what the fake sent beyond the cap sits in the loopback
 /// socket buffers).
 async fn assert_floods_cut_off(fakes: &[FakePeer]) {
+    assert!(
+        fakes.iter().any(|f| f.flooded() >= CAP),
+        "a flood was sent and read up to the cap"
+    );
     for fake in fakes {
         until("the flooded connection is closed", || {
             fake.floods_open() == 0
@@ -423,11 +432,11 @@ async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_o
         .filter(|f| !matches!(f, Fault::Redirect | Fault::WrongTypes))
         .map(|f| {
             let reply = match f {
-                Fault::Truncated | Fault::Drip => f.answer(&success, "", &elsewhere),
+                Fault::Truncated | Fault::Drip => f.answer(&success, "", &elsewhere.base_url()),
                 _ => f.answer(
                     &json!({"response": {"set": [{"moduleID": "1"}]}}),
                     "moduleID",
-                    &elsewhere,
+                    &elsewhere.base_url(),
                 ),
             };
             (format!("{f:?}"), reply, f.says(), f.retriable())
@@ -533,5 +542,376 @@ async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_o
         );
     }
     assert_floods_cut_off(&fakes).await;
+    b.stop().await;
+}
+
+/// Runs `sync now` of `kind` for every hostile node at once and, meanwhile,
+/// `healthy`; checks the healthy work ended while the stalled peer still
+/// held its attempt. Returns each fault's outcome and how long it took.
+async fn hostile_round<H: Future<Output = ()>>(
+    b: &TestDaemon,
+    kind: &str,
+    hostile: &[(Fault, u64)],
+    healthy: H,
+) -> Vec<(Fault, Result<Vec<v1::SyncRun>, tonic::Status>, Duration)> {
+    let done = std::sync::Mutex::new(Vec::new());
+    let attempts = futures::future::join_all(hostile.iter().map(|&(fault, node)| {
+        let done = &done;
+        async move {
+            let (outcome, took) = within(
+                &format!("{fault:?} {kind} sync"),
+                attempt_bound(),
+                sync_now(b, node, kind),
+            )
+            .await;
+            done.lock().unwrap().push(fault);
+            (fault, outcome, took)
+        }
+    }));
+    let meanwhile = async {
+        within("the healthy peer's sync", attempt_bound(), healthy).await;
+        let finished = done.lock().unwrap().clone();
+        assert!(
+            !finished.contains(&Fault::Stall),
+            "the healthy peer synced while the stalled one still held its attempt ({finished:?} had ended)"
+        );
+    };
+    let (outcomes, ()) = tokio::join!(attempts, meanwhile);
+    outcomes
+}
+
+/// The outcome of one hostile attempt: a failed run that says why, in
+/// time, and the job left retrying or stopped as the fault deserves.
+async fn assert_failed(
+    b: &TestDaemon,
+    kind: &str,
+    fault: Fault,
+    node: u64,
+    outcome: &Result<Vec<v1::SyncRun>, tonic::Status>,
+    took: Duration,
+) {
+    let runs = outcome
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{fault:?}: {e:?}"));
+    assert_eq!(runs.len(), 1, "{fault:?}: {runs:?}");
+    let run = &runs[0];
+    assert_eq!(run.status, "failed", "{fault:?}: {run:?}");
+    assert!(run.error.contains(fault.says()), "{fault:?}: {}", run.error);
+    assert!(took <= attempt_bound(), "{fault:?}: {took:?}");
+    let status = status(b, node).await;
+    let job = status
+        .jobs
+        .iter()
+        .find(|j| j.kind == kind)
+        .unwrap_or_else(|| panic!("{fault:?}: no {kind} job: {status:?}"));
+    assert_eq!(job.state, fault.job_state(), "{fault:?}: {job:?}");
+    assert!(job.last_error.contains(fault.says()), "{fault:?}: {job:?}");
+    if fault == Fault::TokenRevoked {
+        assert!(job.stop_reason.contains("re-pair"), "{job:?}");
+    }
+}
+
+/// Requests for the page after the first (the one that misbehaves): three
+/// tries of what may pass, one of what will not.
+fn assert_tries(fault: Fault, fake: &FakePeer, since: usize, is_page: impl Fn(&Recorded) -> bool) {
+    if matches!(fault, Fault::SameCursor | Fault::CursorBackToFirst) {
+        return;
+    }
+    let tries = fake.requests()[since..]
+        .iter()
+        .filter(|r| is_page(r) && r.param("pageCursor").is_some())
+        .count();
+    let expected = if fault.retriable() { 3 } else { 1 };
+    assert_eq!(
+        tries,
+        expected,
+        "{fault:?}: tries of the bad page: {:?}",
+        fake.requests()[since..]
+            .iter()
+            .map(|r| (&r.path, &r.query))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_origin_fails_structure_sync_in_time_and_changes_no_shared_module() {
+    let mut b = node_b().await;
+    let elsewhere = FakePeer::start().await;
+    let (_healthy, g) = corteza_peer(&b, corteza_id(100), false).await;
+    let runs = sync_now(&b, g, "structure").await.unwrap();
+    assert_eq!(runs[0].status, "succeeded", "{runs:?}");
+    let g_before = shared_modules(&b, g).await;
+    assert_eq!(g_before.len(), 2);
+    // Every hostile peer first behaves (the recorded structure lands), then
+    // misbehaves on the second page. They claim the same module ids as the
+    // healthy peer.
+    let mut hostile = Vec::new();
+    let mut fakes = Vec::new();
+    let mut seen = Vec::new();
+    for (i, fault) in PAGED_FAULTS.into_iter().enumerate() {
+        let (fake, node) = corteza_peer(&b, corteza_id(i), false).await;
+        let runs = sync_now(&b, node, "structure").await.unwrap();
+        assert_eq!(runs[0].status, "succeeded", "{runs:?}");
+        let redirect = elsewhere.base_url();
+        fake.handle(move |r| {
+            r.is_structure().then(|| {
+                paged(
+                    r,
+                    fault,
+                    "049-peer-structure-limit1.json",
+                    "050-peer-structure-limit1-page2.json",
+                    "moduleID",
+                    &redirect,
+                )
+            })
+        });
+        hostile.push((fault, node));
+        seen.push(fake.requests().len());
+        fakes.push(fake);
+    }
+    let mut before = Vec::new();
+    for &(_, node) in &hostile {
+        before.push(shared_modules(&b, node).await);
+    }
+    assert_eq!(before[0].len(), 2, "both recorded modules: {:?}", before[0]);
+
+    let healthy = async {
+        let runs = sync_now(&b, g, "structure").await.unwrap();
+        assert_eq!(runs[0].status, "succeeded", "{runs:?}");
+    };
+    let outcomes = hostile_round(&b, "structure", &hostile, healthy).await;
+
+    for (i, (fault, outcome, took)) in outcomes.iter().enumerate() {
+        let node = hostile[i].1;
+        assert_failed(&b, "structure", *fault, node, outcome, *took).await;
+        assert_tries(*fault, &fakes[i], seen[i], Recorded::is_structure);
+        assert_eq!(
+            shared_modules(&b, node).await,
+            before[i],
+            "{fault:?}: a failed pull changes nothing"
+        );
+    }
+    assert_eq!(
+        shared_modules(&b, g).await,
+        g_before,
+        "the healthy peer's modules, whose ids the others claim, are as they were"
+    );
+    assert_floods_cut_off(&fakes).await;
+    assert!(elsewhere.requests().is_empty(), "no redirect was followed");
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_hostile_origin_fails_data_sync_in_time_and_touches_no_other_record() {
+    let mut b = node_b().await;
+    let elsewhere = FakePeer::start().await;
+    let own = person_module(&b).await;
+    let (_healthy, g) = corteza_peer(&b, corteza_id(100), true).await;
+    let runs = sync_now(&b, g, "data").await.unwrap();
+    assert_eq!((runs[0].status.as_str(), runs[0].created), ("succeeded", 3));
+    let mut hostile = Vec::new();
+    let mut fakes = Vec::new();
+    for (i, fault) in PAGED_FAULTS.into_iter().enumerate() {
+        let (fake, node) = corteza_peer(&b, corteza_id(i), true).await;
+        let redirect = elsewhere.base_url();
+        fake.handle(move |r| {
+            if r.is_records() {
+                Some(paged(
+                    r,
+                    fault,
+                    "098-fx-peer-records-limit2.json",
+                    "099-fx-peer-records-limit2-page2.json",
+                    "recordID",
+                    &redirect,
+                ))
+            } else {
+                corteza_origin(r)
+            }
+        });
+        hostile.push((fault, node));
+        fakes.push(fake);
+    }
+    let before = records(&b, "person").await;
+    assert_eq!(
+        before.len(),
+        4,
+        "B's own record and the healthy peer's three"
+    );
+    assert!(before.contains_key(&own));
+
+    let healthy = async {
+        let runs = sync_now(&b, g, "data").await.unwrap();
+        assert_eq!(
+            (runs[0].status.as_str(), runs[0].skipped),
+            ("succeeded", 3),
+            "{runs:?}"
+        );
+    };
+    let outcomes = hostile_round(&b, "data", &hostile, healthy).await;
+    for ((fault, outcome, took), ((_, node), fake)) in
+        outcomes.iter().zip(hostile.iter().zip(&fakes))
+    {
+        assert_failed(&b, "data", *fault, *node, outcome, *took).await;
+        assert_tries(*fault, fake, 0, Recorded::is_records);
+    }
+
+    // What was here is as it was, to the timestamp; what came from a
+    // hostile peer is what its good pages carried, once.
+    let after = records(&b, "person").await;
+    for (id, record) in &before {
+        assert_eq!(after.get(id), Some(record), "record {id} changed");
+    }
+    for &(fault, node) in &hostile {
+        let mut names: Vec<String> = after
+            .values()
+            .filter(|r| r.origin_node_id == node)
+            .map(name_of)
+            .collect();
+        names.sort();
+        let expected: &[&str] = match fault {
+            // The second page, read before the loop showed.
+            Fault::CursorBackToFirst => &["Alice", "Bob", "Carol"],
+            _ => &["Alice", "Bob"],
+        };
+        assert_eq!(names, expected, "{fault:?}");
+    }
+    assert_eq!(
+        after.len(),
+        before.len() + 2 * hostile.len() + 1,
+        "nothing else arrived"
+    );
+    assert_floods_cut_off(&fakes).await;
+    assert!(elsewhere.requests().is_empty(), "no redirect was followed");
+    b.stop().await;
+}
+
+/// A records page of `set`, shaped like Corteza's.
+fn records_doc(set: Vec<Value>) -> Value {
+    json!({"response": {"filter": {"sort": "ID", "limit": 100}, "set": set}})
+}
+
+fn record(id: u64, name: &str, deleted: bool) -> Value {
+    let mut r = json!({
+        "recordID": id.to_string(),
+        "moduleID": "523615093117091941",
+        "revision": 1,
+        "values": [{"name": "name", "value": name}, {"name": "age", "value": "99"}],
+        "createdAt": "2026-11-22T07:00:00Z",
+    });
+    if deleted {
+        r["deletedAt"] = json!("2026-11-22T07:30:00Z");
+    }
+    r
+}
+
+#[tokio::test]
+async fn records_claiming_ids_of_another_pair_or_of_local_records_never_overwrite_them() {
+    let mut b = node_b().await;
+    let own = person_module(&b).await;
+    let (_healthy, g) = corteza_peer(&b, corteza_id(100), true).await;
+    let runs = sync_now(&b, g, "data").await.unwrap();
+    assert_eq!((runs[0].status.as_str(), runs[0].created), ("succeeded", 3));
+    // The hostile peer exposes the same module id as the healthy one.
+    let (hostile, h) = corteza_peer(&b, corteza_id(0), true).await;
+    let before = records(&b, "person").await;
+    let copy = |name: &str| {
+        *before
+            .iter()
+            .find(|(_, r)| name_of(r) == name && r.origin_node_id == g)
+            .unwrap()
+            .0
+    };
+    let page = fixture("100-fx-peer-records-nolimit.json");
+    let origin_id = |i: usize| -> u64 {
+        page["response"]["body"]["response"]["set"][i]["recordID"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (alice, bob, carol) = (origin_id(0), origin_id(1), origin_id(2));
+    // Ids of the other pair's origin records, of its local copies, and of
+    // B's own record: as new records, as updates and as deletes.
+    let (copy_bob, copy_carol) = (copy("Bob"), copy("Carol"));
+    let claims = move |round: &str| {
+        records_doc(vec![
+            record(
+                alice,
+                &format!("Mallory {round} as Alice's origin id"),
+                false,
+            ),
+            record(own, &format!("Mallory {round} as a local id"), false),
+            record(copy_bob, &format!("Mallory {round} as a copy's id"), false),
+            record(bob, "", true),
+            record(carol, "", true),
+            record(copy_carol, "", true),
+        ])
+    };
+    hostile.handle(move |r| {
+        if r.is_records() {
+            Some(Reply::Json(
+                200,
+                claims(if r.param("lastSync").is_some() {
+                    "again"
+                } else {
+                    "first"
+                }),
+            ))
+        } else {
+            corteza_origin(r)
+        }
+    });
+    let runs = sync_now(&b, h, "data").await.unwrap();
+    assert_eq!(
+        (
+            runs[0].status.as_str(),
+            runs[0].created,
+            runs[0].updated,
+            runs[0].deleted,
+            runs[0].skipped
+        ),
+        ("succeeded", 3, 0, 0, 3),
+        "three new records; deletes of records it never sent are ignored: {runs:?}"
+    );
+    // The same ids again, with new values: only its own copies change.
+    let runs = sync_now(&b, h, "data").await.unwrap();
+    assert_eq!(
+        (runs[0].created, runs[0].updated, runs[0].deleted),
+        (0, 3, 0),
+        "{runs:?}"
+    );
+    // And the healthy peer's next pull still finds its copies.
+    let runs = sync_now(&b, g, "data").await.unwrap();
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].created, runs[0].skipped),
+        ("succeeded", 0, 3),
+        "{runs:?}"
+    );
+
+    let after = records(&b, "person").await;
+    for (id, record) in &before {
+        assert_eq!(after.get(id), Some(record), "record {id} changed");
+    }
+    let mut theirs: Vec<(String, bool)> = after
+        .values()
+        .filter(|r| !before.contains_key(&r.id))
+        .map(|r| {
+            assert_eq!(r.origin_node_id, h, "{r:?}");
+            (name_of(r), r.deleted_at.is_some())
+        })
+        .collect();
+    theirs.sort();
+    assert_eq!(
+        theirs,
+        [
+            ("Mallory again as Alice's origin id".to_owned(), false),
+            ("Mallory again as a copy's id".to_owned(), false),
+            ("Mallory again as a local id".to_owned(), false),
+        ]
+    );
+    assert!(
+        !after.contains_key(&alice) && !after.contains_key(&bob),
+        "an origin id never becomes a local id"
+    );
     b.stop().await;
 }
