@@ -562,6 +562,11 @@ impl DataSync {
             // The page after this one, if the cursor is sound.
             let next = match &page.next_cursor {
                 None => Ok(None),
+                // No origin sends a next page after an empty one: a loop
+                // with fresh cursors, which the seen set cannot catch.
+                Some(_) if page.records.is_empty() => Err(SyncError::Protocol(
+                    "the origin sent a page cursor but no record on the page".into(),
+                )),
                 Some(next) if !seen_cursors.insert(next.clone()) => Err(SyncError::Protocol(
                     "the origin sent the same page cursor twice".into(),
                 )),

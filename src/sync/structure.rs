@@ -337,6 +337,13 @@ impl StructureSync {
             .when(super::ports::retry_page)
             .await?;
             counts.pages += 1;
+            if page.next_cursor.is_some() && page.modules.is_empty() {
+                // No origin sends a next page after an empty one: a loop
+                // with fresh cursors, which the seen set cannot catch.
+                return Err(SyncError::Protocol(
+                    "the origin sent a page cursor but no module on the page".into(),
+                ));
+            }
             remote.extend(page.modules);
             match page.next_cursor {
                 None => break,

@@ -915,3 +915,77 @@ async fn records_claiming_ids_of_another_pair_or_of_local_records_never_overwrit
     );
     b.stop().await;
 }
+
+/// Pages with no record and a fresh cursor each time: a loop no cursor
+/// set can see.
+fn endless(request: &Recorded, first: &str, counter: &std::sync::atomic::AtomicU64) -> Reply {
+    match request.param("pageCursor") {
+        None => Reply::Json(200, fixture(first)["response"]["body"].clone()),
+        Some(_) => {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Reply::Json(
+                200,
+                json!({"response": {"filter": {"nextPage": format!("fresh-cursor-{n}")}, "set": []}}),
+            )
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_origin_that_pages_on_and_on_without_records_is_cut_off() {
+    let mut b = node_b().await;
+    person_module(&b).await;
+    let (structure, s_node) = corteza_peer(&b, corteza_id(0), false).await;
+    let (data, d_node) = corteza_peer(&b, corteza_id(1), true).await;
+    let pages = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = pages.clone();
+    structure.handle(move |r| {
+        r.is_structure()
+            .then(|| endless(r, "049-peer-structure-limit1.json", &counter))
+    });
+    let counter = pages.clone();
+    data.handle(move |r| {
+        if r.is_records() {
+            Some(endless(r, "098-fx-peer-records-limit2.json", &counter))
+        } else {
+            corteza_origin(r)
+        }
+    });
+    for (kind, node) in [("structure", s_node), ("data", d_node)] {
+        let (runs, took) = within(
+            &format!("an endless {kind} pull"),
+            attempt_bound(),
+            sync_now(&b, node, kind),
+        )
+        .await;
+        let runs = runs.unwrap();
+        assert_eq!(runs[0].status, "failed", "{kind}: {runs:?}");
+        assert!(
+            runs[0].error.contains("a page cursor but no"),
+            "{kind}: {}",
+            runs[0].error
+        );
+        assert!(took <= attempt_bound());
+        let job = status(&b, node)
+            .await
+            .jobs
+            .into_iter()
+            .find(|j| j.kind == kind)
+            .unwrap();
+        assert_eq!(job.state, "retrying", "{job:?}");
+    }
+    assert_eq!(
+        pages.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one empty page each, no more"
+    );
+    // What the good first page brought stays, once.
+    let names: Vec<String> = records(&b, "person")
+        .await
+        .values()
+        .filter(|r| r.origin_node_id == d_node)
+        .map(name_of)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    b.stop().await;
+}
