@@ -418,18 +418,16 @@ async fn assert_floods_cut_off(fakes: &[FakePeer]) {
     }
 }
 
-// ----------------------------------------------------------------- tests
-
-#[tokio::test]
-async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_on() {
-    let mut b = node_b().await;
-    let elsewhere = FakePeer::start().await;
+/// Broken answers to a pairing request: (what, answer, what the failure
+/// says, whether it is worth retrying).
+fn pairing_cases(
+    elsewhere: &FakePeer,
+    except: &[Fault],
+) -> Vec<(String, Reply, &'static str, bool)> {
     let success = json!({"success": {"message": "OK"}, "padding": "x".repeat(200)});
-    // The faults of one answer, except the 200-with-error and redirect
-    // cases corteza_wire.rs covers, plus answers of the wrong shape.
     let mut cases: Vec<(String, Reply, &str, bool)> = ANSWER_FAULTS
         .iter()
-        .filter(|f| !matches!(f, Fault::Redirect | Fault::WrongTypes))
+        .filter(|f| !matches!(f, Fault::WrongTypes) && !except.contains(f))
         .map(|f| {
             let reply = match f {
                 Fault::Truncated | Fault::Drip => f.answer(&success, "", &elsewhere.base_url()),
@@ -454,6 +452,17 @@ async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_o
         "not understood",
         false,
     ));
+    cases
+}
+
+// ----------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_on() {
+    let mut b = node_b().await;
+    let elsewhere = FakePeer::start().await;
+    // Redirects: corteza_wire.rs.
+    let cases = pairing_cases(&elsewhere, &[Fault::Redirect]);
     let mut fakes = Vec::new();
     let mut attempts = Vec::new();
     for (i, (what, reply, says, retriable)) in cases.into_iter().enumerate() {
@@ -988,4 +997,121 @@ async fn an_origin_that_pages_on_and_on_without_records_is_cut_off() {
         .collect();
     assert_eq!(names.len(), 2, "{names:?}");
     b.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_invitee_fails_the_confirmation_in_time_and_its_token_is_void() {
+    let mut a = node_b().await;
+    let elsewhere = FakePeer::start().await;
+    let mut cases = pairing_cases(&elsewhere, &[]);
+    cases.push((
+        "TokenRevoked".into(),
+        Fault::TokenRevoked.answer(&Value::Null, "", ""),
+        Fault::TokenRevoked.says(),
+        false,
+    ));
+    let mut fakes = Vec::new();
+    let mut attempts = Vec::new();
+    for (what, reply, says, _) in cases {
+        // The invitee (a Corteza B) sends its handshake request to A; A's
+        // admin confirms and A completes to it, which answers `reply`.
+        let fake = FakePeer::start().await;
+        fake.reply(reply);
+        let created = a
+            .nodes()
+            .await
+            .create_node(with_token(
+                v1::CreateNodeRequest {
+                    name: what.clone(),
+                    base_url: fake.base_url(),
+                    contact: String::new(),
+                },
+                &a.admin_token(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let id = created.node.unwrap().id;
+        let ott = fedsync::pairing::parse_node_uri(&created.node_uri, true)
+            .unwrap()
+            .token
+            .to_string();
+        let init = crate::common::http()
+            .post(a.federation_url(&format!("/federation/nodes/{id}/handshake")))
+            .json(&json!({"authToken": "corteza-token-for-a", "pairToken": ott, "sharedNodeID": id.to_string()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(init.status(), 200);
+        let mut nodes = a.nodes().await;
+        let token = a.admin_token();
+        let label = what.clone();
+        attempts.push((
+            what,
+            says,
+            id,
+            tokio::spawn(async move {
+                within(&label, pairing_bound(), async {
+                    nodes
+                        .confirm_node(with_token(v1::NodeRef { id }, &token))
+                        .await
+                })
+                .await
+            }),
+        ));
+        fakes.push(fake);
+    }
+    // Meanwhile a well-behaved Corteza invitee is confirmed.
+    let healthy = FakePeer::start().await;
+    let (healthy_node, _) = within(
+        "the healthy invitee",
+        pairing_bound(),
+        crate::common::pair_corteza_destination(&a, &healthy),
+    )
+    .await
+    .0;
+    assert_eq!(a.node(healthy_node).await.status, "paired");
+    assert!(
+        !attempts
+            .iter()
+            .find(|(w, ..)| w == "Stall")
+            .unwrap()
+            .3
+            .is_finished(),
+        "the healthy invitee was confirmed while a hostile one still hung"
+    );
+
+    for ((what, says, id, attempt), fake) in attempts.into_iter().zip(&fakes) {
+        let (result, took) = attempt.await.unwrap();
+        let err = result.expect_err(&what);
+        assert!(err.message().contains(says), "{what}: {}", err.message());
+        assert!(took <= pairing_bound(), "{what}: {took:?}");
+        let node = a.node(id).await;
+        assert_eq!(node.status, "failed", "{what}");
+        let next_step = if what == "TokenRevoked" {
+            "generate a new node URI"
+        } else {
+            "retry with `fedsync node confirm"
+        };
+        assert!(
+            node.status_reason.contains(says) && node.status_reason.contains(next_step),
+            "{what}: {}",
+            node.status_reason
+        );
+        // The token A sent along is void: the peer cannot call A with it.
+        let sent = fake.requests()[0].json()["authToken"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let probe = crate::common::http()
+            .get(a.federation_url(&format!("/federation/nodes/{id}/modules/exposed/")))
+            .bearer_auth(&sent)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(probe.status(), 401, "{what}");
+    }
+    assert_floods_cut_off(&fakes).await;
+    assert!(elsewhere.requests().is_empty(), "no redirect was followed");
+    a.stop().await;
 }
