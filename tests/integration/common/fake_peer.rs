@@ -339,7 +339,10 @@ pub fn gzip_bomb(len: usize) -> Vec<u8> {
             }
         }
     }
-    assert!(len > 0 && (len - 1) % 258 == 0, "1 + a multiple of 258");
+    assert!(
+        len > 0 && (len - 1).is_multiple_of(258),
+        "1 + a multiple of 258"
+    );
     let mut bits = Bits {
         out: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255],
         acc: 0,
