@@ -1115,3 +1115,91 @@ async fn a_broken_invitee_fails_the_confirmation_in_time_and_its_token_is_void()
     assert!(elsewhere.requests().is_empty(), "no redirect was followed");
     a.stop().await;
 }
+
+async fn schedule_structure(b: &TestDaemon, node: u64, every: &str) {
+    v1::sync_service_client::SyncServiceClient::new(b.channel().await)
+        .set_schedule(with_token(
+            v1::SetScheduleRequest {
+                node_id: node,
+                structure: Some(every.into()),
+                data: None,
+            },
+            &b.admin_token(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Polls `sync status` of `node` until `done` holds (at most `bound`).
+async fn status_until(
+    b: &TestDaemon,
+    node: u64,
+    bound: Duration,
+    done: impl Fn(&v1::NodeSyncStatus) -> bool,
+) -> v1::NodeSyncStatus {
+    let deadline = Instant::now() + bound;
+    loop {
+        let status = status(b, node).await;
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "gave up waiting: {status:?}");
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn hanging_peers_holding_every_worker_slot_delay_a_healthy_one_by_one_attempt_at_most() {
+    // Two worker slots, both taken by peers that never answer.
+    let mut b = spawn_node_with("B", |o| {
+        o.set("federation.peer_request_timeout", "2s")
+            .set("sync.max_concurrent", 2)
+            .set("sync.retry_base", "8760h")
+            .set("sync.retry_cap", "8760h");
+    })
+    .await;
+    let mut hanging = Vec::new();
+    for i in 0..2 {
+        let (fake, node) = corteza_peer(&b, corteza_id(i), false).await;
+        fake.handle(|r| r.is_structure().then_some(Reply::Stall));
+        schedule_structure(&b, node, "1s").await;
+        hanging.push((fake, node));
+    }
+    for (_, node) in &hanging {
+        status_until(&b, *node, Duration::from_secs(30), |s| {
+            s.jobs
+                .iter()
+                .any(|j| j.kind == "structure" && j.state == "running")
+        })
+        .await;
+    }
+    let (_healthy, g) = corteza_peer(&b, corteza_id(100), false).await;
+    let start = Instant::now();
+    schedule_structure(&b, g, "1s").await;
+    // Due in a second, it waits for a slot: the hanging attempts end on
+    // their timeouts, and then it runs. The dispatcher wakes at least every
+    // 5 s.
+    let bound = attempt_bound() + Duration::from_secs(1 + 5);
+    status_until(&b, g, bound, |s| s.structure_status == "synced").await;
+    let took = start.elapsed();
+    assert!(took <= bound, "{took:?}");
+    for (fake, node) in &hanging {
+        let status = status_until(&b, *node, attempt_bound(), |s| {
+            s.jobs
+                .iter()
+                .any(|j| j.kind == "structure" && j.state == "retrying")
+        })
+        .await;
+        let job = status.jobs.iter().find(|j| j.kind == "structure").unwrap();
+        assert!(
+            job.last_error.contains("did not answer within 2s"),
+            "{job:?}"
+        );
+        assert_eq!(
+            fake.requests().iter().filter(|r| r.is_structure()).count(),
+            3,
+            "one attempt of three tries, then the backoff"
+        );
+    }
+    b.stop().await;
+}
