@@ -31,7 +31,8 @@ fn attempt_bound() -> Duration {
     TIMEOUT * 3 + Duration::from_secs(2) + Duration::from_secs(5)
 }
 
-/// A pairing request is tried once.
+/// A pairing request is tried once, cut off by the request timeout; plus
+/// the same margin.
 fn pairing_bound() -> Duration {
     TIMEOUT + Duration::from_secs(5)
 }
@@ -44,8 +45,8 @@ async fn node_b() -> TestDaemon {
             .set("sync.max_concurrent", 32)
             .set("sync.per_peer", 4)
             // A failed job waits a random share of its backoff (full
-            // jitter); a year keeps scheduled retries out of the counts
-            // (an hour left one within a test now and then).
+            // jitter, so an hour can come out as seconds); a year keeps
+            // scheduled retries out of the request counts.
             .set("sync.retry_base", "8760h")
             .set("sync.retry_cap", "8760h");
     })
