@@ -1204,3 +1204,91 @@ async fn hanging_peers_holding_every_worker_slot_delay_a_healthy_one_by_one_atte
     }
     b.stop().await;
 }
+
+#[tokio::test]
+async fn values_a_peer_gets_wrong_are_reported_and_never_written() {
+    let mut b = node_b().await;
+    person_module(&b).await;
+    let (_healthy, g) = corteza_peer(&b, corteza_id(100), true).await;
+    sync_now(&b, g, "data").await.unwrap();
+    let (hostile, h) = corteza_peer(&b, corteza_id(0), true).await;
+    let before = records(&b, "person").await;
+
+    // Values of the right JSON type that do not fit the fields, and a
+    // name repeated 1,500 times on a single-value field.
+    let mut odd = record(901, "Odd", false);
+    odd["values"] = json!([
+        {"name": "name", "value": "Odd"},
+        {"name": "age", "value": "forty-two"},
+        {"name": "vip", "value": "maybe"},
+        {"name": "email", "value": "not an address"},
+    ]);
+    let mut many = record(902, "Many", false);
+    many["values"] = Value::Array(
+        (0..1_500)
+            .map(|i| json!({"name": "name", "value": format!("n{i}")}))
+            .collect(),
+    );
+    let page = records_doc(vec![odd, many]);
+    assert!((page.to_string().len() as u64) < CAP);
+    hostile.reply(Reply::Json(200, page));
+    let runs = sync_now(&b, h, "data").await.unwrap();
+    let run = &runs[0];
+    assert_eq!(
+        (run.status.as_str(), run.created, run.errors),
+        ("succeeded", 2, 3),
+        "{run:?}"
+    );
+    let errors = v1::sync_service_client::SyncServiceClient::new(b.channel().await)
+        .list_run_errors(with_token(
+            v1::ListRunErrorsRequest { run_id: run.id },
+            &b.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .errors;
+    let mut said: Vec<String> = errors.iter().map(|e| e.message.clone()).collect();
+    said.sort();
+    assert!(
+        errors.iter().all(|e| e.origin_record_id == 901),
+        "{errors:?}"
+    );
+    assert!(
+        said[0].contains("age -> age") && said[0].contains("not a number"),
+        "{said:?}"
+    );
+    assert!(said[1].contains("email -> email"), "{said:?}");
+    assert!(said[2].contains("vip -> vip"), "{said:?}");
+    let after = records(&b, "person").await;
+    let theirs: Vec<&v1::Record> = after.values().filter(|r| r.origin_node_id == h).collect();
+    let odd = theirs.iter().find(|r| name_of(r) == "Odd").unwrap();
+    assert_eq!(odd.values.len(), 1, "only the value that fits: {odd:?}");
+    let many = theirs.iter().find(|r| name_of(r).starts_with('n')).unwrap();
+    assert_eq!(name_of(many), "n0", "a single-value field keeps one value");
+
+    // Values of the wrong JSON type, or a date that is none: the page is
+    // refused whole.
+    let mut number = record(903, "Number", false);
+    number["values"][1]["value"] = json!(42);
+    let mut date = record(904, "Date", false);
+    date["updatedAt"] = json!("yesterday");
+    for (what, bad, says) in [
+        ("a number value", number, "invalid type"),
+        ("a date that is none", date, "not RFC 3339"),
+    ] {
+        hostile.reply(Reply::Json(
+            200,
+            records_doc(vec![record(905, "Fine", false), bad]),
+        ));
+        let runs = sync_now(&b, h, "data").await.unwrap();
+        assert_eq!(runs[0].status, "failed", "{what}: {runs:?}");
+        assert!(runs[0].error.contains(says), "{what}: {}", runs[0].error);
+    }
+    let last = records(&b, "person").await;
+    assert_eq!(last, after, "nothing of a refused page was written");
+    for (id, record) in &before {
+        assert_eq!(last.get(id), Some(record), "record {id} changed");
+    }
+    b.stop().await;
+}
