@@ -194,7 +194,9 @@ impl Fault {
             Fault::Truncated | Fault::WrongTypes => "not understood",
             Fault::ServerError => "HTTP 502",
             Fault::Redirect => "redirects are never followed",
-            Fault::SameCursor | Fault::CursorBackToFirst => "same page cursor twice",
+            // The same cursor twice, or (data from Corteza, which pages by
+            // record id) a page that goes back.
+            Fault::SameCursor | Fault::CursorBackToFirst => "page cursor",
             Fault::TokenRevoked => "HTTP 401",
         }
     }
@@ -1290,5 +1292,65 @@ async fn values_a_peer_gets_wrong_are_reported_and_never_written() {
     for (id, record) in &before {
         assert_eq!(last.get(id), Some(record), "record {id} changed");
     }
+    b.stop().await;
+}
+
+/// The recorded first page again and again, each time with a fresh cursor:
+/// a loop back to page 1 that no set of seen cursors can catch.
+fn back_to_the_start(request: &Recorded, counter: &std::sync::atomic::AtomicU64) -> Reply {
+    let mut doc = fixture("098-fx-peer-records-limit2.json")["response"]["body"].clone();
+    if request.param("pageCursor").is_some() {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        doc["response"]["filter"]["nextPage"] = json!(format!("fresh-cursor-{n}"));
+    }
+    Reply::Json(200, doc)
+}
+
+#[tokio::test]
+async fn a_corteza_origin_whose_fresh_cursors_lead_back_to_the_start_is_cut_off() {
+    let mut b = node_b().await;
+    person_module(&b).await;
+    let (fake, node) = corteza_peer(&b, corteza_id(0), true).await;
+    let pages = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = pages.clone();
+    fake.handle(move |r| {
+        if r.is_records() {
+            Some(back_to_the_start(r, &counter))
+        } else {
+            corteza_origin(r)
+        }
+    });
+    let (runs, _) = within(
+        "a looping data pull",
+        attempt_bound(),
+        sync_now(&b, node, "data"),
+    )
+    .await;
+    let runs = runs.unwrap();
+    assert_eq!(runs[0].status, "failed", "{runs:?}");
+    assert!(
+        runs[0]
+            .error
+            .contains("went back from record 523615093120368741 to 523615093120041061"),
+        "{}",
+        runs[0].error
+    );
+    assert_eq!(runs[0].pages, 2, "{runs:?}");
+    assert_eq!(pages.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let job = status(&b, node)
+        .await
+        .jobs
+        .into_iter()
+        .find(|j| j.kind == "data")
+        .unwrap();
+    assert_eq!(job.state, "retrying", "{job:?}");
+    let mut names: Vec<String> = records(&b, "person")
+        .await
+        .values()
+        .filter(|r| r.origin_node_id == node)
+        .map(name_of)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Alice", "Bob"], "the first page, once");
     b.stop().await;
 }
