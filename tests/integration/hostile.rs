@@ -1295,10 +1295,15 @@ async fn values_a_peer_gets_wrong_are_reported_and_never_written() {
     b.stop().await;
 }
 
-/// The recorded first page again and again, each time with a fresh cursor:
-/// a loop back to page 1 that no set of seen cursors can catch.
-fn back_to_the_start(request: &Recorded, counter: &std::sync::atomic::AtomicU64) -> Reply {
-    let mut doc = fixture("098-fx-peer-records-limit2.json")["response"]["body"].clone();
+/// The recorded first page (`first`) again and again, each time with a
+/// fresh cursor: a loop back to page 1 that no set of seen cursors can
+/// catch.
+fn back_to_the_start(
+    request: &Recorded,
+    first: &str,
+    counter: &std::sync::atomic::AtomicU64,
+) -> Reply {
+    let mut doc = fixture(first)["response"]["body"].clone();
     if request.param("pageCursor").is_some() {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         doc["response"]["filter"]["nextPage"] = json!(format!("fresh-cursor-{n}"));
@@ -1307,7 +1312,7 @@ fn back_to_the_start(request: &Recorded, counter: &std::sync::atomic::AtomicU64)
 }
 
 #[tokio::test]
-async fn a_corteza_origin_whose_fresh_cursors_lead_back_to_the_start_is_cut_off() {
+async fn an_origin_whose_fresh_cursors_lead_back_to_the_start_is_cut_off() {
     let mut b = node_b().await;
     person_module(&b).await;
     let (fake, node) = corteza_peer(&b, corteza_id(0), true).await;
@@ -1315,11 +1320,39 @@ async fn a_corteza_origin_whose_fresh_cursors_lead_back_to_the_start_is_cut_off(
     let counter = pages.clone();
     fake.handle(move |r| {
         if r.is_records() {
-            Some(back_to_the_start(r, &counter))
+            Some(back_to_the_start(
+                r,
+                "098-fx-peer-records-limit2.json",
+                &counter,
+            ))
+        } else if r.is_structure() {
+            Some(back_to_the_start(
+                r,
+                "049-peer-structure-limit1.json",
+                &counter,
+            ))
         } else {
             corteza_origin(r)
         }
     });
+    let held = shared_modules(&b, node).await;
+    let (runs, _) = within(
+        "a looping structure pull",
+        attempt_bound(),
+        sync_now(&b, node, "structure"),
+    )
+    .await;
+    let runs = runs.unwrap();
+    assert_eq!(runs[0].status, "failed", "{runs:?}");
+    assert!(
+        runs[0]
+            .error
+            .contains("went back from module 523615093121024101 to 523615093121024101"),
+        "{}",
+        runs[0].error
+    );
+    assert_eq!(runs[0].pages, 2, "{runs:?}");
+    assert_eq!(shared_modules(&b, node).await, held);
     let (runs, _) = within(
         "a looping data pull",
         attempt_bound(),
@@ -1336,7 +1369,11 @@ async fn a_corteza_origin_whose_fresh_cursors_lead_back_to_the_start_is_cut_off(
         runs[0].error
     );
     assert_eq!(runs[0].pages, 2, "{runs:?}");
-    assert_eq!(pages.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        pages.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one page past the start each"
+    );
     let job = status(&b, node)
         .await
         .jobs
