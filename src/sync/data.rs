@@ -545,8 +545,23 @@ impl DataSync {
             include_total: ours,
         })
         .await?;
+        // The highest origin record id of the pages so far (Corteza origins).
+        let mut highest: Option<Id> = None;
         loop {
             run.counts.pages += 1;
+            if !ours {
+                // Corteza pages by record id: a page that goes back is a
+                // loop, however fresh its cursor (the seen set cannot tell).
+                let lowest = page.records.iter().map(|r| r.id).min();
+                if let (Some(high), Some(low)) = (highest, lowest)
+                    && low <= high
+                {
+                    return Err(SyncError::Protocol(format!(
+                        "the origin went back from record {high} to {low}: its page cursor loops (Corteza pages by record id)"
+                    )));
+                }
+                highest = highest.max(page.records.iter().map(|r| r.id).max());
+            }
             if total.is_none() {
                 *total = page.total;
             }
@@ -563,6 +578,11 @@ impl DataSync {
             // The page after this one, if the cursor is sound.
             let next = match &page.next_cursor {
                 None => Ok(None),
+                // No origin sends a next page after an empty one: a loop
+                // with fresh cursors, which the seen set cannot catch.
+                Some(_) if page.records.is_empty() => Err(SyncError::Protocol(
+                    "the origin sent a page cursor but no record on the page".into(),
+                )),
                 Some(next) if !seen_cursors.insert(next.clone()) => Err(SyncError::Protocol(
                     "the origin sent the same page cursor twice".into(),
                 )),

@@ -323,6 +323,8 @@ impl StructureSync {
         let mut remote: Vec<RemoteModule> = Vec::new();
         let mut cursor: Option<String> = None;
         let mut seen = HashSet::new();
+        // The highest module id of the pages so far.
+        let mut highest: Option<Id> = None;
         loop {
             let page = (|| {
                 self.peer.structure_page(
@@ -338,6 +340,25 @@ impl StructureSync {
             .adjust(super::ports::page_wait)
             .await?;
             counts.pages += 1;
+            if page.next_cursor.is_some() && page.modules.is_empty() {
+                // No origin sends a next page after an empty one: a loop
+                // with fresh cursors, which the seen set cannot catch.
+                return Err(SyncError::Protocol(
+                    "the origin sent a page cursor but no module on the page".into(),
+                ));
+            }
+            // Corteza and fedsync both page by module id: a page that goes
+            // back is a loop, however fresh its cursor (the seen set cannot
+            // tell), and would only pile up copies.
+            let lowest = page.modules.iter().map(|m| m.external_id).min();
+            if let (Some(high), Some(low)) = (highest, lowest)
+                && low <= high
+            {
+                return Err(SyncError::Protocol(format!(
+                    "the origin went back from module {high} to {low}: its page cursor loops (origins page by module id)"
+                )));
+            }
+            highest = highest.max(page.modules.iter().map(|m| m.external_id).max());
             remote.extend(page.modules);
             match page.next_cursor {
                 None => break,

@@ -12,6 +12,7 @@ mod crash;
 mod daemon;
 mod data;
 mod handshake;
+mod hostile;
 mod layering;
 mod lifecycle;
 mod limits;

@@ -1,12 +1,15 @@
 //! A fake peer: a real HTTP server on loopback that records every request
-//! and answers from a script. It stands in for a Corteza node (answers built
-//! from recorded documents) or for a broken one (errors, redirects, stalls,
-//! huge bodies).
+//! and answers from a script, then from a handler (per path), then with
+//! Corteza's plain success. It stands in for a Corteza node (answers built
+//! from recorded documents, `corteza_origin`) or for a broken or hostile one
+//! (errors, redirects, stalls, bodies that drip or never end, compressed
+//! bombs, truncated or mistyped JSON, cursor loops).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -33,6 +36,23 @@ impl Recorded {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("the request body is JSON")
     }
+
+    /// A query parameter, decoded.
+    pub fn param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A structure page request (`GET .../modules/exposed/`).
+    pub fn is_structure(&self) -> bool {
+        self.method == "GET" && self.path.ends_with("/modules/exposed/")
+    }
+
+    /// A records page request (`GET .../modules/{id}/records/`).
+    pub fn is_records(&self) -> bool {
+        self.method == "GET" && self.path.ends_with("/records/")
+    }
 }
 
 /// How the fake answers one request.
@@ -42,18 +62,57 @@ pub enum Reply {
     Raw(u16, Vec<(String, String)>, Vec<u8>),
     /// Accept the request and never answer.
     Stall,
+    /// Headers at once (no length), then the body one byte per `every`.
+    Drip {
+        status: u16,
+        body: Vec<u8>,
+        every: Duration,
+    },
+    /// 200 with a body that never ends (JSON whitespace, chunked, no
+    /// length); the bytes the client took are counted (`flooded`).
+    Flood,
 }
+
+/// Answers requests the script does not: `None` leaves the request to
+/// Corteza's plain success.
+pub type Handler = Arc<dyn Fn(&Recorded) -> Option<Reply> + Send + Sync>;
 
 #[derive(Default)]
 struct FakeState {
     requests: Vec<Recorded>,
     script: VecDeque<Reply>,
+    handler: Option<Handler>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<FakeState>>,
+    flooded: Arc<AtomicU64>,
+    floods: Arc<AtomicUsize>,
+}
+
+/// Counts a flood body while the server still holds it.
+struct Open(Arc<AtomicUsize>);
+
+impl Open {
+    fn new(counter: Arc<AtomicUsize>) -> Open {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Open(counter)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct FakePeer {
     pub addr: SocketAddr,
     state: Arc<Mutex<FakeState>>,
     connections: Arc<AtomicUsize>,
+    flooded: Arc<AtomicU64>,
+    floods: Arc<AtomicUsize>,
 }
 
 impl FakePeer {
@@ -82,9 +141,13 @@ impl FakePeer {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState::default()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let app = axum::Router::new()
-            .fallback(answer)
-            .with_state(state.clone());
+        let flooded = Arc::new(AtomicU64::new(0));
+        let floods = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(answer).with_state(Shared {
+            state: state.clone(),
+            flooded: flooded.clone(),
+            floods: floods.clone(),
+        });
         let counter = connections.clone();
         tokio::spawn(async move {
             loop {
@@ -118,6 +181,8 @@ impl FakePeer {
             addr,
             state,
             connections,
+            flooded,
+            floods,
         }
     }
 
@@ -129,6 +194,21 @@ impl FakePeer {
     /// Queues the answer to the next request.
     pub fn reply(&self, reply: Reply) {
         self.state.lock().unwrap().script.push_back(reply);
+    }
+
+    /// Answers what the script does not, per request (path, query, ...).
+    pub fn handle(&self, handler: impl Fn(&Recorded) -> Option<Reply> + Send + Sync + 'static) {
+        self.state.lock().unwrap().handler = Some(Arc::new(handler));
+    }
+
+    /// Bytes of `Reply::Flood` bodies the client has taken so far.
+    pub fn flooded(&self) -> u64 {
+        self.flooded.load(Ordering::SeqCst)
+    }
+
+    /// `Reply::Flood` bodies still being sent (the client has not hung up).
+    pub fn floods_open(&self) -> usize {
+        self.floods.load(Ordering::SeqCst)
     }
 
     /// Drops the answers still queued.
@@ -146,7 +226,8 @@ impl FakePeer {
     }
 }
 
-async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) -> Response {
+async fn answer(State(shared): State<Shared>, request: Request) -> Response {
+    let state = shared.state;
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, 64 * 1024 * 1024)
         .await
@@ -154,7 +235,7 @@ async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) ->
         .to_vec();
     let reply = {
         let mut state = state.lock().unwrap();
-        state.requests.push(Recorded {
+        let recorded = Recorded {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or_default().to_owned(),
@@ -164,8 +245,13 @@ async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) ->
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
                 .collect(),
             body,
-        });
-        state.script.pop_front()
+        };
+        let reply = state
+            .script
+            .pop_front()
+            .or_else(|| state.handler.as_ref().and_then(|h| h(&recorded)));
+        state.requests.push(recorded);
+        reply
     };
     let reply = reply
         .unwrap_or_else(|| Reply::Json(200, serde_json::json!({ "success": { "message": "OK" } })));
@@ -183,7 +269,155 @@ async fn answer(State(state): State<Arc<Mutex<FakeState>>>, request: Request) ->
             builder.body(Body::from(body)).unwrap()
         }
         Reply::Stall => std::future::pending().await,
+        Reply::Drip {
+            status,
+            body,
+            every,
+        } => {
+            let bytes = futures::stream::unfold(body.into_iter(), move |mut rest| async move {
+                let byte = rest.next()?;
+                tokio::time::sleep(every).await;
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(vec![byte])),
+                    rest,
+                ))
+            });
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(bytes))
+                .unwrap()
+        }
+        Reply::Flood => {
+            let counter = shared.flooded;
+            let open = Open::new(shared.floods);
+            let chunk = bytes::Bytes::from(vec![b' '; 16 * 1024]);
+            let bytes = futures::stream::repeat_with(move || {
+                let _open = &open;
+                // Counted as the client pulls: a chunk is produced only when
+                // the connection can take it.
+                counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+                Ok::<_, std::io::Error>(chunk.clone())
+            });
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(Body::from_stream(bytes))
+                .unwrap()
+        }
     }
+}
+
+/// A gzip member (RFC 1952) that inflates to `len` zero bytes while being
+/// about 160 times smaller: one literal, then length-258 distance-1 copies
+/// in a fixed-Huffman deflate block (RFC 1951 3.2.6), with the right CRC-32
+/// and size in its trailer. Sent with `Content-Encoding: gzip`, it is a
+/// decompression bomb for a client that inflates.
+pub fn gzip_bomb(len: usize) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u32,
+        n: u32,
+    }
+    impl Bits {
+        /// Appends `count` bits of `value`, least significant first.
+        fn put(&mut self, value: u32, count: u32) {
+            for i in 0..count {
+                self.acc |= ((value >> i) & 1) << self.n;
+                self.n += 1;
+                if self.n == 8 {
+                    self.out.push(self.acc as u8);
+                    self.acc = 0;
+                    self.n = 0;
+                }
+            }
+        }
+        /// Appends a Huffman code, most significant bit first.
+        fn code(&mut self, code: u32, count: u32) {
+            for i in (0..count).rev() {
+                self.put((code >> i) & 1, 1);
+            }
+        }
+    }
+    assert!(
+        len > 0 && (len - 1).is_multiple_of(258),
+        "1 + a multiple of 258"
+    );
+    let mut bits = Bits {
+        out: vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255],
+        acc: 0,
+        n: 0,
+    };
+    bits.put(1, 1); // the last block
+    bits.put(1, 2); // fixed Huffman codes
+    bits.code(0x30, 8); // literal 0
+    for _ in 0..(len - 1) / 258 {
+        bits.code(0xc5, 8); // length 258 (code 285)
+        bits.code(0, 5); // distance 1
+    }
+    bits.code(0, 7); // end of block (256)
+    if bits.n > 0 {
+        bits.out.push(bits.acc as u8);
+    }
+    let mut out = bits.out;
+    out.extend_from_slice(&crc32_of_zeros(len).to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out
+}
+
+fn crc32_of_zeros(len: usize) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for _ in 0..len {
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A well-behaved Corteza origin, from the recorded documents: the
+/// structure in two pages (049, then 050 for its cursor) and the records of
+/// `contact_fed` in two pages (098: Alice, Bob; then 099: Carol). Any other
+/// request is left to the default.
+pub fn corteza_origin(request: &Recorded) -> Option<Reply> {
+    let body = |name: &str| Reply::Json(200, fixture(name)["response"]["body"].clone());
+    if request.is_structure() {
+        return Some(match request.param("pageCursor") {
+            None => body("049-peer-structure-limit1.json"),
+            Some(c) if c == next_page("049-peer-structure-limit1.json") => {
+                body("050-peer-structure-limit1-page2.json")
+            }
+            Some(_) => Reply::Json(
+                200,
+                serde_json::json!({"error": {"message": "invalid page cursor"}}),
+            ),
+        });
+    }
+    if request.is_records() {
+        return Some(match request.param("pageCursor") {
+            None => body("098-fx-peer-records-limit2.json"),
+            Some(c) if c == next_page("098-fx-peer-records-limit2.json") => {
+                body("099-fx-peer-records-limit2-page2.json")
+            }
+            Some(_) => Reply::Json(
+                200,
+                serde_json::json!({"error": {"message": "invalid page cursor"}}),
+            ),
+        });
+    }
+    None
+}
+
+/// The `nextPage` cursor of a recorded page.
+pub fn next_page(name: &str) -> String {
+    fixture(name)["response"]["body"]["response"]["filter"]["nextPage"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// A recorded exchange from `tests/fixtures/corteza-wire/`.
