@@ -198,6 +198,22 @@ fn u7_paths() {
     );
 }
 
+/// Found by the node_uri fuzz target: a node URI accepted `/@x` in its base
+/// path, which `parse_base_url` refuses, so the base URL it gave could not be
+/// entered again by an admin.
+#[test]
+fn u7_base_paths_have_no_at_sign() {
+    check(
+        &format!("https://1:{TOKEN}@[::1]:8443/@OpQa/b/?name=x"),
+        Err("pairingURIInvalid"),
+    );
+    check(
+        &format!("https://1:{TOKEN}@example.tld/fed@eration"),
+        Err("pairingURIInvalid"),
+    );
+    assert!(parse_base_url("https://example.tld/@x", false).is_err());
+}
+
 #[test]
 fn u8_names_are_capped_and_inert() {
     let long = "n".repeat(100);
