@@ -98,6 +98,48 @@ mod tests {
         assert_eq!(open(&key, "cursor", "garbage"), None);
     }
 
+    fn fixed_key() -> SigningKey {
+        SigningKey(KeyMaterial::from_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Whatever is sealed opens to itself, with its purpose only.
+        #[test]
+        fn sealed_payloads_open_to_themselves(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            purpose in "[a-z-]{1,20}",
+        ) {
+            let key = fixed_key();
+            let text = seal(&key, &purpose, &payload);
+            proptest::prop_assert_eq!(open(&key, &purpose, &text), Some(payload));
+            proptest::prop_assert_eq!(open(&key, &format!("{purpose}x"), &text), None);
+        }
+
+        /// Any single bit flipped anywhere in a sealed text is refused.
+        #[test]
+        fn any_bit_flip_is_refused(
+            payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let key = fixed_key();
+            let text = seal(&key, "cursor", &payload);
+            let mut bytes = text.into_bytes();
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            let changed = String::from_utf8_lossy(&bytes);
+            proptest::prop_assert_eq!(open(&key, "cursor", &changed), None);
+        }
+
+        /// Arbitrary text is refused, never a panic.
+        #[test]
+        fn arbitrary_text_is_refused(text in "\\PC{0,300}|[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,60}") {
+            proptest::prop_assert_eq!(open(&fixed_key(), "cursor", &text), None);
+        }
+    }
+
     #[test]
     fn webhook_signatures_match_a_known_vector() {
         // printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac 'webhook-secret-0123'

@@ -590,4 +590,34 @@ mod tests {
             Err(PeerError::Protocol(_))
         ));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The peer document decoders are total on arbitrary bytes and
+        /// arbitrary JSON, wrapped in the envelope or not.
+        #[test]
+        fn peer_documents_decode_or_are_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            value in crate::federation::wire::arbitrary_json(),
+        ) {
+            let wrapped = serde_json::json!({ "response": value.clone() });
+            for body in [bytes, serde_json::to_vec(&value).unwrap(), serde_json::to_vec(&wrapped).unwrap()] {
+                if let Ok(page) = parse_records_page(&body) {
+                    proptest::prop_assert!(page.next_cursor.is_none_or(|c| !c.is_empty()));
+                }
+                if let Ok(page) = parse_structure_page(&body) {
+                    proptest::prop_assert!(page.next_cursor.is_none_or(|c| !c.is_empty()));
+                }
+            }
+        }
+
+        /// Delay-seconds are taken as they are; anything else is a date or nothing.
+        #[test]
+        fn retry_after_is_total(seconds in proptest::prelude::any::<u64>(), text in "\\PC{0,40}") {
+            let now = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+            proptest::prop_assert_eq!(parse_retry_after(&seconds.to_string(), now), Some(Duration::from_secs(seconds)));
+            let _ = parse_retry_after(&text, now);
+        }
+    }
 }

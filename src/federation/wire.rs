@@ -462,3 +462,322 @@ pub struct ActivityLink {
 }
 
 pub const ACTIVITY_STREAMS: &str = "https://www.w3.org/ns/activitystreams";
+
+// ------------------------------------------------------------ request decoding
+//
+// The pure halves of the peer routes' decoding (the routes read the body and
+// the query, then call these), public so that fuzz targets and property tests
+// reach them.
+
+/// Largest handshake body read (federation-security 3.2.7).
+pub const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
+/// Longest token accepted in a handshake body.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// A request refused while decoding: the status and the message for
+/// Corteza's error envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: http::StatusCode,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn new(status: http::StatusCode, message: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// A JSON request body (already known to be JSON and within its cap):
+/// 400 when it does not decode (wrong types, duplicate keys, too deep).
+pub fn decode_json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Refused> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            format!("request invalid: {e}"),
+        )
+    })
+}
+
+/// A token field that must be present, non-empty and not too long.
+pub fn present_token(
+    value: Option<String>,
+    field: &str,
+) -> Result<zeroize::Zeroizing<String>, Refused> {
+    match value {
+        Some(v) if !v.is_empty() && v.len() <= MAX_TOKEN_LEN => Ok(zeroize::Zeroizing::new(v)),
+        Some(v) if v.len() > MAX_TOKEN_LEN => Err(Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            format!("request invalid: {field} is too long"),
+        )),
+        _ => Err(Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            format!("request invalid: {field} is required"),
+        )),
+    }
+}
+
+/// What a handshake body says, in either spelling.
+#[derive(Debug)]
+pub struct DecodedHandshake {
+    /// The one-time pairing token.
+    pub pair_token: zeroize::Zeroizing<String>,
+    /// The token the peer gives us for calling it.
+    pub auth_token: zeroize::Zeroizing<String>,
+    /// The node id the body names (empty when it names none).
+    pub body_node_id: String,
+    /// Fedsync when the body carries our extension.
+    pub peer_kind: crate::domain::PeerKind,
+}
+
+/// The handshake body in either spelling: (OTT, token for us, node id named).
+pub fn decode_handshake(body: HandshakeInitBody) -> Result<DecodedHandshake, Refused> {
+    let peer_kind = if body.fedsync.is_some() {
+        crate::domain::PeerKind::Fedsync
+    } else {
+        crate::domain::PeerKind::Corteza
+    };
+    // Corteza's spelling first, then the documentation's.
+    if body.pair_token.is_some() || body.shared_node_id.is_some() {
+        return Ok(DecodedHandshake {
+            pair_token: present_token(body.pair_token, "pairToken")?,
+            auth_token: present_token(body.auth_token, "authToken")?,
+            body_node_id: body.shared_node_id.unwrap_or_default(),
+            peer_kind,
+        });
+    }
+    let Some(uri) = body.node_uri else {
+        return Err(Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            "request invalid: pairToken is required",
+        ));
+    };
+    let parsed = crate::pairing::parse_node_uri(&uri, true).map_err(|_| {
+        Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            "request invalid: nodeURI is not a node URI",
+        )
+    })?;
+    let token = present_token(body.token, "token")?;
+    Ok(DecodedHandshake {
+        pair_token: parsed.token,
+        auth_token: token,
+        body_node_id: parsed.node_id.to_string(),
+        peer_kind,
+    })
+}
+
+/// The bytes of a handshake request body (already known to be JSON):
+/// 413 past the cap, 400 when it does not decode or lacks a token.
+pub fn decode_handshake_body(bytes: &[u8]) -> Result<DecodedHandshake, Refused> {
+    if bytes.len() > MAX_HANDSHAKE_BODY {
+        return Err(Refused::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is too large",
+        ));
+    }
+    decode_handshake(decode_json_body::<HandshakeInitBody>(bytes)?)
+}
+
+/// The query of a page request: `lastSync` (or `after`), `limit`,
+/// `pageCursor`; others, such as Corteza's ignored `query` and `sort`, are
+/// ignored too. A negative limit means none; `lastSync` is unix seconds or
+/// RFC 3339 within years 1970-9999.
+pub fn decode_page_query(
+    raw: Option<&str>,
+) -> Result<crate::sync::structure::PageRequest, Refused> {
+    let mut request = crate::sync::structure::PageRequest::default();
+    let bad = |what: &str| {
+        Refused::new(
+            http::StatusCode::BAD_REQUEST,
+            format!("request invalid: {what}"),
+        )
+    };
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "limit" if !value.is_empty() => {
+                let limit: i64 = value.parse().map_err(|_| bad("limit must be a number"))?;
+                request.limit = Some(u32::try_from(limit.max(0)).unwrap_or(u32::MAX));
+            }
+            "lastSync" | "after" if !value.is_empty() => {
+                let seconds = match value.parse::<i64>() {
+                    Ok(seconds) => seconds,
+                    // Corteza's client may send RFC 3339; honour it.
+                    Err(_) => chrono::DateTime::parse_from_rfc3339(&value)
+                        .map(|t| t.timestamp())
+                        .map_err(|_| bad("lastSync must be unix seconds"))?,
+                };
+                if !(0..=253_402_300_799).contains(&seconds) {
+                    return Err(bad("lastSync is out of range"));
+                }
+                request.last_sync = Some(seconds);
+            }
+            "pageCursor" if !value.is_empty() => request.cursor = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(request)
+}
+
+/// Arbitrary JSON values for property tests, with the wire's own keys
+/// among the random ones so the decoders get past their first checks.
+#[cfg(test)]
+pub(crate) fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    const KEYS: &[&str] = &[
+        "response",
+        "set",
+        "filter",
+        "recordID",
+        "values",
+        "name",
+        "value",
+        "yours",
+        "createdAt",
+        "updatedAt",
+        "deletedAt",
+        "nextPage",
+        "resume",
+        "total",
+        "moduleID",
+        "composeModuleID",
+        "composeNamespaceID",
+        "handle",
+        "fields",
+        "kind",
+        "label",
+        "isMulti",
+        "pairToken",
+        "authToken",
+        "sharedNodeID",
+        "nodeURI",
+        "token",
+        "nodeIDB",
+        "fedsync",
+        "version",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[0-9]{1,20}".prop_map(Value::from),
+        "\\PC{0,24}".prop_map(Value::from),
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})"
+            .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 48, 6, |inner| {
+        let key = prop_oneof![
+            3 => proptest::sample::select(KEYS).prop_map(str::to_owned),
+            1 => "[a-zA-Z]{0,8}",
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            proptest::collection::vec((key, inner), 0..7)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect())),
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The page query decoder is total; `limit` is clamped to
+        /// 0..=u32::MAX, `lastSync` outside years 1970-9999 is refused.
+        #[test]
+        fn page_queries_are_total_and_clamped(
+            limit in any::<i64>(),
+            last_sync in any::<i64>(),
+            junk in "[a-zA-Z0-9=&%+._-]{0,40}",
+        ) {
+            let request = decode_page_query(Some(&format!("limit={limit}"))).unwrap();
+            prop_assert_eq!(request.limit, Some(limit.clamp(0, u32::MAX as i64) as u32));
+            let decoded = decode_page_query(Some(&format!("lastSync={last_sync}")));
+            if (0..=253_402_300_799).contains(&last_sync) {
+                prop_assert_eq!(decoded.unwrap().last_sync, Some(last_sync));
+            } else {
+                prop_assert_eq!(decoded.unwrap_err().message, "request invalid: lastSync is out of range");
+            }
+            match decode_page_query(Some(&junk)) {
+                Ok(request) => prop_assert!(request.last_sync.is_none_or(|t| (0..=253_402_300_799).contains(&t))),
+                Err(refused) => prop_assert_eq!(refused.status, http::StatusCode::BAD_REQUEST),
+            }
+        }
+
+        /// RFC 3339 `lastSync` values are the same instant in unix seconds.
+        #[test]
+        fn rfc3339_last_sync_is_unix_seconds(seconds in 0i64..=253_402_300_799, offset_minutes in -1439i32..=1439) {
+            let offset = chrono::FixedOffset::east_opt(offset_minutes * 60).unwrap();
+            let at = chrono::DateTime::from_timestamp(seconds, 0).unwrap().with_timezone(&offset);
+            let text: String = url::form_urlencoded::byte_serialize(at.to_rfc3339().as_bytes()).collect();
+            match decode_page_query(Some(&format!("after={text}"))) {
+                Ok(request) => prop_assert_eq!(request.last_sync, Some(seconds)),
+                // A local time past 9999-12-31 does not print as RFC 3339.
+                Err(refused) => prop_assert_eq!(refused.status, http::StatusCode::BAD_REQUEST),
+            }
+        }
+
+        /// The handshake body decoder is total on arbitrary bytes and JSON.
+        #[test]
+        fn handshake_bodies_decode_or_are_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            value in arbitrary_json(),
+        ) {
+            for body in [bytes, serde_json::to_vec(&value).unwrap()] {
+                match decode_handshake_body(&body) {
+                    Ok(decoded) => {
+                        prop_assert!(!decoded.pair_token.is_empty() && decoded.pair_token.len() <= MAX_TOKEN_LEN);
+                        prop_assert!(!decoded.auth_token.is_empty() && decoded.auth_token.len() <= MAX_TOKEN_LEN);
+                    }
+                    Err(refused) => prop_assert!(matches!(refused.status.as_u16(), 400 | 413)),
+                }
+            }
+        }
+
+        /// Corteza's spelling decodes to its tokens; tokens past the cap are refused.
+        #[test]
+        fn handshake_tokens_are_bounded(pair_len in 1usize..5000, auth_len in 1usize..5000, fedsync in any::<bool>()) {
+            let mut body = serde_json::json!({
+                "pairToken": "p".repeat(pair_len),
+                "authToken": "a".repeat(auth_len),
+                "sharedNodeID": "523615093115650149",
+            });
+            if fedsync {
+                body["fedsync"] = serde_json::json!({"version": "1"});
+            }
+            let decoded = decode_handshake_body(&serde_json::to_vec(&body).unwrap());
+            if pair_len > MAX_TOKEN_LEN {
+                prop_assert_eq!(decoded.unwrap_err().message, "request invalid: pairToken is too long");
+            } else if auth_len > MAX_TOKEN_LEN {
+                prop_assert_eq!(decoded.unwrap_err().message, "request invalid: authToken is too long");
+            } else {
+                let decoded = decoded.unwrap();
+                prop_assert_eq!(decoded.pair_token.len(), pair_len);
+                prop_assert_eq!(decoded.auth_token.len(), auth_len);
+                prop_assert_eq!(decoded.body_node_id, "523615093115650149");
+                let kind = if fedsync { crate::domain::PeerKind::Fedsync } else { crate::domain::PeerKind::Corteza };
+                prop_assert_eq!(decoded.peer_kind, kind);
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_handshake_bodies_are_refused_before_decoding() {
+        let body = vec![b' '; MAX_HANDSHAKE_BODY + 1];
+        assert_eq!(
+            decode_handshake_body(&body).unwrap_err().status,
+            http::StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+}

@@ -213,7 +213,9 @@ pub fn parse_base_url(input: &str, allow_insecure: bool) -> Result<String, UriEr
 }
 
 /// U7: no dot segments, no encoded separators, nothing percent-encoded, no
-/// backslashes, no empty segments.
+/// backslashes, no empty segments, no `@` (a base URL has no user part, and
+/// `https://host/@other` reads like one; a node URI and an admin's base URL
+/// must agree on what a base path is).
 fn check_path(raw: &str) -> Result<(), UriError> {
     if raw.is_empty() || raw == "/" {
         return Ok(());
@@ -233,7 +235,7 @@ fn check_path(raw: &str) -> Result<(), UriError> {
         }
         if !segment
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:".contains(c))
         {
             return Err(invalid("the path has characters a base path does not use"));
         }

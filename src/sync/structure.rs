@@ -64,15 +64,28 @@ pub enum ServeError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct CursorPayload {
+/// What a structure page cursor carries (sealed: a peer cannot forge one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorPayload {
     /// The node (pair) the cursor belongs to.
-    n: u64,
+    pub n: u64,
     /// The last exposed module id served.
-    a: u64,
+    pub a: u64,
     /// The `lastSync` filter, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    s: Option<i64>,
+    pub s: Option<i64>,
+}
+
+/// Seals a structure page cursor.
+pub fn seal_cursor(key: &SigningKey, cursor: &CursorPayload) -> String {
+    let payload = serde_json::to_vec(cursor).unwrap_or_default();
+    mac::seal(key, CURSOR_PURPOSE, &payload)
+}
+
+/// The structure page cursor in `text`, or `None` when this node (with
+/// `key`) did not issue it.
+pub fn open_cursor(key: &SigningKey, text: &str) -> Option<CursorPayload> {
+    mac::open(key, CURSOR_PURPOSE, text).and_then(|bytes| serde_json::from_slice(&bytes).ok())
 }
 
 /// Serves one page of `node`'s exposed modules. Tombstones (unexposed
@@ -90,11 +103,9 @@ pub async fn serve_page(
     };
     let (after, last_sync) = match &request.cursor {
         Some(text) => {
-            let payload = mac::open(key, CURSOR_PURPOSE, text)
-                .and_then(|bytes| serde_json::from_slice::<CursorPayload>(&bytes).ok())
-                .ok_or_else(|| {
-                    ServeError::BadRequest("pageCursor is not a cursor this node issued".into())
-                })?;
+            let payload = open_cursor(key, text).ok_or_else(|| {
+                ServeError::BadRequest("pageCursor is not a cursor this node issued".into())
+            })?;
             if payload.n != node.id.get() {
                 return Err(ServeError::BadRequest(
                     "pageCursor belongs to another pair".into(),
@@ -126,13 +137,14 @@ pub async fn serve_page(
     let next_cursor = if modules.len() > limit as usize {
         modules.truncate(limit as usize);
         let last = modules.last().map(|m| m.id.get()).unwrap_or(0);
-        let payload = serde_json::to_vec(&CursorPayload {
-            n: node.id.get(),
-            a: last,
-            s: last_sync,
-        })
-        .unwrap_or_default();
-        Some(mac::seal(key, CURSOR_PURPOSE, &payload))
+        Some(seal_cursor(
+            key,
+            &CursorPayload {
+                n: node.id.get(),
+                a: last,
+                s: last_sync,
+            },
+        ))
     } else {
         None
     };
@@ -533,5 +545,67 @@ mod tests {
             payload,
             r#"{"n":523615093115650149,"a":912285089520418816}"#
         );
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::crypto::KeyMaterial;
+
+        fn key() -> SigningKey {
+            SigningKey(
+                KeyMaterial::from_text("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap(),
+            )
+        }
+
+        fn cursor() -> impl Strategy<Value = CursorPayload> {
+            (
+                any::<u64>(),
+                any::<u64>(),
+                proptest::option::of(any::<i64>()),
+            )
+                .prop_map(|(n, a, s)| CursorPayload { n, a, s })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            /// A cursor we issued opens to itself and re-seals to the same
+            /// text; it is not a cursor of the other kind, nor under
+            /// another key.
+            #[test]
+            fn cursors_round_trip(cursor in cursor()) {
+                let text = seal_cursor(&key(), &cursor);
+                prop_assert_eq!(open_cursor(&key(), &text), Some(cursor.clone()));
+                prop_assert_eq!(seal_cursor(&key(), &cursor), text.clone());
+                prop_assert_eq!(crate::sync::data::open_cursor(&key(), &text), None);
+                let other_key = SigningKey(KeyMaterial::from_text("AQECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8").unwrap());
+                prop_assert_eq!(open_cursor(&other_key, &text), None);
+            }
+
+            /// Any single bit flipped in a cursor is refused.
+            #[test]
+            fn changed_cursors_are_refused(cursor in cursor(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+                let mut bytes = seal_cursor(&key(), &cursor).into_bytes();
+                let i = at.index(bytes.len());
+                bytes[i] ^= 1 << bit;
+                prop_assert_eq!(open_cursor(&key(), &String::from_utf8_lossy(&bytes)), None);
+            }
+
+            /// Any payload sealed for cursors decodes or is refused; what
+            /// decodes re-seals to a cursor that opens to the same value.
+            #[test]
+            fn sealed_payloads_decode_or_are_refused(payload in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..100),
+                "\\{(\"[nmacis]\":-?[0-9]{1,21},?){0,7}\\}".prop_map(String::into_bytes),
+            ]) {
+                let text = mac::seal(&key(), CURSOR_PURPOSE, &payload);
+                if let Some(cursor) = open_cursor(&key(), &text) {
+                    let again = seal_cursor(&key(), &cursor);
+                    prop_assert_eq!(open_cursor(&key(), &again), Some(cursor));
+                }
+            }
+        }
     }
 }

@@ -16,24 +16,18 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderValue;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::de::DeserializeOwned;
-use zeroize::Zeroizing;
 
 use super::FederationState;
 use super::limits::{Verdict, address_key};
 use crate::crypto::{parse_bearer, verify_peer_token};
 use crate::domain::{NodeId, PeerKind};
 use crate::federation::wire::{
-    Envelope, ErrorBody, ExposedModuleDoc, HandshakeCompleteBody, HandshakeInitBody, LinkDoc,
-    LinkFilter, LinkSet, StructureDoc, SuccessBody,
+    Envelope, ErrorBody, ExposedModuleDoc, HandshakeCompleteBody, LinkDoc, LinkFilter, LinkSet,
+    MAX_HANDSHAKE_BODY, Refused, StructureDoc, SuccessBody, decode_handshake_body,
+    decode_json_body, decode_page_query, present_token,
 };
-use crate::pairing::parse_node_uri;
 use crate::sync::structure::{PageRequest, ServeError, serve_page};
 use crate::sync::{AuthenticatedPeer, InboundHandshake, PairingError, PeerAuthError};
-
-/// Largest handshake body read (federation-security 3.2.7).
-const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
-/// Longest token accepted in a handshake body.
-const MAX_TOKEN_LEN: usize = 4096;
 
 pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(ErrorBody::new(message))).into_response()
@@ -45,6 +39,12 @@ pub(super) struct Refusal(StatusCode, String);
 impl Refusal {
     fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
         Refusal(status, message.into())
+    }
+}
+
+impl From<Refused> for Refusal {
+    fn from(refused: Refused) -> Refusal {
+        Refusal(refused.status, refused.message)
     }
 }
 
@@ -62,9 +62,8 @@ fn source(info: &ConnectInfo<SocketAddr>) -> String {
     info.0.to_string()
 }
 
-/// Reads a small JSON body: 415 unless JSON, 413 past the cap, 400 when it
-/// does not decode (wrong types, duplicate keys, too deep).
-async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Refusal> {
+/// Reads a small JSON body's bytes: 415 unless JSON, 413 past the cap.
+async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Refusal> {
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -79,53 +78,16 @@ async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
             "the body must be application/json",
         ));
     }
-    let bytes = to_bytes(body, MAX_HANDSHAKE_BODY)
+    to_bytes(body, MAX_HANDSHAKE_BODY)
         .await
-        .map_err(|_| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, format!("request invalid: {e}")))
+        .map_err(|_| Refusal::new(StatusCode::PAYLOAD_TOO_LARGE, "the body is too large"))
 }
 
-fn present(value: Option<String>, field: &str) -> Result<Zeroizing<String>, Refusal> {
-    match value {
-        Some(v) if !v.is_empty() && v.len() <= MAX_TOKEN_LEN => Ok(Zeroizing::new(v)),
-        Some(v) if v.len() > MAX_TOKEN_LEN => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("request invalid: {field} is too long"),
-        )),
-        _ => Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            format!("request invalid: {field} is required"),
-        )),
-    }
-}
-
-/// The handshake body in either spelling: (OTT, token for us, node id named).
-fn decode_handshake(
-    body: HandshakeInitBody,
-) -> Result<(Zeroizing<String>, Zeroizing<String>, String), Refusal> {
-    // Corteza's spelling first, then the documentation's.
-    if body.pair_token.is_some() || body.shared_node_id.is_some() {
-        return Ok((
-            present(body.pair_token, "pairToken")?,
-            present(body.auth_token, "authToken")?,
-            body.shared_node_id.unwrap_or_default(),
-        ));
-    }
-    let Some(uri) = body.node_uri else {
-        return Err(Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "request invalid: pairToken is required",
-        ));
-    };
-    let parsed = parse_node_uri(&uri, true).map_err(|_| {
-        Refusal::new(
-            StatusCode::BAD_REQUEST,
-            "request invalid: nodeURI is not a node URI",
-        )
-    })?;
-    let token = present(body.token, "token")?;
-    Ok((parsed.token, token, parsed.node_id.to_string()))
+/// Reads a small JSON body: 415 unless JSON, 413 past the cap, 400 when it
+/// does not decode (wrong types, duplicate keys, too deep).
+async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Refusal> {
+    let bytes = json_bytes(headers, body).await?;
+    Ok(decode_json_body(&bytes)?)
 }
 
 /// `POST /federation/nodes/{id}/handshake`: the invitee asks to pair,
@@ -186,25 +148,20 @@ async fn handshake_checked(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let body: HandshakeInitBody = match json_body(&parts.headers, body).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal.into_response(),
+    let decoded = match json_bytes(&parts.headers, body).await {
+        Ok(bytes) => decode_handshake_body(&bytes).map_err(Refusal::from),
+        Err(refusal) => Err(refusal),
     };
-    let peer_kind = if body.fedsync.is_some() {
-        PeerKind::Fedsync
-    } else {
-        PeerKind::Corteza
-    };
-    let (pair_token, auth_token, body_node_id) = match decode_handshake(body) {
-        Ok(parts) => parts,
+    let decoded = match decoded {
+        Ok(decoded) => decoded,
         Err(refusal) => return refusal.into_response(),
     };
     let inbound = InboundHandshake {
         path_node_id: id,
-        body_node_id,
-        pair_token,
-        auth_token,
-        peer_kind,
+        body_node_id: decoded.body_node_id,
+        pair_token: decoded.pair_token,
+        auth_token: decoded.auth_token,
+        peer_kind: decoded.peer_kind,
         source_addr: addr.to_string(),
     };
     match state.pairing.accept_handshake(inbound).await {
@@ -282,9 +239,9 @@ pub async fn handshake_complete(
     } else {
         PeerKind::Corteza
     };
-    let token = match present(body.auth_token.or(body.token), "authToken") {
+    let token = match present_token(body.auth_token.or(body.token), "authToken") {
         Ok(token) => token,
-        Err(refusal) => return refusal.into_response(),
+        Err(refused) => return Refusal::from(refused).into_response(),
     };
     match state.pairing.complete_handshake(&peer, &token, kind).await {
         Ok(()) => success(),
@@ -300,33 +257,7 @@ pub async fn handshake_complete(
 /// The query of a page request: `lastSync`, `limit`, `pageCursor` (others,
 /// such as Corteza's ignored `query` and `sort`, are ignored too).
 pub(super) fn page_request(raw: Option<&str>) -> Result<PageRequest, Refusal> {
-    let mut request = PageRequest::default();
-    let bad =
-        |what: &str| Refusal::new(StatusCode::BAD_REQUEST, format!("request invalid: {what}"));
-    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "limit" if !value.is_empty() => {
-                let limit: i64 = value.parse().map_err(|_| bad("limit must be a number"))?;
-                request.limit = Some(u32::try_from(limit.max(0)).unwrap_or(u32::MAX));
-            }
-            "lastSync" | "after" if !value.is_empty() => {
-                let seconds = match value.parse::<i64>() {
-                    Ok(seconds) => seconds,
-                    // Corteza's client may send RFC 3339; honour it.
-                    Err(_) => chrono::DateTime::parse_from_rfc3339(&value)
-                        .map(|t| t.timestamp())
-                        .map_err(|_| bad("lastSync must be unix seconds"))?,
-                };
-                if !(0..=253_402_300_799).contains(&seconds) {
-                    return Err(bad("lastSync is out of range"));
-                }
-                request.last_sync = Some(seconds);
-            }
-            "pageCursor" if !value.is_empty() => request.cursor = Some(value.into_owned()),
-            _ => {}
-        }
-    }
-    Ok(request)
+    Ok(decode_page_query(raw)?)
 }
 
 pub(super) fn serve_error(e: ServeError) -> Response {

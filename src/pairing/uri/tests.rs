@@ -198,6 +198,22 @@ fn u7_paths() {
     );
 }
 
+/// Found by the node_uri fuzz target: a node URI accepted `/@x` in its base
+/// path, which `parse_base_url` refuses, so the base URL it gave could not be
+/// entered again by an admin.
+#[test]
+fn u7_base_paths_have_no_at_sign() {
+    check(
+        &format!("https://1:{TOKEN}@[::1]:8443/@OpQa/b/?name=x"),
+        Err("pairingURIInvalid"),
+    );
+    check(
+        &format!("https://1:{TOKEN}@example.tld/fed@eration"),
+        Err("pairingURIInvalid"),
+    );
+    assert!(parse_base_url("https://example.tld/@x", false).is_err());
+}
+
 #[test]
 fn u8_names_are_capped_and_inert() {
     let long = "n".repeat(100);
@@ -383,4 +399,128 @@ fn admin_base_urls() {
     check_base("https://2130706433/federation", false, Err(()));
     check_base("ftp://b.example.com/x", false, Err(()));
     check_base("b.example.com/federation", false, Err(()));
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9]{0,10}(\\.[a-z][a-z0-9]{0,6}){0,2}",
+            (1u8..=223, any::<u8>(), any::<u8>(), 1u8..=254)
+                .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+            Just("[::1]".to_owned()),
+            Just("[2001:db8::7]".to_owned()),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        proptest::collection::vec("[a-zA-Z0-9_~-][a-zA-Z0-9._~-]{0,7}", 0..4)
+            .prop_map(|segments| segments.join("/"))
+    }
+
+    /// Strings that are not a canonical node id (digits only, no leading
+    /// zero, non-zero, within u64), spelled with characters a URL's user
+    /// part keeps as they are.
+    fn non_canonical_id() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("0".to_owned()),
+            "0[0-9]{1,18}",
+            "[+-][1-9][0-9]{0,17}",
+            "0x[0-9a-f]{1,8}",
+            "[1-9][0-9]{0,8}[a-z_.~-][0-9]{0,3}",
+            (u64::MAX as u128 + 1..=u128::MAX).prop_map(|n| n.to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// The URI we hand out parses back to what we put in it.
+        #[test]
+        fn formatted_uris_parse_back(
+            id in 1u64..,
+            token in "[A-Za-z0-9]{32}",
+            host in host(),
+            port in proptest::option::of(1u16..),
+            path in path(),
+            label in "\\PC{0,80}",
+        ) {
+            let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let public = Url::parse(&format!("https://{host}{port_text}/{path}")).unwrap();
+            let node_id = NodeId(Id::new(id).unwrap());
+            let text = format_node_uri(&public, node_id, &token, &label, false);
+            let uri = parse_node_uri(&text, false)
+                .unwrap_or_else(|e| panic!("{:?} must parse: {e}", text.as_str()));
+            prop_assert_eq!(uri.node_id, node_id);
+            prop_assert_eq!(uri.token.as_str(), token.as_str());
+            prop_assert_eq!(uri.name, sanitize_name(&label));
+            let port_text = public.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let expected = format!(
+                "https://{}{port_text}/{}",
+                public.host_str().unwrap(),
+                path.trim_matches('/')
+            );
+            prop_assert_eq!(&uri.base_url, &expected);
+            // The base URL is canonical: it parses to itself.
+            prop_assert_eq!(parse_base_url(&uri.base_url, false), Ok(expected));
+        }
+
+        /// A user part that is not a canonical node id is refused as such.
+        #[test]
+        fn non_canonical_ids_are_refused(user in non_canonical_id()) {
+            let input = format!("https://{user}:{TOKEN}@b.example.com/federation");
+            prop_assert_eq!(
+                parse_node_uri(&input, false).map(|u| u.node_id),
+                Err(UriError::SourceIdInvalid)
+            );
+        }
+
+        /// A password that is not 32 letters and digits is refused as a token.
+        #[test]
+        fn non_canonical_tokens_are_refused(
+            token in prop_oneof!["[A-Za-z0-9]{0,31}", "[A-Za-z0-9]{33,40}", "[A-Za-z0-9]{31}[-_.~!$]"],
+        ) {
+            let input = format!("https://5:{token}@b.example.com/federation");
+            prop_assert_eq!(
+                parse_node_uri(&input, false).map(|u| u.node_id),
+                Err(UriError::TokenInvalid)
+            );
+        }
+
+        /// Any input is parsed or refused (never a panic); what parses has a
+        /// canonical base URL, a token-shaped token and a clean name, and
+        /// the token is never in an error.
+        #[test]
+        fn any_input_is_parsed_or_refused(
+            input in prop_oneof![
+                "\\PC{0,120}",
+                "(https|http|corteza)://[0-9]{1,4}:[A-Za-z0-9]{32}@[a-z0-9.:\\[\\]%@/?#=&-]{0,40}",
+            ],
+            insecure in any::<bool>(),
+        ) {
+            match parse_node_uri(&input, insecure) {
+                Ok(uri) => {
+                    prop_assert!(crate::crypto::is_ott_shaped(&uri.token));
+                    prop_assert!(uri.name.chars().count() <= MAX_NAME_CHARS);
+                    let base = parse_base_url(&uri.base_url, insecure);
+                    prop_assert_eq!(base.as_deref(), Ok(uri.base_url.as_str()));
+                }
+                Err(e) => {
+                    if let Some((_, rest)) = input.split_once(':').and_then(|(_, r)| r.split_once(':')) {
+                        let token: String = rest.chars().take(32).collect();
+                        if token.len() == 32 {
+                            prop_assert!(!e.to_string().contains(&token));
+                        }
+                    }
+                }
+            }
+            if let Ok(base) = parse_base_url(&input, insecure) {
+                prop_assert_eq!(parse_base_url(&base, insecure), Ok(base.clone()));
+            }
+        }
+    }
 }
