@@ -20,7 +20,12 @@ fuzz_target!(|data: &[u8]| {
         assert!(uri.token.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert!(uri.name.chars().count() <= 64);
         assert!(!uri.name.chars().any(char::is_control));
-        assert!(!format!("{uri:?}").contains(uri.token.as_str()));
+        // `Debug` hides the token (unless the input repeated it where it
+        // is shown, in the host, the path or the name).
+        let shown = format!("{}{}{}", uri.host, uri.base_url, uri.name);
+        if !shown.contains(uri.token.as_str()) {
+            assert!(!format!("{uri:?}").contains(uri.token.as_str()));
+        }
         // The base URL is one an admin could give: it parses to itself.
         assert_eq!(
             parse_base_url(&uri.base_url, allow_insecure).as_deref(),
