@@ -11,7 +11,7 @@ use crate::common::{TestDaemon, http, pair, spawn_node, with_token};
 const TOKEN_B: &str = "eyJhbGciOiJIUzUxMiJ9.peer-token-of-b.signature";
 
 /// An inviter node on `a` with a live node URI: (node id, OTT).
-async fn invite(a: &TestDaemon) -> (u64, String) {
+pub(crate) async fn invite(a: &TestDaemon) -> (u64, String) {
     let created = a
         .nodes()
         .await

@@ -5,32 +5,12 @@
 
 use std::time::Duration;
 
-use fedsync::admin::proto::v1;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{TestDaemon, cli_json, http, pair, spawn_node_with, with_token};
-
-/// A node on `a` with a live node URI: (node id, OTT).
-async fn invite(a: &TestDaemon) -> (u64, String) {
-    let created = a
-        .nodes()
-        .await
-        .create_node(with_token(
-            v1::CreateNodeRequest {
-                name: "B".into(),
-                base_url: "http://127.0.0.1:9/federation".into(),
-                contact: String::new(),
-            },
-            &a.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let uri = fedsync::pairing::parse_node_uri(&created.node_uri, true).unwrap();
-    (created.node.unwrap().id, uri.token.to_string())
-}
+use crate::common::{TestDaemon, cli_json, http, pair, spawn_node_with};
+use crate::handshake::invite;
 
 fn handshake_body(ott: &str, node: u64) -> Value {
     json!({ "pairToken": ott, "authToken": "token-of-b", "sharedNodeID": node.to_string() })
@@ -225,7 +205,7 @@ async fn refused_handshakes_lock_an_address_out_even_for_the_right_token() {
 #[tokio::test]
 async fn a_pair_past_its_rate_gets_429_and_other_pairs_are_still_served() {
     let limited = |o: &mut fedsync::config::Overrides| {
-        o.set("federation.peer_requests_per_second", 2)
+        o.set("federation.peer_requests_per_second", 1)
             .set("federation.peer_burst", 4);
     };
     let mut a = spawn_node_with("A", limited).await;
@@ -257,7 +237,7 @@ async fn a_pair_past_its_rate_gets_429_and_other_pairs_are_still_served() {
         "a burst of 4 plus what refilled meanwhile: {statuses:?}"
     );
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
-    assert_eq!(retry, Some(1), "a token frees every half second");
+    assert_eq!(retry, Some(1), "a token frees every second");
     // C, another pair on the same node, is served at once.
     for _ in 0..3 {
         let (status, _, _) = answer(get(a_for_c, &c_token).await.unwrap()).await;
