@@ -66,6 +66,7 @@ pub fn from_sync(error: SyncError) -> Status {
         SyncError::WrongState(_) => Status::failed_precondition(error.to_string()),
         SyncError::Peer(_) | SyncError::Protocol(_) => Status::aborted(error.to_string()),
         SyncError::Store(e) => from_store(e),
+        SyncError::LocalUnavailable(_) => Status::unavailable(error.to_string()),
     }
 }
 

@@ -171,6 +171,18 @@ pub struct ServeArgs {
     /// Its private key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Where local modules and records live: embedded, or corteza (a sidecar).
+    #[arg(long, value_name = "KIND", value_parser = ["embedded", "corteza"])]
+    pub local_kind: Option<String>,
+    /// Corteza's API base URL (local.kind = corteza), e.g. http://127.0.0.1:80/api.
+    #[arg(long, value_name = "URL")]
+    pub corteza_url: Option<String>,
+    /// A file holding the Corteza API token, re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub corteza_token_file: Option<PathBuf>,
+    /// The Corteza namespace (slug or id) fedsync works in.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub corteza_namespace: Option<String>,
     /// A reverse proxy (address or CIDR) whose X-Forwarded-For is believed; repeatable.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
@@ -495,6 +507,18 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = &args.tls_key {
         overrides.set("federation.tls_key", v.display().to_string());
+    }
+    if let Some(v) = &args.local_kind {
+        overrides.set("local.kind", v.as_str());
+    }
+    if let Some(v) = &args.corteza_url {
+        overrides.set("local.corteza_url", v.as_str());
+    }
+    if let Some(v) = &args.corteza_token_file {
+        overrides.set("local.corteza_token_file", v.display().to_string());
+    }
+    if let Some(v) = &args.corteza_namespace {
+        overrides.set("local.corteza_namespace", v.as_str());
     }
     if !args.trusted_proxies.is_empty() {
         overrides.set("federation.trusted_proxies", args.trusted_proxies.join(","));

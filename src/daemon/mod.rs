@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::EmbeddedData;
+use crate::adapters::{CortezaData, CortezaSettings, CortezaToken, EmbeddedData};
 use crate::admin::node::NodeApi;
 use crate::admin::proto::v1::node_service_server::NodeServiceServer;
 use crate::admin::{self, AdminState};
@@ -387,9 +387,7 @@ async fn launch(
     let notices = Arc::new(notices(config, store.clone(), ids.clone(), lease.owner())?);
     let (pairing, peer) = pairing_service(config, store.clone(), &keys, ids.clone())?;
     let pairing = Arc::new(pairing.with_notices(notices.clone()));
-    let embedded = Arc::new(EmbeddedData::new(store.clone(), ids.clone()));
-    let local: Arc<dyn LocalData> = embedded.clone();
-    let records: Arc<dyn LocalRecords> = embedded;
+    let (local, records) = local_data_plane(config, store.clone(), ids.clone())?;
     let catalog = Arc::new(Catalog::new(store.clone(), local.clone(), ids.clone()));
     let record_service = Arc::new(RecordService::new(
         local.clone(),
@@ -710,4 +708,49 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         watchdog.abort();
     }
     result
+}
+
+/// The data plane `[local] kind` names: fedsync's own store, or a Corteza
+/// instance beside it (not contacted here: it may start after us).
+fn local_data_plane(
+    config: &Config,
+    store: Arc<dyn Store>,
+    ids: Arc<IdGenerator>,
+) -> anyhow::Result<(Arc<dyn LocalData>, Arc<dyn LocalRecords>)> {
+    Ok(match config.local.kind {
+        crate::config::LocalKind::Embedded => {
+            let embedded = Arc::new(EmbeddedData::new(store, ids));
+            (embedded.clone(), embedded)
+        }
+        crate::config::LocalKind::Corteza => {
+            let local = &config.local;
+            let token = match &local.corteza_token_file {
+                Some(path) => CortezaToken::File(path.clone()),
+                None => CortezaToken::Inline(zeroize::Zeroizing::new(
+                    local.corteza_token.expose().to_owned(),
+                )),
+            };
+            let corteza = Arc::new(
+                CortezaData::new(
+                    CortezaSettings {
+                        url: local.corteza_url.clone(),
+                        token,
+                        namespace: local.corteza_namespace.trim().to_owned(),
+                        requests_per_second: local.corteza_requests_per_second,
+                        max_concurrent: local.corteza_max_concurrent,
+                        page_size: local.corteza_page_size,
+                        timeout: local.corteza_timeout,
+                    },
+                    store,
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+            tracing::info!(
+                url = %local.corteza_url,
+                namespace = %local.corteza_namespace,
+                "local data plane: Corteza"
+            );
+            (corteza.clone(), corteza)
+        }
+    })
 }

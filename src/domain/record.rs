@@ -22,7 +22,9 @@ pub struct Record {
     /// Strictly increasing per module in commit order: the change keyset.
     pub changed_at: i64,
     /// 1 when created, one more on every write (Corteza's `revision`); set
-    /// by the store.
+    /// by the data plane. 0 on a record the engine is about to create (it
+    /// is in no data plane yet, and a Corteza data plane gives it its own
+    /// id).
     pub revision: u64,
 }
 

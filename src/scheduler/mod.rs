@@ -719,6 +719,7 @@ pub fn classify(error: &SyncError) -> Verdict {
         ) => Verdict::RetryAfter(e.to_string(), *after),
         SyncError::Peer(e) => Verdict::Retry(e.to_string()),
         SyncError::Store(e) => Verdict::Retry(e.to_string()),
+        SyncError::LocalUnavailable(e) => Verdict::Retry(e.clone()),
         SyncError::Protocol(e) => Verdict::Retry(e.clone()),
         SyncError::WrongState(e) => Verdict::Stop(e.clone()),
         SyncError::NotFound(id) => Verdict::Stop(format!("node {id} does not exist")),

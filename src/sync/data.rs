@@ -495,7 +495,7 @@ impl DataSync {
             .local
             .find_module(&mapping.local_module_id.to_string())
             .await
-            .map_err(|e| SyncError::WrongState(e.to_string()))?
+            .map_err(SyncError::from)?
             .ok_or_else(|| {
                 SyncError::WrongState(format!(
                     "local module {} was removed; map `{}` again",
@@ -640,7 +640,7 @@ impl DataSync {
                 self.records
                     .apply_batch(&batch)
                     .await
-                    .map_err(|e| SyncError::WrongState(e.to_string()))?;
+                    .map_err(SyncError::from)?;
                 self.progress.publish(run, *total);
                 Ok::<_, SyncError>(())
             };
@@ -703,7 +703,7 @@ impl DataSync {
             .records
             .get_records(&local_ids)
             .await
-            .map_err(|e| SyncError::WrongState(e.to_string()))?
+            .map_err(SyncError::from)?
             .into_iter()
             .map(|r| (r.id, r))
             .collect();
@@ -738,7 +738,7 @@ impl DataSync {
             self.records
                 .get_records(&ours)
                 .await
-                .map_err(|e| SyncError::WrongState(e.to_string()))?
+                .map_err(SyncError::from)?
                 .into_iter()
                 .filter(|r| r.deleted_at.is_none())
                 .map(|r| r.id)
@@ -822,7 +822,7 @@ impl DataSync {
                             updated_at: now,
                             deleted_at: None,
                             changed_at: 0,
-                            revision: 1,
+                            revision: 0,
                         })
                     }
                 }
@@ -948,7 +948,7 @@ impl DataSync {
                 .records
                 .get_records(&ids)
                 .await
-                .map_err(|e| SyncError::WrongState(e.to_string()))?
+                .map_err(SyncError::from)?
             {
                 if record.deleted_at.is_none() {
                     record.deleted_at = Some(now);
@@ -960,7 +960,7 @@ impl DataSync {
             self.records
                 .apply_batch(&batch)
                 .await
-                .map_err(|e| SyncError::WrongState(e.to_string()))?;
+                .map_err(SyncError::from)?;
         }
         Ok(())
     }

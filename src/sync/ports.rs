@@ -324,6 +324,11 @@ pub trait LocalRecords: Send + Sync {
     ) -> Result<Vec<crate::domain::Record>, LocalError>;
     /// How many changed records `page_changes` would page through.
     async fn count_changes(&self, query: &crate::store::ChangeQuery) -> Result<u64, LocalError>;
+    /// Whether the data plane answers now (for `/readyz`); the reason when
+    /// not. The embedded one lives in the store, which is checked apart.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Why a notification was not delivered.

@@ -139,7 +139,7 @@ impl RecordService {
             updated_at: now,
             deleted_at: None,
             changed_at: 0,
-            revision: 1,
+            revision: 0,
         }
     }
 

@@ -169,6 +169,21 @@ pub enum SyncError {
     Protocol(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The local data plane (a Corteza beside us) cannot be reached now.
+    #[error("{0}")]
+    LocalUnavailable(String),
+}
+
+impl From<super::ports::LocalError> for SyncError {
+    /// An unreachable data plane is retried; a refusal is an admin's to fix.
+    fn from(error: super::ports::LocalError) -> SyncError {
+        use super::ports::LocalError;
+        match error {
+            LocalError::Unavailable(_) => SyncError::LocalUnavailable(error.to_string()),
+            LocalError::Store(e) => SyncError::Store(e),
+            other => SyncError::WrongState(other.to_string()),
+        }
+    }
 }
 
 /// The destination side of structure sync.

@@ -1,8 +1,9 @@
 //! Liveness and readiness probes.
 //!
 //! `/livez` answers 200 while the process serves requests. `/readyz` answers
-//! 200 only when both listeners are bound and the store answers within a
-//! second; otherwise 503 with the reasons, so an orchestrator holds traffic.
+//! 200 only when both listeners are bound, the store answers within a
+//! second and the local data plane (a Corteza beside us) within two;
+//! otherwise 503 with the reasons, so an orchestrator holds traffic.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::json;
 use super::FederationState;
 
 const STORE_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+const LOCAL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn livez() -> (StatusCode, Json<serde_json::Value>) {
     (StatusCode::OK, Json(json!({ "status": "alive" })))
@@ -40,6 +42,14 @@ pub async fn readyz(State(state): State<FederationState>) -> (StatusCode, Json<s
                 STORE_CHECK_TIMEOUT.as_secs()
             ));
         }
+    }
+    match tokio::time::timeout(LOCAL_CHECK_TIMEOUT, state.records.ready()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => reasons.push(format!("local data plane: {reason}")),
+        Err(_) => reasons.push(format!(
+            "local data plane: no answer within {}s",
+            LOCAL_CHECK_TIMEOUT.as_secs()
+        )),
     }
     if reasons.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
