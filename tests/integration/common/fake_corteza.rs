@@ -1,0 +1,523 @@
+//! A fake of Corteza's compose REST API (namespaces, modules, records), a
+//! real HTTP server on loopback, for fedsync in sidecar mode.
+//!
+//! Every object it answers with is built on a payload recorded from a real
+//! Corteza server (`tests/fixtures/corteza-wire/`, recorded with the
+//! harness of `../shared/corteza-wire/README.md`: two stock Corteza
+//! 2024.9 servers on loopback, an operator driving them with curl-like
+//! requests under an admin JWT from `corteza-server auth jwt`, every
+//! exchange written out as JSON): a namespace is 013's answer, a module
+//! 014's, a record 015's (with the meta of 123's list), a list 123's
+//! `{filter, set}` envelope, a deletion 108's. Only the values, ids and
+//! times are this fake's own. Errors come as Corteza sends them: HTTP 200
+//! with `{"error": {"message", "meta": {"type"}}}` (recorded 064, 071); a
+//! token it does not know is HTTP 401.
+//!
+//! Record lists honour what fedsync sends and Corteza defines: `deleted`
+//! (0 exclude, 1 include, 2 only), `meta` (`key=value`, all must match),
+//! `limit` with `filter.nextPage`/`pageCursor`, `incTotal`, sort by ID, and
+//! the one `query` form fedsync uses (Corteza federation's own:
+//! `(updated_at >= 'T' OR created_at >= 'T' OR deleted_at >= 'T')`); any
+//! other query is refused, so a test fails if fedsync sends another.
+//!
+//! The fake's clock runs `LAG` behind the real one, as if every change had
+//! settled (fedsync serves a change second only once it is over).
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::fake_peer::fixture;
+
+const LAG: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+}
+
+#[derive(Default)]
+struct World {
+    next_id: u64,
+    namespaces: Vec<Value>,
+    modules: Vec<Value>,
+    /// record id -> record
+    records: BTreeMap<u64, Value>,
+    tokens: HashSet<String>,
+    seen: Vec<Seen>,
+    /// Paths (prefixes) answered with this status instead.
+    outages: Vec<(String, u16)>,
+    /// Paths (prefixes) refused with Corteza's notAllowed error.
+    forbidden: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeCorteza {
+    pub addr: SocketAddr,
+    world: Arc<Mutex<World>>,
+    _server: Arc<tokio::task::JoinHandle<()>>,
+}
+
+fn now() -> String {
+    (chrono::Utc::now() - LAG).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn error(message: &str, kind: &str) -> Response {
+    Json(json!({"error": {"message": message, "meta": {"type": kind}}})).into_response()
+}
+
+impl FakeCorteza {
+    /// On a free loopback port.
+    pub async fn start(token: &str) -> FakeCorteza {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FakeCorteza::serve(listener, token)
+    }
+
+    /// On `addr` (a port fedsync was told of before Corteza was up).
+    pub async fn start_on(addr: SocketAddr, token: &str) -> FakeCorteza {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        FakeCorteza::serve(listener, token)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, token: &str) -> FakeCorteza {
+        let addr = listener.local_addr().unwrap();
+        let world = Arc::new(Mutex::new(World {
+            next_id: 523_700_000_000_000_001,
+            tokens: [token.to_owned()].into(),
+            ..Default::default()
+        }));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(world.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeCorteza {
+            addr,
+            world,
+            _server: Arc::new(server),
+        }
+    }
+
+    /// fedsync's `local.corteza_url`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn accept_only(&self, token: &str) {
+        self.world.lock().unwrap().tokens = [token.to_owned()].into();
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.world.lock().unwrap().seen.clone()
+    }
+
+    /// Requests under `prefix` (e.g. `/api/compose/`) answer `status`.
+    pub fn outage(&self, prefix: &str, status: u16) {
+        self.world
+            .lock()
+            .unwrap()
+            .outages
+            .push((prefix.to_owned(), status));
+    }
+
+    pub fn end_outages(&self) {
+        self.world.lock().unwrap().outages.clear();
+    }
+
+    /// Requests under `prefix` are refused as Corteza refuses a user
+    /// without the permission.
+    pub fn forbid(&self, prefix: &str) {
+        self.world.lock().unwrap().forbidden.push(prefix.to_owned());
+    }
+
+    pub fn allow_all(&self) {
+        self.world.lock().unwrap().forbidden.clear();
+    }
+
+    /// A namespace, as recorded 013 made it; returns its id.
+    pub fn add_namespace(&self, name: &str, slug: &str) -> String {
+        let mut w = self.world.lock().unwrap();
+        let id = next(&mut w);
+        let mut ns = fixture("013-A-compose-create-namespace.json")["response"]["body"]["response"]
+            .clone();
+        ns["namespaceID"] = json!(id);
+        ns["name"] = json!(name);
+        ns["slug"] = json!(slug);
+        ns["createdAt"] = json!(now());
+        w.namespaces.push(ns);
+        id
+    }
+
+    /// A module from a create request body (recorded 014, 038); returns its id.
+    pub fn add_module(&self, namespace: &str, body: &Value) -> String {
+        let mut w = self.world.lock().unwrap();
+        let module = make_module(&mut w, namespace, body, None);
+        let id = module["moduleID"].as_str().unwrap().to_owned();
+        w.modules.push(module);
+        id
+    }
+
+    /// A record from a create request body (recorded 015-017, 109), as an
+    /// operator of this Corteza makes it; returns its id.
+    pub fn add_record(&self, module: &str, body: &Value) -> String {
+        let mut w = self.world.lock().unwrap();
+        let record = make_record(&mut w, module, body);
+        let id = record["recordID"].as_str().unwrap().to_owned();
+        w.records.insert(id.parse().unwrap(), record);
+        id
+    }
+
+    /// An operator's update (recorded 107's body).
+    pub fn update_record(&self, id: &str, body: &Value) {
+        let mut w = self.world.lock().unwrap();
+        let record = w.records.get_mut(&id.parse().unwrap()).expect("a record");
+        apply_update(record, body);
+    }
+
+    /// An operator's soft delete (recorded 108).
+    pub fn delete_record(&self, id: &str) {
+        let mut w = self.world.lock().unwrap();
+        let record = w.records.get_mut(&id.parse().unwrap()).expect("a record");
+        record["deletedAt"] = json!(now());
+        record["deletedBy"] = record["ownedBy"].clone();
+    }
+
+    pub fn modules(&self) -> Vec<Value> {
+        self.world.lock().unwrap().modules.clone()
+    }
+
+    /// Records of a module, deleted ones too, by id.
+    pub fn records(&self, module: &str) -> Vec<Value> {
+        self.world
+            .lock()
+            .unwrap()
+            .records
+            .values()
+            .filter(|r| r["moduleID"] == module)
+            .cloned()
+            .collect()
+    }
+}
+
+fn next(w: &mut World) -> String {
+    w.next_id += 1;
+    w.next_id.to_string()
+}
+
+fn make_module(w: &mut World, namespace: &str, body: &Value, id: Option<String>) -> Value {
+    let id = id.unwrap_or_else(|| next(w));
+    let recorded = &fixture("014-A-compose-create-module.json")["response"]["body"]["response"];
+    let field_shape = recorded["fields"][0].clone();
+    let mut module = recorded.clone();
+    module["moduleID"] = json!(id);
+    module["namespaceID"] = json!(namespace);
+    module["name"] = body["name"].clone();
+    module["handle"] = body["handle"].clone();
+    module["createdAt"] = json!(now());
+    let mut fields = Vec::new();
+    for f in body["fields"].as_array().cloned().unwrap_or_default() {
+        let mut field = field_shape.clone();
+        field["fieldID"] = match f.get("fieldID") {
+            Some(id) if !id.is_null() => id.clone(),
+            _ => json!(next(w)),
+        };
+        field["namespaceID"] = json!(namespace);
+        field["moduleID"] = json!(id);
+        for key in ["name", "kind", "label"] {
+            field[key] = f[key].clone();
+        }
+        field["isMulti"] = json!(f["isMulti"].as_bool().unwrap_or(false));
+        field["isRequired"] = json!(f["isRequired"].as_bool().unwrap_or(false));
+        fields.push(field);
+    }
+    module["fields"] = Value::Array(fields);
+    module
+}
+
+fn make_record(w: &mut World, module: &str, body: &Value) -> Value {
+    let id = next(w);
+    let namespace = w
+        .modules
+        .iter()
+        .find(|m| m["moduleID"] == module)
+        .map(|m| m["namespaceID"].clone())
+        .unwrap_or(Value::Null);
+    let mut record =
+        fixture("015-A-compose-create-record-1.json")["response"]["body"]["response"].clone();
+    record["recordID"] = json!(id);
+    record["moduleID"] = json!(module);
+    record["namespaceID"] = namespace;
+    record["values"] = body["values"].clone();
+    record["createdAt"] = json!(now());
+    record["revision"] = json!(1);
+    if let Some(meta) = body.get("meta").filter(|m| m.is_object()) {
+        record["meta"] = meta.clone();
+    }
+    record
+}
+
+fn apply_update(record: &mut Value, body: &Value) {
+    record["values"] = body["values"].clone();
+    if let Some(meta) = body.get("meta").filter(|m| m.is_object()) {
+        record["meta"] = meta.clone();
+    }
+    record["revision"] = json!(record["revision"].as_u64().unwrap_or(1) + 1);
+    record["updatedAt"] = json!(now());
+    record["updatedBy"] = record["ownedBy"].clone();
+}
+
+fn params(query: &Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A page of `items` after `pageCursor`, in 123's envelope.
+fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> Response {
+    let limit: usize = param(params, "limit")
+        .and_then(|l| l.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(usize::MAX);
+    let start: usize = match param(params, "pageCursor") {
+        None => 0,
+        Some(c) => match c.strip_prefix("fake:").and_then(|n| n.parse().ok()) {
+            Some(n) => n,
+            None => return error("invalid page cursor", "invalidPageCursor"),
+        },
+    };
+    let total = items.len();
+    let end = start.saturating_add(limit).min(total);
+    let set: Vec<Value> = items.get(start..end).unwrap_or(&[]).to_vec();
+    if end < total {
+        filter["nextPage"] = json!(format!("fake:{end}"));
+    }
+    if limit != usize::MAX {
+        filter["limit"] = json!(limit);
+    }
+    if param(params, "incTotal") == Some("true") {
+        filter["total"] = json!(total);
+    }
+    Json(json!({"response": {"filter": filter, "set": set}})).into_response()
+}
+
+/// The one query fedsync sends: its time, or an error.
+fn since(query: &str) -> Result<Option<String>, ()> {
+    if query.is_empty() {
+        return Ok(None);
+    }
+    let re = regex_lite(query).ok_or(())?;
+    Ok(Some(re))
+}
+
+fn regex_lite(query: &str) -> Option<String> {
+    let inner = query.strip_prefix('(')?.strip_suffix(')')?;
+    let parts: Vec<&str> = inner.split(" OR ").collect();
+    let [a, b, c] = parts.as_slice() else {
+        return None;
+    };
+    let t = a.strip_prefix("updated_at >= '")?.strip_suffix('\'')?;
+    (*b == format!("created_at >= '{t}'") && *c == format!("deleted_at >= '{t}'"))
+        .then(|| t.to_owned())
+}
+
+async fn handle(
+    State(world): State<Arc<Mutex<World>>>,
+    method: Method,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let path = format!("/{path}");
+    let mut w = world.lock().unwrap();
+    w.seen.push(Seen {
+        method: method.to_string(),
+        path: path.clone(),
+        query: query.clone().unwrap_or_default(),
+    });
+    if let Some((_, status)) = w.outages.iter().find(|(p, _)| path.starts_with(p.as_str())) {
+        return StatusCode::from_u16(*status).unwrap().into_response();
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !w.tokens.contains(token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"message": "unauthorized"}})),
+        )
+            .into_response();
+    }
+    if w.forbidden.iter().any(|p| path.starts_with(p.as_str())) {
+        return error("not allowed to read records of this module", "notAllowedToRead");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let params = params(&query);
+    let parts: Vec<&str> = path
+        .trim_start_matches("/api/compose/")
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["namespace"]) => {
+            let slug = param(&params, "slug");
+            let set: Vec<Value> = w
+                .namespaces
+                .iter()
+                .filter(|n| slug.is_none_or(|s| n["slug"] == s))
+                .cloned()
+                .collect();
+            page(set, &params, json!({"slug": slug.unwrap_or(""), "query": ""}))
+        }
+        ("GET", ["namespace", ns]) => match w.namespaces.iter().find(|n| n["namespaceID"] == *ns) {
+            Some(n) => Json(json!({"response": n})).into_response(),
+            None => error("namespace does not exist", "notFound"),
+        },
+        (_, ["namespace", ns, ..]) if !w.namespaces.iter().any(|n| n["namespaceID"] == *ns) => {
+            error("namespace does not exist", "notFound")
+        }
+        ("GET", ["namespace", ns, "module"]) => {
+            let handle = param(&params, "handle");
+            let set: Vec<Value> = w
+                .modules
+                .iter()
+                .filter(|m| m["namespaceID"] == *ns && m["deletedAt"].is_null())
+                .filter(|m| handle.is_none_or(|h| m["handle"] == h))
+                .cloned()
+                .collect();
+            page(
+                set,
+                &params,
+                json!({"namespaceID": ns, "handle": handle.unwrap_or(""), "query": "", "sort": ""}),
+            )
+        }
+        ("POST", ["namespace", ns, "module"]) => {
+            if w
+                .modules
+                .iter()
+                .any(|m| m["namespaceID"] == *ns && m["handle"] == body["handle"])
+            {
+                return error("handle not unique", "handleNotUnique");
+            }
+            let module = make_module(&mut w, ns, &body, None);
+            w.modules.push(module.clone());
+            Json(json!({"response": module})).into_response()
+        }
+        (_, ["namespace", _, "module", m, ..])
+            if !w
+                .modules
+                .iter()
+                .any(|x| x["moduleID"] == *m && x["deletedAt"].is_null()) =>
+        {
+            error("module does not exist", "notFound")
+        }
+        ("GET", ["namespace", _, "module", m]) => {
+            let module = w.modules.iter().find(|x| x["moduleID"] == *m).unwrap();
+            Json(json!({"response": module})).into_response()
+        }
+        ("POST", ["namespace", ns, "module", m]) => {
+            let mut updated = make_module(&mut w, ns, &body, Some(m.to_string()));
+            let index = w.modules.iter().position(|x| x["moduleID"] == *m).unwrap();
+            updated["createdAt"] = w.modules[index]["createdAt"].clone();
+            updated["updatedAt"] = json!(now());
+            w.modules[index] = updated.clone();
+            Json(json!({"response": updated})).into_response()
+        }
+        ("DELETE", ["namespace", _, "module", m]) => {
+            let index = w.modules.iter().position(|x| x["moduleID"] == *m).unwrap();
+            w.modules[index]["deletedAt"] = json!(now());
+            Json(fixture("108-A-compose-delete-record-carol.json")["response"]["body"].clone())
+                .into_response()
+        }
+        ("GET", ["namespace", ns, "module", m, "record"]) => {
+            let deleted = param(&params, "deleted").unwrap_or("0");
+            let Ok(since) = since(param(&params, "query").unwrap_or("")) else {
+                return error("invalid query", "invalidQuery");
+            };
+            let metas: Vec<(&str, &str)> = params
+                .iter()
+                .filter(|(k, _)| k == "meta")
+                .filter_map(|(_, v)| v.split_once('='))
+                .collect();
+            let set: Vec<Value> = w
+                .records
+                .values()
+                .filter(|r| r["moduleID"] == *m)
+                .filter(|r| match deleted {
+                    "1" => true,
+                    "2" => !r["deletedAt"].is_null(),
+                    _ => r["deletedAt"].is_null(),
+                })
+                .filter(|r| metas.iter().all(|(k, v)| r["meta"][*k] == *v))
+                .filter(|r| {
+                    since.as_deref().is_none_or(|t| {
+                        ["updatedAt", "createdAt", "deletedAt"]
+                            .iter()
+                            .any(|k| r[*k].as_str().is_some_and(|at| at >= t))
+                    })
+                })
+                .cloned()
+                .collect();
+            page(
+                set,
+                &params,
+                json!({"moduleID": m, "namespaceID": ns, "query": param(&params, "query").unwrap_or(""), "deleted": deleted.parse::<u64>().unwrap_or(0), "sort": "ID"}),
+            )
+        }
+        ("POST", ["namespace", _, "module", m, "record"]) => {
+            let record = make_record(&mut w, m, &body);
+            w.records
+                .insert(record["recordID"].as_str().unwrap().parse().unwrap(), record.clone());
+            Json(json!({"response": record})).into_response()
+        }
+        (verb, ["namespace", _, "module", m, "record", r]) => {
+            let Ok(id) = r.parse::<u64>() else {
+                return error("invalid ID", "invalidID");
+            };
+            let record = w
+                .records
+                .get_mut(&id)
+                .filter(|x| x["moduleID"] == *m && (verb == "GET" || x["deletedAt"].is_null()));
+            let Some(record) = record else {
+                return error("record does not exist", "notFound");
+            };
+            match verb {
+                "GET" => Json(json!({"response": record})).into_response(),
+                "POST" => {
+                    apply_update(record, &body);
+                    Json(json!({"response": record})).into_response()
+                }
+                "DELETE" => {
+                    record["deletedAt"] = json!(now());
+                    record["deletedBy"] = record["ownedBy"].clone();
+                    Json(
+                        fixture("108-A-compose-delete-record-carol.json")["response"]["body"]
+                            .clone(),
+                    )
+                    .into_response()
+                }
+                _ => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+            }
+        }
+        _ => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
+    }
+}
