@@ -11,6 +11,7 @@ mod corteza_wire;
 mod crash;
 mod daemon;
 mod data;
+mod deploy;
 mod handshake;
 mod hostile;
 mod layering;
