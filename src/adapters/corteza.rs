@@ -177,10 +177,15 @@ impl CortezaData {
             other => other.to_string(),
         };
         let ns = self.ns().await.map_err(text)?;
-        self.send(Method::GET, &format!("/compose/namespace/{}", ns.id), &[], None)
-            .await
-            .map(|_| ())
-            .map_err(|e| text(e.into()))
+        self.send(
+            Method::GET,
+            &format!("/compose/namespace/{}", ns.id),
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| text(e.into()))
     }
 
     fn token(&self) -> Result<Zeroizing<String>, CallError> {
@@ -253,7 +258,11 @@ impl CortezaData {
         let where_ = || format!("Corteza at {}", self.base);
         let response = request.send().await.map_err(|e| {
             CallError::Unavailable(if e.is_timeout() {
-                format!("{} did not answer within {}s", where_(), self.settings.timeout.as_secs())
+                format!(
+                    "{} did not answer within {}s",
+                    where_(),
+                    self.settings.timeout.as_secs()
+                )
             } else {
                 format!("cannot reach {}: {}", where_(), root_cause(&e))
             })
@@ -563,7 +572,8 @@ impl CortezaData {
                 (record.changed_at, record.id.as_i64()) > lower
                     && record.changed_at < settled
                     && !(query.exclude_received && received)
-                    && !(query.exclude_origin.is_some() && record.origin_node_id == query.exclude_origin)
+                    && !(query.exclude_origin.is_some()
+                        && record.origin_node_id == query.exclude_origin)
             })
             .map(|(record, _)| record)
             .collect();
@@ -642,7 +652,7 @@ fn record_from(value: &Value) -> Result<Record, LocalError> {
         }
         values
             .entry(name.to_owned())
-            .or_insert_with(Vec::new)
+            .or_default()
             .push(text.to_owned());
     }
     let created_at = time_of(value, "createdAt")?.ok_or_else(|| bad("createdAt"))?;
@@ -689,7 +699,11 @@ fn module_from(value: &Value) -> Result<LocalModule, LocalError> {
         };
         let kind = f.get("kind").and_then(Value::as_str).unwrap_or("String");
         let Ok(kind) = FieldKind::parse(kind) else {
-            tracing::debug!(field = name, kind, "a Corteza field of a kind fedsync does not carry");
+            tracing::debug!(
+                field = name,
+                kind,
+                "a Corteza field of a kind fedsync does not carry"
+            );
             continue;
         };
         fields.push(LocalField {
@@ -820,15 +834,21 @@ impl LocalData for CortezaData {
     }
 
     async fn update_module(&self, module: &LocalModule) -> Result<(), LocalError> {
-        let current = self.read_module(module.id).await?.ok_or_else(|| {
-            LocalError::Invalid(format!("Corteza has no module {}", module.id))
-        })?;
+        let current = self
+            .read_module(module.id)
+            .await?
+            .ok_or_else(|| LocalError::Invalid(format!("Corteza has no module {}", module.id)))?;
         let ids: HashMap<String, Value> = current
             .get("fields")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|f| Some((f.get("name")?.as_str()?.to_owned(), f.get("fieldID")?.clone())))
+            .filter_map(|f| {
+                Some((
+                    f.get("name")?.as_str()?.to_owned(),
+                    f.get("fieldID")?.clone(),
+                ))
+            })
             .collect();
         // Fields of kinds fedsync does not carry are kept as they are.
         let ours: std::collections::HashSet<&str> =
@@ -865,7 +885,12 @@ impl LocalData for CortezaData {
 
     async fn delete_module(&self, module: &LocalModule) -> Result<(), LocalError> {
         match self
-            .call(Method::DELETE, &self.module_path(module.id).await?, &[], None)
+            .call(
+                Method::DELETE,
+                &self.module_path(module.id).await?,
+                &[],
+                None,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -1086,7 +1111,12 @@ mod tests {
         );
         let mut broken = value.clone();
         broken["createdAt"] = json!("yesterday");
-        assert!(record_from(&broken).unwrap_err().to_string().contains("createdAt"));
+        assert!(
+            record_from(&broken)
+                .unwrap_err()
+                .to_string()
+                .contains("createdAt")
+        );
     }
 
     #[test]

@@ -249,7 +249,8 @@ impl LocalConfig {
         {
             return Err(invalid(
                 "local.corteza_url",
-                "must be an http:// or https:// URL with a host and no user, query or fragment".into(),
+                "must be an http:// or https:// URL with a host and no user, query or fragment"
+                    .into(),
             ));
         }
         match (&self.corteza_token_file, self.corteza_token.is_empty()) {
@@ -302,10 +303,7 @@ impl LocalConfig {
             ));
         }
         if self.corteza_timeout.is_zero() {
-            return Err(invalid(
-                "local.corteza_timeout",
-                "must be positive".into(),
-            ));
+            return Err(invalid("local.corteza_timeout", "must be positive".into()));
         }
         Ok(())
     }

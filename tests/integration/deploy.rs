@@ -373,22 +373,8 @@ fn fedsync_config(file: &str) -> (Config, toml::Table) {
     let mut env = image_env();
     env.extend(literal_env(container));
     let dir = tempfile::tempdir().unwrap();
-    let config = match load_with_stand_ins(text, &mounts, env.clone(), dir.path()) {
-        Ok(config) => config,
-        // TODO(merge): delete this arm once main's `[local] kind = "corteza"` (corteza_url, corteza_token_file, corteza_namespace) is merged: the whole file must then load.
-        Err(ConfigError::Invalid { key, .. }) if key == "local" || key.starts_with("local.") => {
-            let mut without_local = table.clone();
-            without_local.remove("local");
-            load_with_stand_ins(
-                &toml::to_string(&without_local).unwrap(),
-                &mounts,
-                env,
-                dir.path(),
-            )
-            .unwrap_or_else(|e| panic!("{file}: fedsync.toml is refused: {e}"))
-        }
-        Err(e) => panic!("{file}: fedsync.toml is refused: {e}"),
-    };
+    let config = load_with_stand_ins(text, &mounts, env.clone(), dir.path())
+        .unwrap_or_else(|e| panic!("{file}: fedsync.toml is refused: {e}"));
     (config, table)
 }
 
@@ -490,7 +476,10 @@ fn sidecar_runs_fedsync_as_a_native_sidecar_beside_corteza() {
             .any(|m| token.starts_with(&format!("{m}/"))),
         "the Corteza token file {token} lies in a Secret volume"
     );
-    // TODO(merge): assert_eq!(fedsync_config(SIDECAR).0.local.kind, fedsync::config::LocalKind::Corteza);
+    assert_eq!(
+        fedsync_config(SIDECAR).0.local.kind,
+        fedsync::config::LocalKind::Corteza
+    );
 }
 
 /// The probes, the federation listener and the Service agree on one port.

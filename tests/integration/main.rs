@@ -24,6 +24,7 @@ mod replicas;
 mod rest;
 mod scheduler;
 mod secrets;
+mod sidecar;
 mod store_outage;
 mod store_story;
 mod structure;

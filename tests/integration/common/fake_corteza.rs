@@ -20,23 +20,21 @@
 //! `(updated_at >= 'T' OR created_at >= 'T' OR deleted_at >= 'T')`); any
 //! other query is refused, so a test fails if fedsync sends another.
 //!
-//! The fake's clock runs `LAG` behind the real one, as if every change had
-//! settled (fedsync serves a change second only once it is over).
+//! The fake's clock starts an hour back and moves one second per change, so
+//! every change has its own second, long over (fedsync serves a change
+//! second only once it is over).
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::fake_peer::fixture;
-
-const LAG: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
@@ -47,6 +45,7 @@ pub struct Seen {
 
 #[derive(Default)]
 struct World {
+    clock: Option<chrono::DateTime<chrono::Utc>>,
     next_id: u64,
     namespaces: Vec<Value>,
     modules: Vec<Value>,
@@ -67,8 +66,14 @@ pub struct FakeCorteza {
     _server: Arc<tokio::task::JoinHandle<()>>,
 }
 
-fn now() -> String {
-    (chrono::Utc::now() - LAG).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+/// The next second of the fake's clock.
+fn now(w: &mut World) -> String {
+    let next = w
+        .clock
+        .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::hours(1))
+        + chrono::Duration::seconds(1);
+    w.clock = Some(next);
+    next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn error(message: &str, kind: &str) -> Response {
@@ -148,12 +153,12 @@ impl FakeCorteza {
     pub fn add_namespace(&self, name: &str, slug: &str) -> String {
         let mut w = self.world.lock().unwrap();
         let id = next(&mut w);
-        let mut ns = fixture("013-A-compose-create-namespace.json")["response"]["body"]["response"]
-            .clone();
+        let mut ns =
+            fixture("013-A-compose-create-namespace.json")["response"]["body"]["response"].clone();
         ns["namespaceID"] = json!(id);
         ns["name"] = json!(name);
         ns["slug"] = json!(slug);
-        ns["createdAt"] = json!(now());
+        ns["createdAt"] = json!(now(&mut w));
         w.namespaces.push(ns);
         id
     }
@@ -180,15 +185,17 @@ impl FakeCorteza {
     /// An operator's update (recorded 107's body).
     pub fn update_record(&self, id: &str, body: &Value) {
         let mut w = self.world.lock().unwrap();
+        let stamp = now(&mut w);
         let record = w.records.get_mut(&id.parse().unwrap()).expect("a record");
-        apply_update(record, body);
+        apply_update(record, body, stamp);
     }
 
     /// An operator's soft delete (recorded 108).
     pub fn delete_record(&self, id: &str) {
         let mut w = self.world.lock().unwrap();
+        let stamp = now(&mut w);
         let record = w.records.get_mut(&id.parse().unwrap()).expect("a record");
-        record["deletedAt"] = json!(now());
+        record["deletedAt"] = json!(stamp);
         record["deletedBy"] = record["ownedBy"].clone();
     }
 
@@ -223,7 +230,7 @@ fn make_module(w: &mut World, namespace: &str, body: &Value, id: Option<String>)
     module["namespaceID"] = json!(namespace);
     module["name"] = body["name"].clone();
     module["handle"] = body["handle"].clone();
-    module["createdAt"] = json!(now());
+    module["createdAt"] = json!(now(w));
     let mut fields = Vec::new();
     for f in body["fields"].as_array().cloned().unwrap_or_default() {
         let mut field = field_shape.clone();
@@ -258,7 +265,7 @@ fn make_record(w: &mut World, module: &str, body: &Value) -> Value {
     record["moduleID"] = json!(module);
     record["namespaceID"] = namespace;
     record["values"] = body["values"].clone();
-    record["createdAt"] = json!(now());
+    record["createdAt"] = json!(now(w));
     record["revision"] = json!(1);
     if let Some(meta) = body.get("meta").filter(|m| m.is_object()) {
         record["meta"] = meta.clone();
@@ -266,13 +273,13 @@ fn make_record(w: &mut World, module: &str, body: &Value) -> Value {
     record
 }
 
-fn apply_update(record: &mut Value, body: &Value) {
+fn apply_update(record: &mut Value, body: &Value, stamp: String) {
     record["values"] = body["values"].clone();
     if let Some(meta) = body.get("meta").filter(|m| m.is_object()) {
         record["meta"] = meta.clone();
     }
     record["revision"] = json!(record["revision"].as_u64().unwrap_or(1) + 1);
-    record["updatedAt"] = json!(now());
+    record["updatedAt"] = json!(stamp);
     record["updatedBy"] = record["ownedBy"].clone();
 }
 
@@ -340,12 +347,12 @@ fn regex_lite(query: &str) -> Option<String> {
 async fn handle(
     State(world): State<Arc<Mutex<World>>>,
     method: Method,
-    Path(path): Path<String>,
+    uri: Uri,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let path = format!("/{path}");
+    let path = uri.path().to_owned();
     let mut w = world.lock().unwrap();
     w.seen.push(Seen {
         method: method.to_string(),
@@ -368,7 +375,10 @@ async fn handle(
             .into_response();
     }
     if w.forbidden.iter().any(|p| path.starts_with(p.as_str())) {
-        return error("not allowed to read records of this module", "notAllowedToRead");
+        return error(
+            "not allowed to read records of this module",
+            "notAllowedToRead",
+        );
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let params = params(&query);
@@ -386,7 +396,11 @@ async fn handle(
                 .filter(|n| slug.is_none_or(|s| n["slug"] == s))
                 .cloned()
                 .collect();
-            page(set, &params, json!({"slug": slug.unwrap_or(""), "query": ""}))
+            page(
+                set,
+                &params,
+                json!({"slug": slug.unwrap_or(""), "query": ""}),
+            )
         }
         ("GET", ["namespace", ns]) => match w.namespaces.iter().find(|n| n["namespaceID"] == *ns) {
             Some(n) => Json(json!({"response": n})).into_response(),
@@ -411,8 +425,7 @@ async fn handle(
             )
         }
         ("POST", ["namespace", ns, "module"]) => {
-            if w
-                .modules
+            if w.modules
                 .iter()
                 .any(|m| m["namespaceID"] == *ns && m["handle"] == body["handle"])
             {
@@ -438,13 +451,14 @@ async fn handle(
             let mut updated = make_module(&mut w, ns, &body, Some(m.to_string()));
             let index = w.modules.iter().position(|x| x["moduleID"] == *m).unwrap();
             updated["createdAt"] = w.modules[index]["createdAt"].clone();
-            updated["updatedAt"] = json!(now());
+            updated["updatedAt"] = json!(now(&mut w));
             w.modules[index] = updated.clone();
             Json(json!({"response": updated})).into_response()
         }
         ("DELETE", ["namespace", _, "module", m]) => {
             let index = w.modules.iter().position(|x| x["moduleID"] == *m).unwrap();
-            w.modules[index]["deletedAt"] = json!(now());
+            let stamp = now(&mut w);
+            w.modules[index]["deletedAt"] = json!(stamp);
             Json(fixture("108-A-compose-delete-record-carol.json")["response"]["body"].clone())
                 .into_response()
         }
@@ -485,14 +499,17 @@ async fn handle(
         }
         ("POST", ["namespace", _, "module", m, "record"]) => {
             let record = make_record(&mut w, m, &body);
-            w.records
-                .insert(record["recordID"].as_str().unwrap().parse().unwrap(), record.clone());
+            w.records.insert(
+                record["recordID"].as_str().unwrap().parse().unwrap(),
+                record.clone(),
+            );
             Json(json!({"response": record})).into_response()
         }
         (verb, ["namespace", _, "module", m, "record", r]) => {
             let Ok(id) = r.parse::<u64>() else {
                 return error("invalid ID", "invalidID");
             };
+            let stamp = now(&mut w);
             let record = w
                 .records
                 .get_mut(&id)
@@ -503,11 +520,11 @@ async fn handle(
             match verb {
                 "GET" => Json(json!({"response": record})).into_response(),
                 "POST" => {
-                    apply_update(record, &body);
+                    apply_update(record, &body, stamp);
                     Json(json!({"response": record})).into_response()
                 }
                 "DELETE" => {
-                    record["deletedAt"] = json!(now());
+                    record["deletedAt"] = json!(stamp);
                     record["deletedBy"] = record["ownedBy"].clone();
                     Json(
                         fixture("108-A-compose-delete-record-carol.json")["response"]["body"]

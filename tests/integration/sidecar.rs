@@ -1,0 +1,573 @@
+//! Sidecar mode: fedsync beside a Corteza instance, reading and writing its
+//! records through the compose REST API. Corteza here is the HTTP-level
+//! fake of `common::fake_corteza`, answering with payloads recorded from a
+//! real Corteza server (see its doc comment for how they were recorded);
+//! the peers are real fedsync daemons on loopback.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::fake_corteza::FakeCorteza;
+use crate::common::fake_peer::fixture;
+use crate::common::{
+    TestDaemon, cli_json, http, pair, run_cli, spawn_node, spawn_node_with, stderr, stdout,
+};
+use crate::data::{account_file, records, share_account};
+
+const TOKEN: &str = "corteza-token-one";
+
+fn token_file(dir: &Path, token: &str) -> PathBuf {
+    let path = dir.join("corteza-token");
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    path
+}
+
+/// A fedsync node whose data plane is `corteza`'s namespace `namespace`.
+async fn sidecar(label: &str, corteza_url: &str, token: &Path, namespace: &str) -> TestDaemon {
+    let (url, token, namespace) = (
+        corteza_url.to_owned(),
+        token.display().to_string(),
+        namespace.to_owned(),
+    );
+    spawn_node_with(label, move |o| {
+        o.set("local.kind", "corteza")
+            .set("local.corteza_url", url)
+            .set("local.corteza_token_file", token)
+            .set("local.corteza_namespace", namespace)
+            .set("local.corteza_requests_per_second", 1000);
+    })
+    .await
+}
+
+fn body(name: &str) -> Value {
+    fixture(name)["request"]["body"].clone()
+}
+
+/// Corteza A as recorded (013-017): namespace `fedsrc`, module `contact`
+/// with six fields, Alice, Bob and Carol. Returns (module id, record ids).
+fn recorded_source(fake: &FakeCorteza) -> (String, Vec<String>) {
+    let ns = fake.add_namespace("Fed Source", "fedsrc");
+    let module = fake.add_module(&ns, &body("014-A-compose-create-module.json"));
+    let ids = [
+        "015-A-compose-create-record-1.json",
+        "016-A-compose-create-record-2.json",
+        "017-A-compose-create-record-3.json",
+    ]
+    .iter()
+    .map(|f| fake.add_record(&module, &body(f)))
+    .collect();
+    (module, ids)
+}
+
+/// Live records of an embedded module as name -> values.
+async fn live(d: &TestDaemon, module: &str, name: &str) -> BTreeMap<String, Value> {
+    records(d, module, false)
+        .await
+        .into_iter()
+        .map(|r| {
+            (
+                r["values"][name].as_str().unwrap().to_owned(),
+                r["values"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Corteza records (as the fake holds them) as name -> (values, meta, deleted).
+fn in_corteza(fake: &FakeCorteza, module: &str, name: &str) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for r in fake.records(module) {
+        let mut values: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for v in r["values"].as_array().unwrap() {
+            values
+                .entry(v["name"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(v["value"].clone());
+        }
+        let key = values[name][0].as_str().unwrap().to_owned();
+        let entry = json!({"values": values, "meta": r["meta"], "deleted": !r["deletedAt"].is_null(), "revision": r["revision"], "id": r["recordID"]});
+        assert!(
+            out.insert(key.clone(), entry).is_none(),
+            "two Corteza records {key}"
+        );
+    }
+    out
+}
+
+/// Runs a data sync; its run, succeeded or failed.
+async fn sync_data(d: &TestDaemon, node: u64) -> Value {
+    let dir = d.data_dir.display().to_string();
+    let node = node.to_string();
+    let out = run_cli(&[
+        "sync",
+        "now",
+        &node,
+        "--kind",
+        "data",
+        "--data-dir",
+        &dir,
+        "--json",
+    ])
+    .await;
+    let runs: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("{e}: {} {}", stdout(&out), stderr(&out)));
+    let run = runs.as_array().unwrap()[0].clone();
+    assert_eq!(
+        out.status.success(),
+        run["status"] == "succeeded",
+        "the exit status follows the run: {run}"
+    );
+    run
+}
+
+#[tokio::test]
+async fn a_corteza_module_is_exposed_to_a_second_fedsync_which_receives_its_records_and_changes() {
+    let fake = FakeCorteza::start(TOKEN).await;
+    let (module, ids) = recorded_source(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar(
+        "a",
+        &fake.api_url(),
+        &token_file(dir.path(), TOKEN),
+        "fedsrc",
+    )
+    .await;
+    let b = spawn_node("b").await;
+    let (a_for_b, b_for_a) = pair(&a, &b).await;
+
+    // The CLI names Corteza modules as namespace/module.
+    let listed = cli_json(&a, &["module", "list"]).await;
+    assert!(listed.to_string().contains("\"contact\""), "{listed}");
+    let a_dir = a.data_dir.display().to_string();
+    let wrong = run_cli(&[
+        "expose",
+        "add",
+        &a_for_b.to_string(),
+        "other/contact",
+        "--field",
+        "name",
+        "--data-dir",
+        &a_dir,
+    ])
+    .await;
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("namespace `fedsrc`"),
+        "{}",
+        stderr(&wrong)
+    );
+    cli_json(
+        &a,
+        &[
+            "expose",
+            "add",
+            &a_for_b.to_string(),
+            "fedsrc/contact",
+            "--field",
+            "name",
+            "--field",
+            "email",
+            "--field",
+            "tags",
+            "--field",
+            "vip",
+        ],
+    )
+    .await;
+
+    let run = cli_json(
+        &b,
+        &["sync", "now", &b_for_a.to_string(), "--kind", "structure"],
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    cli_json(
+        &b,
+        &[
+            "module",
+            "create",
+            "--handle",
+            "Person",
+            "--field",
+            "Name:String",
+            "--field",
+            "Mail:Email",
+            "--field",
+            "Tags:String:multi",
+            "--field",
+            "Vip:Bool",
+        ],
+    )
+    .await;
+    let mapping = cli_json(
+        &b,
+        &[
+            "map",
+            "set",
+            &b_for_a.to_string(),
+            "contact",
+            "--to",
+            "Person",
+            "--field",
+            "name=Name",
+            "--field",
+            "email=Mail",
+            "--field",
+            "tags=Tags",
+            "--field",
+            "vip=Vip",
+        ],
+    )
+    .await;
+    assert_eq!(mapping["status"], "ok", "{mapping}");
+
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let on_b = live(&b, "Person", "Name").await;
+    assert_eq!(on_b.keys().collect::<Vec<_>>(), ["Alice", "Bob", "Carol"]);
+    assert_eq!(on_b["Alice"]["Tags"], json!(["red", "blue"]));
+    assert_eq!(on_b["Alice"]["Mail"], json!("alice@example.org"));
+    assert_eq!(on_b["Alice"]["Vip"], json!("1"));
+    // Fields that were not exposed never left Corteza's side.
+    assert!(!on_b.values().any(|v| v.to_string().contains("s-alice")));
+    // The records were read through the compose API, with the token.
+    let lists: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| {
+            s.method == "GET"
+                && s.path
+                    == format!(
+                        "/api/compose/namespace/{}/module/{module}/record/",
+                        fake.modules()[0]["namespaceID"].as_str().unwrap()
+                    )
+        })
+        .collect();
+    assert!(!lists.is_empty(), "fedsync listed Corteza's records");
+    assert!(
+        lists.iter().all(|s| s.query.contains("deleted=1")),
+        "{lists:?}"
+    );
+
+    // Corteza's operator changes things (recorded 107-109).
+    fake.update_record(&ids[1], &body("107-A-compose-update-record-bob.json"));
+    fake.delete_record(&ids[2]);
+    fake.add_record(&module, &body("109-A-compose-create-record-dave.json"));
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let on_b = live(&b, "Person", "Name").await;
+    assert_eq!(
+        on_b.keys().collect::<Vec<_>>(),
+        ["Alice", "Bob Updated", "Dave"]
+    );
+    assert_eq!(on_b["Bob Updated"]["Tags"], json!(["green", "yellow"]));
+    // The second run asked only for what changed since the first.
+    let last = fake
+        .seen()
+        .into_iter()
+        .rev()
+        .find(|s| s.path.ends_with("/record/"))
+        .unwrap();
+    assert!(
+        last.query.contains("query="),
+        "an incremental list: {last:?}"
+    );
+    let gone = records(&b, "Person", true).await;
+    assert!(
+        gone.iter()
+            .any(|r| r["values"]["Name"] == json!("Carol") && !r["deletedAt"].is_null()),
+        "{gone:?}"
+    );
+}
+
+#[tokio::test]
+async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_are_never_made_twice()
+ {
+    let fake = FakeCorteza::start(TOKEN).await;
+    let ns = fake.add_namespace("Fed Destination", "feddst");
+    let dir = tempfile::tempdir().unwrap();
+    let a = spawn_node("a").await;
+    let b = sidecar("b", &fake.api_url(), &token_file(dir.path(), TOKEN), &ns).await;
+    let (a_for_b, b_for_a) = pair(&a, &b).await;
+    // B's `Contact` is made in Corteza by fedsync's module create.
+    share_account(&a, &b, a_for_b, b_for_a).await;
+    let contact = fake
+        .modules()
+        .into_iter()
+        .find(|m| m["handle"] == "Contact")
+        .expect("fedsync made the module in Corteza");
+    let contact = contact["moduleID"].as_str().unwrap().to_owned();
+    let file = account_file(dir.path(), 25);
+    cli_json(&a, &["record", "import", "Account", file.to_str().unwrap()]).await;
+
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["created"], 25, "{run}");
+    let held = in_corteza(&fake, &contact, "FullName");
+    assert_eq!(held.len(), 25);
+    let on_a: BTreeMap<String, Value> = records(&a, "Account", false)
+        .await
+        .into_iter()
+        .map(|r| (r["values"]["Name"].as_str().unwrap().to_owned(), r))
+        .collect();
+    for (name, r) in &held {
+        let origin = &on_a[name];
+        assert_eq!(r["values"]["Labels"], origin["values"]["Tags"], "{name}");
+        assert_eq!(r["meta"]["federation_extrecord"], origin["id"], "{name}");
+        assert_eq!(
+            r["meta"]["fedsync_node"],
+            json!(b_for_a.to_string()),
+            "{name}"
+        );
+        assert_eq!(r["meta"]["federation"], json!(a.base_url()), "{name}");
+    }
+
+    // Again: nothing new, nothing doubled.
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(in_corteza(&fake, &contact, "FullName").len(), 25);
+
+    // A's changes reach Corteza: an update is a new revision of the same
+    // Corteza record, a removal Corteza's soft delete.
+    let one = on_a["n00001"]["id"].as_str().unwrap().to_owned();
+    let two = on_a["n00002"]["id"].as_str().unwrap().to_owned();
+    cli_json(
+        &a,
+        &["record", "update", "Account", &one, "--value", "Tags=x"],
+    )
+    .await;
+    cli_json(&a, &["record", "rm", "Account", &two]).await;
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let now_held = in_corteza(&fake, &contact, "FullName");
+    assert_eq!(now_held["n00001"]["values"]["Labels"], json!(["x"]));
+    assert_eq!(now_held["n00001"]["id"], held["n00001"]["id"]);
+    assert_eq!(now_held["n00001"]["revision"], json!(2));
+    assert_eq!(now_held["n00002"]["deleted"], json!(true));
+
+    // The links of a batch are lost after Corteza took its records (a crash
+    // between the two): a full pull finds them by their meta, makes none again.
+    let db = b.data_dir.join("fedsync.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let removed = sqlx::query("DELETE FROM record_links")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(removed.rows_affected(), 25);
+    pool.close().await;
+    let reset = cli_json(&b, &["sync", "reset", &b_for_a.to_string()]).await;
+    let run = &reset.as_array().unwrap()[0];
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let after = in_corteza(&fake, &contact, "FullName");
+    assert_eq!(after.len(), 25, "no record made twice");
+    assert_eq!(after["n00003"]["id"], held["n00003"]["id"]);
+}
+
+#[tokio::test]
+async fn a_daemon_started_before_corteza_waits_not_ready_then_becomes_ready() {
+    // A port Corteza will listen on, free for now.
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/api");
+    let a = sidecar("a", &url, &token_file(dir.path(), TOKEN), "fedsrc").await;
+    let ready = http()
+        .get(a.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("cannot reach Corteza at"), "{text}");
+    assert!(!text.contains(TOKEN));
+    // The daemon serves its admin interface meanwhile.
+    cli_json(&a, &["node", "list"]).await;
+
+    let fake = FakeCorteza::start_on(addr, TOKEN).await;
+    recorded_source(&fake);
+    let ready = http()
+        .get(a.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn a_rotated_token_file_is_used_without_a_restart() {
+    let fake = FakeCorteza::start(TOKEN).await;
+    recorded_source(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let file = token_file(dir.path(), TOKEN);
+    let a = sidecar("a", &fake.api_url(), &file, "fedsrc").await;
+    let ready = http()
+        .get(a.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    // Corteza now takes only the new token: refused until the file has it.
+    fake.accept_only("corteza-token-two");
+    let ready = http()
+        .get(a.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let text = ready.text().await.unwrap();
+    assert!(text.contains("does not accept the token"), "{text}");
+    // As Kubernetes updates a Secret volume: a new file swapped in.
+    let next = dir.path().join("corteza-token.new");
+    std::fs::write(&next, "corteza-token-two\n").unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    let ready = http()
+        .get(a.federation_url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap());
+    let auth: Vec<_> = fake.seen();
+    assert!(!auth.is_empty());
+}
+
+#[tokio::test]
+async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
+    let fake = FakeCorteza::start(TOKEN).await;
+    let (module, _) = recorded_source(&fake);
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar(
+        "a",
+        &fake.api_url(),
+        &token_file(dir.path(), TOKEN),
+        "fedsrc",
+    )
+    .await;
+    let b = spawn_node("b").await;
+    let (a_for_b, b_for_a) = pair(&a, &b).await;
+    cli_json(
+        &a,
+        &[
+            "expose",
+            "add",
+            &a_for_b.to_string(),
+            "contact",
+            "--field",
+            "name",
+        ],
+    )
+    .await;
+    cli_json(
+        &b,
+        &["sync", "now", &b_for_a.to_string(), "--kind", "structure"],
+    )
+    .await;
+    cli_json(
+        &b,
+        &[
+            "module",
+            "create",
+            "--handle",
+            "Person",
+            "--field",
+            "Name:String",
+        ],
+    )
+    .await;
+    cli_json(
+        &b,
+        &[
+            "map",
+            "set",
+            &b_for_a.to_string(),
+            "contact",
+            "--to",
+            "Person",
+            "--field",
+            "name=Name",
+        ],
+    )
+    .await;
+
+    let ns = fake.modules()[0]["namespaceID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let records_path = format!("/api/compose/namespace/{ns}/module/{module}/record/");
+    // Corteza is down (503): A answers B with a retriable error, B retries later.
+    fake.outage(&records_path, 503);
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    // A tells its peer only that it cannot serve now, not about its Corteza.
+    assert!(run["error"].as_str().unwrap().contains("HTTP 503"), "{run}");
+    let jobs = cli_json(&b, &["sync", "status", &b_for_a.to_string()]).await;
+    assert!(jobs.to_string().contains("retrying"), "{jobs}");
+    fake.end_outages();
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(live(&b, "Person", "Name").await.len(), 3);
+
+    // B as a sidecar: its Corteza refuses the write; the run says why.
+    let fake_b = FakeCorteza::start(TOKEN).await;
+    let ns_b = fake_b.add_namespace("Fed Destination", "feddst");
+    let target = fake_b.add_module(&ns_b, &body("038-B-compose-create-module.json"));
+    let c = sidecar(
+        "c",
+        &fake_b.api_url(),
+        &token_file(dir.path(), TOKEN),
+        "feddst",
+    )
+    .await;
+    let (a_for_c, c_for_a) = pair(&a, &c).await;
+    cli_json(
+        &a,
+        &[
+            "expose",
+            "add",
+            &a_for_c.to_string(),
+            "contact",
+            "--field",
+            "name",
+        ],
+    )
+    .await;
+    cli_json(
+        &c,
+        &["sync", "now", &c_for_a.to_string(), "--kind", "structure"],
+    )
+    .await;
+    cli_json(
+        &c,
+        &[
+            "map",
+            "set",
+            &c_for_a.to_string(),
+            "contact",
+            "--to",
+            "feddst/contact_copy",
+            "--field",
+            "name=full_name",
+        ],
+    )
+    .await;
+    fake_b.forbid(&format!(
+        "/api/compose/namespace/{ns_b}/module/{target}/record/"
+    ));
+    let run = sync_data(&c, c_for_a).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run.to_string().contains("not allowed to read records"),
+        "{run}"
+    );
+    assert!(fake_b.records(&target).is_empty());
+    fake_b.allow_all();
+    let run = sync_data(&c, c_for_a).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(fake_b.records(&target).len(), 3);
+}
