@@ -445,6 +445,60 @@ impl CortezaData {
         }
     }
 
+    /// Records by id, looked for in their known module, else in `hint`,
+    /// else in every module of the namespace. One missing from the module
+    /// it belongs to (removed in Corteza) comes back deleted, so a sync
+    /// does not make it again.
+    async fn read_records(&self, hint: Option<Id>, ids: &[Id]) -> Result<Vec<Record>, LocalError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut modules: Option<Vec<Id>> = None;
+        for &id in ids {
+            let home = self
+                .homes
+                .lock()
+                .expect("homes lock")
+                .get(&id)
+                .copied()
+                .or(hint);
+            let candidates = match home {
+                Some(module) => vec![module],
+                None => {
+                    if modules.is_none() {
+                        modules = Some(self.list_modules().await?.iter().map(|m| m.id).collect());
+                    }
+                    modules.clone().unwrap_or_default()
+                }
+            };
+            let mut found = None;
+            for module in &candidates {
+                if let Some(record) = self.read_record(*module, id).await? {
+                    found = Some(record);
+                    break;
+                }
+            }
+            match (found, home) {
+                (Some(record), _) => out.push(record),
+                (None, Some(module)) => {
+                    let now = domain::now();
+                    out.push(Record {
+                        id,
+                        module_id: module,
+                        values: BTreeMap::new(),
+                        origin_node_id: None,
+                        created_at: now,
+                        updated_at: now,
+                        deleted_at: Some(now),
+                        changed_at: now.timestamp_micros(),
+                        revision: 1,
+                    });
+                }
+                (None, None) => {}
+            }
+        }
+        self.remember(&out);
+        Ok(out)
+    }
+
     /// The record fedsync made earlier for this origin record, if any (a
     /// batch whose links were not written: a crash, a store outage).
     async fn made_before(
@@ -989,50 +1043,16 @@ impl LocalRecords for CortezaData {
         Ok(written)
     }
 
-    /// Records by id; one missing from Corteza (removed there) comes back
-    /// deleted, so a sync does not make it again.
     async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, LocalError> {
-        let mut out = Vec::with_capacity(ids.len());
-        let mut modules: Option<Vec<Id>> = None;
-        for &id in ids {
-            let home = self.homes.lock().expect("homes lock").get(&id).copied();
-            let candidates = match home {
-                Some(module) => vec![module],
-                None => {
-                    if modules.is_none() {
-                        modules = Some(self.list_modules().await?.iter().map(|m| m.id).collect());
-                    }
-                    modules.clone().unwrap_or_default()
-                }
-            };
-            let mut found = None;
-            for module in &candidates {
-                if let Some(record) = self.read_record(*module, id).await? {
-                    found = Some(record);
-                    break;
-                }
-            }
-            match (found, home) {
-                (Some(record), _) => out.push(record),
-                (None, Some(module)) => {
-                    let now = domain::now();
-                    out.push(Record {
-                        id,
-                        module_id: module,
-                        values: BTreeMap::new(),
-                        origin_node_id: None,
-                        created_at: now,
-                        updated_at: now,
-                        deleted_at: Some(now),
-                        changed_at: now.timestamp_micros(),
-                        revision: 1,
-                    });
-                }
-                (None, None) => {}
-            }
-        }
-        self.remember(&out);
-        Ok(out)
+        self.read_records(None, ids).await
+    }
+
+    async fn get_module_records(
+        &self,
+        module_id: Id,
+        ids: &[Id],
+    ) -> Result<Vec<Record>, LocalError> {
+        self.read_records(Some(module_id), ids).await
     }
 
     async fn list_records(
@@ -1117,6 +1137,27 @@ mod tests {
                 .to_string()
                 .contains("createdAt")
         );
+    }
+
+    /// On tokio's paused clock: nothing sleeps for real.
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_paced_to_the_configured_rate() {
+        let pace = Pace {
+            interval: Duration::from_secs(1) / 5,
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        };
+        let start = tokio::time::Instant::now();
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        // Ten requests at five a second: the tenth goes 1.8 s after the first.
+        assert_eq!(start.elapsed(), Duration::from_millis(1800));
+        // An idle spell is not saved up for a burst.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let idle = tokio::time::Instant::now();
+        pace.wait().await;
+        pace.wait().await;
+        assert_eq!(idle.elapsed(), Duration::from_millis(200));
     }
 
     #[test]

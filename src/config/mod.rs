@@ -790,8 +790,8 @@ impl Config {
     }
 
     /// systemd credentials (`LoadCredential=`): `signing.key`,
-    /// `encryption.key` and `database-url` in `$CREDENTIALS_DIRECTORY` fill
-    /// the secrets that config leaves unset.
+    /// `encryption.key`, `database-url` and `corteza-token` in
+    /// `$CREDENTIALS_DIRECTORY` fill the secrets that config leaves unset.
     fn use_credentials(&mut self, dir: &Path, origins: &mut Origins) {
         let slots: [(&str, &str, &Secret, &mut Option<PathBuf>); 3] = [
             (
@@ -813,6 +813,18 @@ impl Config {
                 &mut self.keys.encryption_key_file,
             ),
         ];
+        // The Corteza token stays a path: the data plane reads it itself.
+        let corteza = dir.join("corteza-token");
+        if self.local.corteza_token.is_empty()
+            && self.local.corteza_token_file.is_none()
+            && corteza.is_file()
+        {
+            origins.0.insert(
+                "local.corteza_token_file".into(),
+                "from systemd credential corteza-token".into(),
+            );
+            self.local.corteza_token_file = Some(corteza);
+        }
         for (key, name, secret, file) in slots {
             let path = dir.join(name);
             if secret.is_empty() && file.is_none() && path.is_file() {

@@ -383,3 +383,106 @@ fn notification_settings_are_checked_naming_the_key() {
     let shown = format!("{config:?}");
     assert!(!shown.contains("SECRETKEY") && !shown.contains("0123456789abcdef"));
 }
+
+#[test]
+fn sidecar_settings_are_checked_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = write(&dir, "corteza-token", "eyJ.token.sig\n");
+    let token = token.to_str().unwrap();
+    let base = [
+        ("FEDSYNC_LOCAL__KIND", "corteza"),
+        ("FEDSYNC_LOCAL__CORTEZA_URL", "http://127.0.0.1:80/api"),
+        ("FEDSYNC_LOCAL__CORTEZA_TOKEN_FILE", token),
+        ("FEDSYNC_LOCAL__CORTEZA_NAMESPACE", "crm"),
+    ];
+    let config = Config::load(None, env(&base), &Overrides::default()).unwrap();
+    assert_eq!(config.local.kind, LocalKind::Corteza);
+    // The token file stays a path (re-read on change), never printed.
+    assert_eq!(
+        config.local.corteza_token_file.as_deref(),
+        Some(Path::new(token))
+    );
+    assert!(config.local.corteza_token.is_empty());
+    assert!(!config.to_redacted_toml().contains("eyJ.token.sig"));
+    // Flags name the same keys.
+    let mut flags = Overrides::default();
+    flags.set("local.corteza_url", "ftp://corteza");
+    let error = load_err(None, &base, &flags);
+    assert!(
+        error.contains("local.corteza_url") && error.contains("--corteza-url"),
+        "{error}"
+    );
+
+    let without = |key: &str| -> Vec<(&str, &str)> {
+        base.iter().copied().filter(|(k, _)| *k != key).collect()
+    };
+    let error = load_err(
+        None,
+        &without("FEDSYNC_LOCAL__CORTEZA_URL"),
+        &Overrides::default(),
+    );
+    assert!(
+        error.contains("local.corteza_url") && error.contains("must be set"),
+        "{error}"
+    );
+    let error = load_err(
+        None,
+        &without("FEDSYNC_LOCAL__CORTEZA_TOKEN_FILE"),
+        &Overrides::default(),
+    );
+    assert!(
+        error.contains("local.corteza_token") && error.contains("token is needed"),
+        "{error}"
+    );
+    let error = load_err(
+        None,
+        &without("FEDSYNC_LOCAL__CORTEZA_NAMESPACE"),
+        &Overrides::default(),
+    );
+    assert!(error.contains("local.corteza_namespace"), "{error}");
+    let mut both = base.to_vec();
+    both.push(("FEDSYNC_LOCAL__CORTEZA_TOKEN", "inline"));
+    let error = load_err(None, &both, &Overrides::default());
+    assert!(error.contains("set only one"), "{error}");
+    let mut missing = without("FEDSYNC_LOCAL__CORTEZA_TOKEN_FILE");
+    missing.push((
+        "FEDSYNC_LOCAL__CORTEZA_TOKEN_FILE",
+        "/nonexistent/corteza-token",
+    ));
+    let error = load_err(None, &missing, &Overrides::default());
+    assert!(error.contains("/nonexistent/corteza-token"), "{error}");
+    let mut userinfo = without("FEDSYNC_LOCAL__CORTEZA_URL");
+    userinfo.push((
+        "FEDSYNC_LOCAL__CORTEZA_URL",
+        "http://admin:pw@127.0.0.1/api",
+    ));
+    let error = load_err(None, &userinfo, &Overrides::default());
+    assert!(
+        error.contains("no user") && !error.contains("pw@"),
+        "{error}"
+    );
+    let mut rate = base.to_vec();
+    rate.push(("FEDSYNC_LOCAL__CORTEZA_PAGE_SIZE", "5000"));
+    let error = load_err(None, &rate, &Overrides::default());
+    assert!(error.contains("local.corteza_page_size"), "{error}");
+    // Embedded ignores the corteza keys (they may sit in a shared file).
+    let config = Config::load(
+        None,
+        env(&[("FEDSYNC_LOCAL__CORTEZA_URL", "not checked")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.local.kind, LocalKind::Embedded);
+
+    // A systemd credential `corteza-token` is the token file when unset.
+    let credentials = tempfile::tempdir().unwrap();
+    std::fs::write(credentials.path().join("corteza-token"), "tok\n").unwrap();
+    let mut vars = without("FEDSYNC_LOCAL__CORTEZA_TOKEN_FILE");
+    let dir_text = credentials.path().to_str().unwrap().to_owned();
+    vars.push(("CREDENTIALS_DIRECTORY", &dir_text));
+    let config = Config::load(None, env(&vars), &Overrides::default()).unwrap();
+    assert_eq!(
+        config.local.corteza_token_file,
+        Some(credentials.path().join("corteza-token"))
+    );
+}

@@ -701,7 +701,7 @@ impl DataSync {
         let local_ids: Vec<Id> = links.values().map(|l| l.local_record_id).collect();
         let mut current: HashMap<Id, Record> = self
             .records
-            .get_records(&local_ids)
+            .get_module_records(local.id, &local_ids)
             .await
             .map_err(SyncError::from)?
             .into_iter()
@@ -946,7 +946,7 @@ impl DataSync {
             let mut batch = RecordBatch::default();
             for mut record in self
                 .records
-                .get_records(&ids)
+                .get_module_records(last.local_module_id, &ids)
                 .await
                 .map_err(SyncError::from)?
             {

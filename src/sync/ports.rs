@@ -310,6 +310,17 @@ pub trait LocalRecords: Send + Sync {
         &self,
         ids: &[crate::domain::Id],
     ) -> Result<Vec<crate::domain::Record>, LocalError>;
+    /// `get_records` of ids that are most likely records of `module_id`
+    /// (a data plane that files records under their module, Corteza, looks
+    /// there first).
+    async fn get_module_records(
+        &self,
+        module_id: crate::domain::Id,
+        ids: &[crate::domain::Id],
+    ) -> Result<Vec<crate::domain::Record>, LocalError> {
+        let _ = module_id;
+        self.get_records(ids).await
+    }
     async fn list_records(
         &self,
         module_id: crate::domain::Id,

@@ -36,7 +36,9 @@ async fn sidecar(label: &str, corteza_url: &str, token: &Path, namespace: &str) 
             .set("local.corteza_url", url)
             .set("local.corteza_token_file", token)
             .set("local.corteza_namespace", namespace)
-            .set("local.corteza_requests_per_second", 1000);
+            .set("local.corteza_requests_per_second", 1000)
+            // Lists of more than two span pages (Corteza's nextPage).
+            .set("local.corteza_page_size", 2);
     })
     .await
 }
@@ -249,6 +251,14 @@ async fn a_corteza_module_is_exposed_to_a_second_fedsync_which_receives_its_reco
     assert!(
         lists.iter().all(|s| s.query.contains("deleted=1")),
         "{lists:?}"
+    );
+    assert!(
+        lists.iter().all(|s| s.query.contains("limit=2")),
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().any(|s| s.query.contains("pageCursor=")),
+        "three records in pages of two: {lists:?}"
     );
 
     // Corteza's operator changes things (recorded 107-109).
