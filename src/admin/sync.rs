@@ -124,7 +124,9 @@ impl v1::sync_service_server::SyncService for SyncApi {
             let mut watching = true;
             let result = loop {
                 tokio::select! {
-                    result = &mut work => break result,
+                    // Progress first: the last page's snapshot is published
+                    // before the work ends and must not lose the race to it.
+                    biased;
                     event = events.recv(), if watching => match event {
                         Ok(p) if p.run.node_id == node_id && p.run.kind == kind => {
                             // A slow watcher misses snapshots; the sync never
@@ -138,6 +140,7 @@ impl v1::sync_service_server::SyncService for SyncApi {
                         Ok(_) | Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => watching = false,
                     },
+                    result = &mut work => break result,
                 }
             };
             let last = result.map(|runs| v1::SyncProgress {
