@@ -668,6 +668,15 @@ fn every_volume_and_object_reference_resolves() {
                         paths.insert(str_at(m, "mountPath").unwrap_or("")),
                         "{file}: {c_name} mounts one path twice"
                     );
+                    // Kubernetes never updates a subPath mount: a rotated
+                    // Secret (the Corteza token) would not reach the file.
+                    let secret_volume = volumes
+                        .iter()
+                        .any(|v| str_at(v, "name") == Some(m_name) && at(v, "secret").is_some());
+                    assert!(
+                        !(secret_volume && at(m, "subPath").is_some()),
+                        "{file}: {c_name} mounts Secret volume {m_name} with a subPath"
+                    );
                 }
                 for e in seq_at(c, "env") {
                     for kind_ in ["secretKeyRef", "configMapKeyRef"] {

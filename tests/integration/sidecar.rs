@@ -26,6 +26,16 @@ fn token_file(dir: &Path, token: &str) -> PathBuf {
 
 /// A fedsync node whose data plane is `corteza`'s namespace `namespace`.
 async fn sidecar(label: &str, corteza_url: &str, token: &Path, namespace: &str) -> TestDaemon {
+    sidecar_with(label, corteza_url, token, namespace, |_| {}).await
+}
+
+async fn sidecar_with(
+    label: &str,
+    corteza_url: &str,
+    token: &Path,
+    namespace: &str,
+    extra: impl FnOnce(&mut fedsync::config::Overrides),
+) -> TestDaemon {
     let (url, token, namespace) = (
         corteza_url.to_owned(),
         token.display().to_string(),
@@ -39,6 +49,7 @@ async fn sidecar(label: &str, corteza_url: &str, token: &Path, namespace: &str) 
             .set("local.corteza_requests_per_second", 1000)
             // Lists of more than two span pages (Corteza's nextPage).
             .set("local.corteza_page_size", 2);
+        extra(o);
     })
     .await
 }
@@ -386,7 +397,13 @@ async fn a_daemon_started_before_corteza_waits_not_ready_then_becomes_ready() {
     };
     let dir = tempfile::tempdir().unwrap();
     let url = format!("http://{addr}/api");
-    let a = sidecar("a", &url, &token_file(dir.path(), TOKEN), "fedsrc").await;
+    // Peers must be https and public; Corteza beside us is neither, and
+    // that is fine: the peer rules do not apply to it.
+    let a = sidecar_with("a", &url, &token_file(dir.path(), TOKEN), "fedsrc", |o| {
+        o.set("federation.allow_insecure_peers", false)
+            .set("federation.public_url", "https://a.example.com/federation");
+    })
+    .await;
     let ready = http()
         .get(a.federation_url("/readyz"))
         .send()
