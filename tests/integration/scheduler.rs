@@ -81,6 +81,11 @@ struct Rig {
 const TICK: Duration = Duration::from_secs(5);
 
 async fn rig(script: Vec<Verdict>, work: Duration) -> Rig {
+    rig_every(script, work, "1m").await
+}
+
+/// `rig` with the jobs' schedule.
+async fn rig_every(script: Vec<Verdict>, work: Duration, every: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = fedsync::daemon::open_store(&common::test_config(dir.path(), None))
         .await
@@ -120,8 +125,8 @@ async fn rig(script: Vec<Verdict>, work: Duration) -> Rig {
         seen: tx,
     });
     let settings = SchedulerSettings {
-        structure_every: "1m".into(),
-        data_every: "1m".into(),
+        structure_every: every.into(),
+        data_every: every.into(),
         backoff: Backoff {
             base: Duration::from_secs(1),
             factor: 2.0,
@@ -295,8 +300,11 @@ async fn due_jobs_run_on_time_and_failures_back_off_capped_with_jitter() {
 
 #[tokio::test]
 async fn a_trigger_runs_at_once_and_never_beside_a_running_attempt() {
-    // Each attempt takes 20 s (of tokio time).
-    let mut rig = rig(Vec::new(), Duration::from_secs(20)).await;
+    // Each attempt takes 20 s (of tokio time). The next scheduled run is
+    // an hour away: the manual attempt polls for its claim on the real
+    // store, and on a loaded machine the steps below can move tokio time
+    // on by more than the 40 s that a 1 min period would leave it.
+    let mut rig = rig_every(Vec::new(), Duration::from_secs(20), "1h").await;
     let scheduled = rig.next().await;
     assert_eq!(scheduled.trigger, "schedule");
     // `sync now` while the scheduled attempt runs: it waits for it.
