@@ -28,6 +28,10 @@ struct Args {
     quick: bool,
     /// Only the flood scenario.
     flood_only: bool,
+    /// Only the many-peers round (`--many-peers`).
+    many_peers_only: bool,
+    /// Only the initial sync at N and the incremental one (`--incremental`).
+    incremental_only: bool,
     records: u64,
     peers: u64,
     out: Option<PathBuf>,
@@ -39,6 +43,8 @@ fn args() -> Result<Args> {
     let mut args = Args {
         quick: false,
         flood_only: false,
+        many_peers_only: false,
+        incremental_only: false,
         records: 0,
         peers: 0,
         out: None,
@@ -51,6 +57,8 @@ fn args() -> Result<Args> {
             "--bench" => {}
             "--quick" => args.quick = true,
             "--flood" => args.flood_only = true,
+            "--many-peers" => args.many_peers_only = true,
+            "--incremental" => args.incremental_only = true,
             "--records" => args.records = it.next().ok_or("--records needs a number")?.parse()?,
             "--peers" => args.peers = it.next().ok_or("--peers needs a number")?.parse()?,
             "--out" => args.out = Some(it.next().ok_or("--out needs a file")?.into()),
@@ -68,6 +76,8 @@ fn args() -> Result<Args> {
                      \n\
                      --quick      N = 20,000 and 50 peers (under two minutes)\n\
                      --flood      only the flood scenario (one pair floods, another's latency is measured)\n\
+                     --many-peers only the many-peers round (to profile GetSyncStatus)\n\
+                     --incremental only the initial sync at N and the incremental sync after it\n\
                      --records N  records of the initial sync (default 200,000); growth runs N and 5N\n\
                      --peers P    peers of the many-peers round (default 200)\n\
                      --out FILE   also write the figures as JSON\n\
@@ -1147,6 +1157,19 @@ fn main() -> Result<()> {
     runtime.block_on(run(args))
 }
 
+fn print_many_peers(many: &ManyPeers) {
+    println!(
+        "many peers     {} peers, one round {:.2} s; GetSyncStatus p50 {:.2} ms, p99 {:.2} ms ({} calls; idle p50 {:.2} ms); peak RSS {:.1} MiB",
+        many.peers,
+        many.round_secs,
+        many.p50_ms,
+        many.p99_ms,
+        many.status_calls,
+        many.idle_p50_ms,
+        many.rss_b
+    );
+}
+
 async fn run(args: Args) -> Result<()> {
     let _ = DAEMON_ENV.set(args.daemon_env.clone());
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -1162,6 +1185,11 @@ async fn run(args: Args) -> Result<()> {
             std::fs::write(out, serde_json::to_string_pretty(&Value::Object(report))?)?;
             println!("written to {}", out.display());
         }
+        return Ok(());
+    }
+    if args.many_peers_only {
+        println!("fedsync bench: many peers only, {} peers", args.peers);
+        print_many_peers(&many_peers(args.peers).await?);
         return Ok(());
     }
     println!(
@@ -1198,6 +1226,9 @@ async fn run(args: Args) -> Result<()> {
     let rss_after_inc = (pair.a.peak_rss_mib(), pair.b.peak_rss_mib());
     pair.a.stop().await;
     pair.b.stop().await;
+    if args.incremental_only {
+        return Ok(());
+    }
 
     // Growth: 5N with fresh daemons.
     let (big, big_pair) = initial(5 * n).await?;
@@ -1215,16 +1246,7 @@ async fn run(args: Args) -> Result<()> {
     );
 
     let many = many_peers(args.peers).await?;
-    println!(
-        "many peers     {} peers, one round {:.2} s; GetSyncStatus p50 {:.2} ms, p99 {:.2} ms ({} calls; idle p50 {:.2} ms); peak RSS {:.1} MiB",
-        many.peers,
-        many.round_secs,
-        many.p50_ms,
-        many.p99_ms,
-        many.status_calls,
-        many.idle_p50_ms,
-        many.rss_b
-    );
+    print_many_peers(&many);
 
     let flood_figures = print_flood(&flood(flood_secs).await?);
     let flood_ok = flood_figures["within_margin"] == json!(true);
