@@ -218,55 +218,57 @@ impl v1::sync_service_server::SyncService for SyncApi {
         request: Request<v1::GetSyncStatusRequest>,
     ) -> Result<Response<v1::GetSyncStatusResponse>, Status> {
         let store = &self.state.store;
-        let nodes = match NodeId::from_u64(request.get_ref().node_id) {
-            Some(id) => vec![
-                store
-                    .get_node(id)
-                    .await
-                    .map_err(from_store)?
-                    .filter(|n| n.deleted_at.is_none())
-                    .ok_or_else(|| Status::not_found(format!("node {id} does not exist")))?,
-            ],
-            None => store
-                .list_nodes(&NodeFilter::default())
+        if let Some(id) = NodeId::from_u64(request.get_ref().node_id) {
+            let node = store
+                .get_node(id)
                 .await
-                .map_err(from_store)?,
-        };
-        if nodes.len() == 1 {
-            let node = &nodes[0];
+                .map_err(from_store)?
+                .filter(|n| n.deleted_at.is_none())
+                .ok_or_else(|| Status::not_found(format!("node {id} does not exist")))?;
             return Ok(Response::new(v1::GetSyncStatusResponse {
-                nodes: vec![self.node_status(node).await?],
+                nodes: vec![self.node_status(&node).await?],
             }));
         }
-        // Every node: four queries whatever their number (a status page
-        // polled during a busy round must stay quick).
-        let mut mappings = std::collections::HashMap::<NodeId, Vec<_>>::new();
-        for mapping in store.list_all_mappings().await.map_err(from_store)? {
-            mappings.entry(mapping.node_id).or_default().push(mapping);
+        // Every node: four queries whatever their number, at once (a status
+        // page polled during a busy round must stay quick).
+        let every = NodeFilter::default();
+        let (nodes, broken, all_jobs, all_schedules) = tokio::try_join!(
+            store.list_nodes(&every),
+            store.list_broken_mappings(),
+            store.list_jobs(None),
+            store.node_schedules(),
+        )
+        .map_err(from_store)?;
+        let mut problems = std::collections::HashMap::<NodeId, Vec<_>>::new();
+        for b in broken {
+            problems
+                .entry(b.node_id)
+                .or_default()
+                .push(v1::MappingProblem {
+                    shared_module_id: b.shared_module_id.get(),
+                    shared_handle: b.shared_handle,
+                    reason: b.reason,
+                });
         }
         let mut jobs = std::collections::HashMap::<NodeId, Vec<_>>::new();
-        for job in store.list_jobs(None).await.map_err(from_store)? {
+        for job in all_jobs {
             jobs.entry(job.node_id).or_default().push(job);
         }
-        let mut schedules: std::collections::HashMap<NodeId, (String, String)> = store
-            .node_schedules()
-            .await
-            .map_err(from_store)?
+        let mut schedules: std::collections::HashMap<NodeId, (String, String)> = all_schedules
             .into_iter()
             .map(|(id, s, d)| (id, (s, d)))
             .collect();
-        let mut out = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            out.push(
-                self.status_of(
-                    &node,
-                    mappings.remove(&node.id).unwrap_or_default(),
+        let out = nodes
+            .iter()
+            .map(|node| {
+                status_view(
+                    node,
+                    problems.remove(&node.id).unwrap_or_default(),
                     schedules.remove(&node.id).unwrap_or_default(),
                     jobs.remove(&node.id).unwrap_or_default(),
                 )
-                .await?,
-            );
-        }
+            })
+            .collect();
         Ok(Response::new(v1::GetSyncStatusResponse { nodes: out }))
     }
 
@@ -350,26 +352,12 @@ impl v1::sync_service_server::SyncService for SyncApi {
 }
 
 impl SyncApi {
+    /// One node's status: its broken mappings (a query each, for the
+    /// handle), schedules and jobs.
     async fn node_status(&self, node: &crate::domain::Node) -> Result<v1::NodeSyncStatus, Status> {
         let store = &self.state.store;
-        let mappings = store.list_mappings(node.id).await.map_err(from_store)?;
-        let schedule = store.node_schedule(node.id).await.map_err(from_store)?;
-        let jobs = store.list_jobs(Some(node.id)).await.map_err(from_store)?;
-        self.status_of(node, mappings, schedule, jobs).await
-    }
-
-    /// A node's status from its mappings, schedules and jobs (a broken
-    /// mapping costs one more query, for its handle).
-    async fn status_of(
-        &self,
-        node: &crate::domain::Node,
-        mappings: Vec<crate::domain::ModuleMapping>,
-        (schedule_structure, schedule_data): (String, String),
-        jobs: Vec<crate::domain::SyncJob>,
-    ) -> Result<v1::NodeSyncStatus, Status> {
-        let store = &self.state.store;
         let mut problems = Vec::new();
-        for mapping in mappings {
+        for mapping in store.list_mappings(node.id).await.map_err(from_store)? {
             if mapping.status == MappingStatus::Broken {
                 let handle = store
                     .get_shared_module(mapping.shared_module_id)
@@ -384,24 +372,9 @@ impl SyncApi {
                 });
             }
         }
-        let jobs = jobs.iter().map(proto::job).collect();
-        let full = proto::node(node);
-        Ok(v1::NodeSyncStatus {
-            node_id: full.id,
-            name: full.name,
-            status: full.status,
-            structure_status: full.structure_status,
-            structure_synced_at: full.structure_synced_at,
-            structure_error: full.structure_error,
-            data_status: full.data_status,
-            data_synced_at: full.data_synced_at,
-            data_error: full.data_error,
-            problems,
-            paused: node.paused,
-            schedule_structure,
-            schedule_data,
-            jobs,
-        })
+        let schedule = store.node_schedule(node.id).await.map_err(from_store)?;
+        let jobs = store.list_jobs(Some(node.id)).await.map_err(from_store)?;
+        Ok(status_view(node, problems, schedule, jobs))
     }
 
     async fn live_node(&self, id: u64) -> Result<crate::domain::Node, Status> {
@@ -414,5 +387,31 @@ impl SyncApi {
             .map_err(from_store)?
             .filter(|n| n.deleted_at.is_none())
             .ok_or_else(|| Status::not_found(format!("node {node_id} does not exist")))
+    }
+}
+
+/// A node's status as the admin API shows it.
+fn status_view(
+    node: &crate::domain::Node,
+    problems: Vec<v1::MappingProblem>,
+    (schedule_structure, schedule_data): (String, String),
+    jobs: Vec<crate::domain::SyncJob>,
+) -> v1::NodeSyncStatus {
+    let full = proto::node(node);
+    v1::NodeSyncStatus {
+        node_id: full.id,
+        name: full.name,
+        status: full.status,
+        structure_status: full.structure_status,
+        structure_synced_at: full.structure_synced_at,
+        structure_error: full.structure_error,
+        data_status: full.data_status,
+        data_synced_at: full.data_synced_at,
+        data_error: full.data_error,
+        problems,
+        paused: node.paused,
+        schedule_structure,
+        schedule_data,
+        jobs: jobs.iter().map(proto::job).collect(),
     }
 }

@@ -312,9 +312,21 @@ pub trait SharedStore: Send + Sync {
     async fn list_mappings(&self, node_id: NodeId) -> Result<Vec<ModuleMapping>, StoreError>;
     /// The mappings of every node (one query, for status pages).
     async fn list_all_mappings(&self) -> Result<Vec<ModuleMapping>, StoreError>;
+    /// The broken mappings of every node, with their shared module's handle
+    /// (one query, for the all-nodes status).
+    async fn list_broken_mappings(&self) -> Result<Vec<BrokenMapping>, StoreError>;
     /// Mappings that write into a local module.
     async fn list_mappings_to(&self, local_module_id: Id)
     -> Result<Vec<ModuleMapping>, StoreError>;
+}
+
+/// A mapping a structure change broke, as status pages show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokenMapping {
+    pub node_id: NodeId,
+    pub shared_module_id: Id,
+    pub shared_handle: String,
+    pub reason: String,
 }
 
 /// Where a pull stands, written with the records of a page.

@@ -479,6 +479,34 @@ macro_rules! impl_module_stores {
                 rows.into_iter().map($crate::domain::ModuleMapping::try_from).collect()
             }
 
+            async fn list_broken_mappings(
+                &self,
+            ) -> Result<Vec<$crate::store::BrokenMapping>, $crate::store::StoreError> {
+                let rows: Vec<(i64, i64, Option<String>, String)> = sqlx::query_as(
+                    "SELECT m.node_id, m.shared_module_id, s.handle, m.status_reason \
+                     FROM module_mappings m LEFT JOIN shared_modules s ON s.id = m.shared_module_id \
+                     WHERE m.status = 'broken' ORDER BY m.node_id, m.id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(node, shared, handle, reason)| {
+                        let corrupt = || {
+                            $crate::store::StoreError::Corrupt(format!(
+                                "module_mappings: node {node} or shared module {shared} is not an id"
+                            ))
+                        };
+                        Ok($crate::store::BrokenMapping {
+                            node_id: $crate::domain::NodeId::from_i64(node).ok_or_else(corrupt)?,
+                            shared_module_id: $crate::domain::Id::from_i64(shared)
+                                .ok_or_else(corrupt)?,
+                            shared_handle: handle.unwrap_or_default(),
+                            reason,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn list_mappings_to(
                 &self,
                 local_module_id: $crate::domain::Id,

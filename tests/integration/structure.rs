@@ -409,6 +409,9 @@ async fn a_changed_structure_is_followed_and_broken_mappings_are_reported() {
     let status = cli_json(&b, &["sync", "status", &node_b]).await;
     assert_eq!(status[0]["structureStatus"], "synced");
     assert_eq!(status[0]["problems"][0]["sharedHandle"], "Account");
+    // The all-nodes view (its own queries) says the same.
+    let all = cli_json(&b, &["sync", "status"]).await;
+    assert_eq!(all[0]["problems"], status[0]["problems"], "{all}");
     assert_eq!(
         status[0]["problems"][0]["reason"],
         "origin field `LinkedIn` was removed"
