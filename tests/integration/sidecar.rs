@@ -109,6 +109,37 @@ fn in_corteza(fake: &FakeCorteza, module: &str, name: &str) -> BTreeMap<String, 
     out
 }
 
+/// `origin` exposes `module`'s `fields` to `dest`, which pulls the
+/// structure and maps the shared `contact` into its module `to` with
+/// `pairs` (`origin=destination`).
+#[allow(clippy::too_many_arguments)]
+async fn share_contact(
+    origin: &TestDaemon,
+    dest: &TestDaemon,
+    origin_node: u64,
+    dest_node: u64,
+    module: &str,
+    fields: &[&str],
+    to: &str,
+    pairs: &[&str],
+) {
+    let origin_node = origin_node.to_string();
+    let mut expose = vec!["expose", "add", &origin_node, module];
+    for f in fields {
+        expose.extend(["--field", f]);
+    }
+    cli_json(origin, &expose).await;
+    let dest_node = dest_node.to_string();
+    let run = cli_json(dest, &["sync", "now", &dest_node, "--kind", "structure"]).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let mut map = vec!["map", "set", &dest_node, "contact", "--to", to];
+    for p in pairs {
+        map.extend(["--field", p]);
+    }
+    let mapping = cli_json(dest, &map).await;
+    assert_eq!(mapping["status"], "ok", "{mapping}");
+}
+
 /// Runs a data sync; its run, succeeded or failed.
 async fn sync_data(d: &TestDaemon, node: u64) -> Value {
     let dir = d.data_dir.display().to_string();
@@ -172,31 +203,6 @@ async fn a_corteza_module_is_exposed_to_a_second_fedsync_which_receives_its_reco
         stderr(&wrong)
     );
     cli_json(
-        &a,
-        &[
-            "expose",
-            "add",
-            &a_for_b.to_string(),
-            "fedsrc/contact",
-            "--field",
-            "name",
-            "--field",
-            "email",
-            "--field",
-            "tags",
-            "--field",
-            "vip",
-        ],
-    )
-    .await;
-
-    let run = cli_json(
-        &b,
-        &["sync", "now", &b_for_a.to_string(), "--kind", "structure"],
-    )
-    .await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    cli_json(
         &b,
         &[
             "module",
@@ -214,27 +220,17 @@ async fn a_corteza_module_is_exposed_to_a_second_fedsync_which_receives_its_reco
         ],
     )
     .await;
-    let mapping = cli_json(
+    share_contact(
+        &a,
         &b,
-        &[
-            "map",
-            "set",
-            &b_for_a.to_string(),
-            "contact",
-            "--to",
-            "Person",
-            "--field",
-            "name=Name",
-            "--field",
-            "email=Mail",
-            "--field",
-            "tags=Tags",
-            "--field",
-            "vip=Vip",
-        ],
+        a_for_b,
+        b_for_a,
+        "fedsrc/contact",
+        &["name", "email", "tags", "vip"],
+        "Person",
+        &["name=Name", "email=Mail", "tags=Tags", "vip=Vip"],
     )
     .await;
-    assert_eq!(mapping["status"], "ok", "{mapping}");
 
     let run = sync_data(&b, b_for_a).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -479,23 +475,6 @@ async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
     let b = spawn_node("b").await;
     let (a_for_b, b_for_a) = pair(&a, &b).await;
     cli_json(
-        &a,
-        &[
-            "expose",
-            "add",
-            &a_for_b.to_string(),
-            "contact",
-            "--field",
-            "name",
-        ],
-    )
-    .await;
-    cli_json(
-        &b,
-        &["sync", "now", &b_for_a.to_string(), "--kind", "structure"],
-    )
-    .await;
-    cli_json(
         &b,
         &[
             "module",
@@ -507,18 +486,15 @@ async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
         ],
     )
     .await;
-    cli_json(
+    share_contact(
+        &a,
         &b,
-        &[
-            "map",
-            "set",
-            &b_for_a.to_string(),
-            "contact",
-            "--to",
-            "Person",
-            "--field",
-            "name=Name",
-        ],
+        a_for_b,
+        b_for_a,
+        "contact",
+        &["name"],
+        "Person",
+        &["name=Name"],
     )
     .await;
 
@@ -552,35 +528,15 @@ async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
     )
     .await;
     let (a_for_c, c_for_a) = pair(&a, &c).await;
-    cli_json(
+    share_contact(
         &a,
-        &[
-            "expose",
-            "add",
-            &a_for_c.to_string(),
-            "contact",
-            "--field",
-            "name",
-        ],
-    )
-    .await;
-    cli_json(
         &c,
-        &["sync", "now", &c_for_a.to_string(), "--kind", "structure"],
-    )
-    .await;
-    cli_json(
-        &c,
-        &[
-            "map",
-            "set",
-            &c_for_a.to_string(),
-            "contact",
-            "--to",
-            "feddst/contact_copy",
-            "--field",
-            "name=full_name",
-        ],
+        a_for_c,
+        c_for_a,
+        "contact",
+        &["name"],
+        "feddst/contact_copy",
+        &["name=full_name"],
     )
     .await;
     fake_b.forbid(&format!(
