@@ -127,7 +127,13 @@ impl Daemon {
 
     /// `start` with extra `FEDSYNC_*` settings for this daemon.
     async fn start_with(label: &str, env: &[(&str, &str)]) -> Result<Daemon> {
-        let dir = tempfile::tempdir()?;
+        let mut dir = tempfile::tempdir()?;
+        // FEDSYNC_BENCH_KEEP=1 keeps each daemon's directory (its database
+        // and daemon.log) for profiling; the path is printed.
+        if std::env::var_os("FEDSYNC_BENCH_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("  {label}: {}", dir.path().display());
+        }
         let federation = free_port()?;
         let admin = free_port()?;
         let mut command = tokio::process::Command::new(repo().join("target/release/fedsync"));

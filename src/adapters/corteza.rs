@@ -963,7 +963,7 @@ impl LocalRecords for CortezaData {
     /// made twice.
     async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
         let mut origin_of: HashMap<Id, (NodeId, Id)> = HashMap::new();
-        for link in &batch.links {
+        for link in batch.links.iter().chain(&batch.touched) {
             origin_of.insert(link.local_record_id, (link.node_id, link.origin_record_id));
         }
         let mut node_urls: HashMap<NodeId, String> = HashMap::new();
@@ -1034,6 +1034,7 @@ impl LocalRecords for CortezaData {
             .apply_record_batch(&RecordBatch {
                 records: Vec::new(),
                 links,
+                touched: batch.touched.clone(),
                 seen_run: batch.seen_run,
                 cursor: batch.cursor.clone(),
                 errors: batch.errors.clone(),

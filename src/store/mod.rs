@@ -357,6 +357,12 @@ pub struct RecordBatch {
     pub records: Vec<Record>,
     /// Inserted or updated by (node, exposed module, origin record).
     pub links: Vec<RecordLink>,
+    /// Links that exist already with these local module and record ids:
+    /// only their `origin_changed_at` and `updated_at` are written, by a
+    /// statement that leaves the link's indexes alone (an update of a
+    /// synced record, not a move). Never marked seen: a full re-pull puts
+    /// its links in `links`.
+    pub touched: Vec<RecordLink>,
     /// Marks the links written as seen by this run (a full re-pull); 0: keep.
     pub seen_run: i64,
     pub cursor: Option<CursorWrite>,

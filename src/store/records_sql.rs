@@ -196,6 +196,33 @@ macro_rules! impl_record_store {
                     );
                     insert.build().execute(&mut *tx).await?;
                 }
+                // Only the two timestamps: a SET naming an indexed column
+                // rewrites that index's entry even when its value stays.
+                for chunk in $crate::store::records_sql::unique_chunks(&batch.touched, |l| {
+                    (l.node_id, l.exposed_module_id, l.origin_record_id)
+                }) {
+                    let mut insert = sqlx::QueryBuilder::new(concat!(
+                        "INSERT INTO record_links (",
+                        $crate::store::records_sql::link_columns!(),
+                        ", seen_run) "
+                    ));
+                    insert.push_values(chunk, |mut row, link| {
+                        row.push_bind(link.node_id.as_i64())
+                            .push_bind(link.exposed_module_id.as_i64())
+                            .push_bind(link.origin_record_id.as_i64())
+                            .push_bind(link.local_module_id.as_i64())
+                            .push_bind(link.local_record_id.as_i64())
+                            .push_bind(link.origin_changed_at)
+                            .push_bind(to_micros(link.created_at))
+                            .push_bind(to_micros(link.updated_at))
+                            .push_bind(0i64);
+                    });
+                    insert.push(
+                        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
+                         origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at",
+                    );
+                    insert.build().execute(&mut *tx).await?;
+                }
                 for error in &batch.errors {
                     sqlx::query(
                         "INSERT INTO sync_run_errors (run_id, seq, origin_record_id, message) VALUES ($1, $2, $3, $4)",
