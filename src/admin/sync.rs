@@ -8,7 +8,7 @@ use super::node::writer;
 use super::proto::{self, v1};
 use super::server::AdminState;
 use super::status::{from_catalog, from_store, from_sync};
-use crate::domain::{Id, MappingStatus, NodeFilter, NodeId, SyncKind};
+use crate::domain::{Id, MappingStatus, NodeId, SyncKind};
 
 /// `sync now`: the node's runs of `kind`, finished (failed ones included).
 async fn sync_now_runs(
@@ -229,16 +229,11 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 nodes: vec![self.node_status(&node).await?],
             }));
         }
-        // Every node: four queries whatever their number, at once (a status
-        // page polled during a busy round must stay quick).
-        let every = NodeFilter::default();
-        let (nodes, broken, all_jobs, all_schedules) = tokio::try_join!(
-            store.list_nodes(&every),
-            store.list_broken_mappings(),
-            store.list_jobs(None),
-            store.node_schedules(),
-        )
-        .map_err(from_store)?;
+        // Every node: two statements whatever their number, at once (a
+        // status page polled during a busy round must stay quick).
+        let (snapshot, broken) =
+            tokio::try_join!(store.status_snapshot(), store.list_broken_mappings())
+                .map_err(from_store)?;
         let mut problems = std::collections::HashMap::<NodeId, Vec<_>>::new();
         for b in broken {
             problems
@@ -251,20 +246,17 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 });
         }
         let mut jobs = std::collections::HashMap::<NodeId, Vec<_>>::new();
-        for job in all_jobs {
+        for job in snapshot.jobs {
             jobs.entry(job.node_id).or_default().push(job);
         }
-        let mut schedules: std::collections::HashMap<NodeId, (String, String)> = all_schedules
+        let out = snapshot
+            .nodes
             .into_iter()
-            .map(|(id, s, d)| (id, (s, d)))
-            .collect();
-        let out = nodes
-            .iter()
-            .map(|node| {
+            .map(|(node, structure, data)| {
                 status_view(
-                    node,
+                    &node,
                     problems.remove(&node.id).unwrap_or_default(),
-                    schedules.remove(&node.id).unwrap_or_default(),
+                    (structure, data),
                     jobs.remove(&node.id).unwrap_or_default(),
                 )
             })

@@ -372,6 +372,14 @@ pub struct RecordBatch {
     pub progress: Option<(Id, crate::domain::RunCounts)>,
 }
 
+/// See `JobStore::status_snapshot`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusSnapshot {
+    /// (node, structure schedule, data schedule); empty means the default.
+    pub nodes: Vec<(Node, String, String)>,
+    pub jobs: Vec<SyncJob>,
+}
+
 /// Which changes of a module a page holds, in change order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeQuery {
@@ -533,6 +541,13 @@ pub trait JobStore: Send + Sync {
     async fn node_schedule(&self, node_id: NodeId) -> Result<(String, String), StoreError>;
     /// Every node's schedules: (node, structure, data), one query.
     async fn node_schedules(&self) -> Result<Vec<(NodeId, String, String)>, StoreError>;
+    /// What the all-nodes sync status shows: every node not removed (newest
+    /// first) with its schedules, and every job (by node, structure before
+    /// data, by module). One statement answering one row of two JSON arrays:
+    /// sqlx hands a SQLite row from its worker thread to the caller as a
+    /// message of its own, and for 200 nodes and 400 jobs those hand-offs
+    /// (futex wake-ups, lock contention) were most of the call.
+    async fn status_snapshot(&self) -> Result<StatusSnapshot, StoreError>;
     async fn set_node_schedule(
         &self,
         node_id: NodeId,

@@ -29,7 +29,7 @@ macro_rules! node_columns {
 }
 pub(crate) use node_columns;
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct NodeRow {
     pub id: i64,
     pub shared_node_id: Option<i64>,
@@ -49,10 +49,73 @@ pub struct NodeRow {
     pub data_status: String,
     pub data_synced_at: Option<i64>,
     pub data_error: String,
+    #[serde(deserialize_with = "bool_or_integer")]
     pub paused: bool,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+}
+
+/// A node row with its schedules, as `status_snapshot` reads it (JSON).
+#[derive(Debug, serde::Deserialize)]
+pub struct StatusNodeRow {
+    #[serde(flatten)]
+    pub node: NodeRow,
+    pub schedule_structure: String,
+    pub schedule_data: String,
+}
+
+/// A boolean column in a JSON object: `true`/`false` from PostgreSQL, `1`/`0`
+/// from SQLite (which stores booleans as integers).
+fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(0) => Ok(false),
+        Flag::Int(1) => Ok(true),
+        Flag::Int(n) => Err(serde::de::Error::custom(format!("{n} is not a boolean"))),
+    }
+}
+
+/// The two JSON arrays of `status_snapshot`, decoded and in the order of
+/// `list_nodes` and `list_jobs`.
+pub fn status_snapshot(
+    nodes: &str,
+    jobs: &str,
+) -> Result<crate::store::StatusSnapshot, StoreError> {
+    let mut nodes: Vec<StatusNodeRow> =
+        serde_json::from_str(nodes).map_err(|e| corrupt("nodes (status)", e))?;
+    let mut jobs: Vec<SyncJobRow> =
+        serde_json::from_str(jobs).map_err(|e| corrupt("sync_jobs (status)", e))?;
+    nodes.sort_by_key(|n| std::cmp::Reverse(n.node.id));
+    jobs.sort_by(|a, b| {
+        (a.node_id, std::cmp::Reverse(&a.kind), a.shared_module_id).cmp(&(
+            b.node_id,
+            std::cmp::Reverse(&b.kind),
+            b.shared_module_id,
+        ))
+    });
+    Ok(crate::store::StatusSnapshot {
+        nodes: nodes
+            .into_iter()
+            .map(|row| {
+                Ok((
+                    Node::try_from(row.node)?,
+                    row.schedule_structure,
+                    row.schedule_data,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?,
+        jobs: jobs
+            .into_iter()
+            .map(crate::domain::SyncJob::try_from)
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -560,7 +623,7 @@ impl TryFrom<SyncRunRow> for SyncRun {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct SyncJobRow {
     pub id: i64,
     pub node_id: i64,

@@ -1444,6 +1444,52 @@ async fn jobs(store: &dyn Store, ids: &IdGenerator) {
     store.delete_job(data.id).await.unwrap();
     assert_eq!(store.list_jobs(Some(peer.id)).await.unwrap().len(), 1);
 
+    // The all-nodes status in one statement: the same nodes, schedules and
+    // jobs, in the same order, as the queries one by one (a paused node and
+    // a second job of another kind included).
+    assert!(store.set_node_paused(peer.id, true).await.unwrap());
+    let mut data_job = SyncJob::new(
+        ids.next_id(),
+        peer.id,
+        SyncKind::Data,
+        Some(ids.next_id()),
+        "1m",
+        now,
+    );
+    data_job.last_error = "peer said \"no\" \u{e9}".into();
+    data_job.last_error_at = Some(now);
+    assert!(store.insert_job(&data_job).await.unwrap());
+    let snapshot = store.status_snapshot().await.unwrap();
+    let schedules: std::collections::HashMap<_, _> = store
+        .node_schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, s, d)| (id, (s, d)))
+        .collect();
+    let expected_nodes: Vec<_> = store
+        .list_nodes(&NodeFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let (s, d) = schedules[&n.id].clone();
+            (n, s, d)
+        })
+        .collect();
+    assert!(expected_nodes.len() > 1);
+    assert_eq!(snapshot.nodes, expected_nodes);
+    assert!(
+        snapshot
+            .nodes
+            .iter()
+            .any(|(n, _, _)| n.id == peer.id && n.paused)
+    );
+    assert_eq!(snapshot.jobs, store.list_jobs(None).await.unwrap());
+    assert!(snapshot.jobs.contains(&data_job));
+    store.delete_job(data_job.id).await.unwrap();
+    assert!(store.set_node_paused(peer.id, false).await.unwrap());
+
     // Retention: old finished runs go, running ones stay.
     use fedsync::domain::{RunCounts, RunStatus, SyncRun};
     let old = now - Duration::days(40);

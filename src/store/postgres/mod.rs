@@ -42,5 +42,8 @@ impl_common_store!(
     "BEGIN",
     "SELECT pg_advisory_xact_lock($1)",
     "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    // One JSON array of objects (the all-nodes status).
+    "json_agg",
+    "json_build_object"
 );

@@ -150,5 +150,8 @@ impl_common_store!(
     "SELECT $1",
     "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
     // One writer at a time: a claim needs no row locks.
-    ""
+    "",
+    // One JSON array of objects (the all-nodes status).
+    "json_group_array",
+    "json_object"
 );
