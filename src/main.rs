@@ -11,6 +11,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = fedsync::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -37,4 +38,24 @@ fn main() -> ExitCode {
             ExitCode::from(fedsync::cli::exit_code(&error))
         }
     }
+}
+
+/// `fedsync ... | head`: when the reader of stdout goes away, `println!`
+/// panics ("failed printing to stdout: Broken pipe"), which printed a panic
+/// and a backtrace. The reader has what it wanted: stop quietly, as the
+/// errors returned for it in `main` do.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }

@@ -173,3 +173,21 @@ async fn migrate_reports_steps_once() {
     let again = run_cli(&["migrate", "--data-dir", &dir, "--json"]).await;
     assert_eq!(stdout(&again), "[]\n");
 }
+
+/// `fedsync ... | head`: a reader that went away before the output was
+/// written ends the command quietly (no panic, no backtrace, status 0).
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(crate::common::fedsync_bin())
+        .args(["config", "print-default"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
