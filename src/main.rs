@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", fedsync::cli::error_text(&error));
             ExitCode::from(fedsync::cli::exit_code(&error))
         }
     }

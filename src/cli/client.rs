@@ -65,6 +65,26 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// An error and its causes on one line, each said once: many errors end
+/// their own text with their cause's (`{error:#}` printed "tcp connect
+/// error: tcp connect error: ..." and "(os error 2): No such file or
+/// directory (os error 2)").
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if said.iter().any(|s| s.contains(&text)) {
+            continue;
+        }
+        match said.last_mut() {
+            // The cause repeats the line so far and says more: it replaces it.
+            Some(last) if text.starts_with(last.as_str()) => *last = text,
+            _ => said.push(text),
+        }
+    }
+    said.join(": ")
+}
+
 pub(super) fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
     let needs_config = global.admin_addr.is_none() || global.token.is_none();
     let config = if needs_config {
@@ -334,4 +354,50 @@ pub async fn audit(global: &GlobalArgs, node: Option<&str>, limit: u32) -> anyho
         .events;
     output::audit(global.json, &events);
     Ok(())
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::error_text;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let error = anyhow::Error::new(std::io::Error::new(io.kind(), io.to_string()))
+            .context(format!("cannot read config file /x: {io}"));
+        assert_eq!(
+            error_text(&error),
+            format!("cannot read config file /x: {io}")
+        );
+        let transport = anyhow::Error::new(Layer(
+            "transport error",
+            Some(Box::new(Layer(
+                "tcp connect error",
+                Some(Box::new(Layer(
+                    "tcp connect error: Connection refused",
+                    Some(Box::new(Layer("Connection refused", None))),
+                ))),
+            ))),
+        ))
+        .context("cannot reach the admin interface");
+        assert_eq!(
+            error_text(&transport),
+            "cannot reach the admin interface: transport error: tcp connect error: Connection refused"
+        );
+        let plain = anyhow::anyhow!("outer").context("top");
+        assert_eq!(error_text(&plain), "top: outer");
+    }
 }

@@ -100,7 +100,7 @@ async fn check(global: &GlobalArgs, report: &mut Report) {
             report.add(
                 "config",
                 Level::Fail,
-                format!("{e:#}"),
+                super::client::error_text(&e),
                 "fix the key named; `fedsync config check` shows the result",
             );
             return;
@@ -159,7 +159,7 @@ async fn check(global: &GlobalArgs, report: &mut Report) {
         Err(e) => report.add(
             "store",
             Level::Fail,
-            format!("{e:#}"),
+            super::client::error_text(&e),
             "check database.url and that the database server runs",
         ),
     }
@@ -171,7 +171,7 @@ async fn check(global: &GlobalArgs, report: &mut Report) {
             report.add(
                 "daemon",
                 Level::Fail,
-                format!("{e:#}"),
+                super::client::error_text(&e),
                 "start `fedsync serve`, or pass --data-dir / --admin-addr and --token",
             );
             return;
@@ -191,7 +191,7 @@ async fn check(global: &GlobalArgs, report: &mut Report) {
             report.add(
                 "daemon",
                 Level::Fail,
-                format!("{e:#}"),
+                super::client::error_text(&e),
                 "start `fedsync serve`; its admin address is in <data-dir>/admin.addr",
             );
             return;
@@ -247,7 +247,7 @@ async fn check(global: &GlobalArgs, report: &mut Report) {
     ) {
         Ok(request) => nodes.list_nodes(request).await,
         Err(e) => {
-            report.add("nodes", Level::Fail, format!("{e:#}"), "");
+            report.add("nodes", Level::Fail, super::client::error_text(&e), "");
             return;
         }
     };

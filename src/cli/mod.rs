@@ -25,7 +25,7 @@ use crate::config::{Config, DEFAULT_TOML, LogFormat, Overrides};
 use crate::daemon;
 use crate::domain::AdminTokenKind;
 
-pub use client::exit_code;
+pub use client::{error_text, exit_code};
 
 /// The version and the git revision it was built from.
 pub const VERSION: &str = concat!(
