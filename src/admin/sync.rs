@@ -122,27 +122,37 @@ impl v1::sync_service_server::SyncService for SyncApi {
             let work = sync_now_runs(&state, node_id, kind);
             tokio::pin!(work);
             let mut watching = true;
+            // A slow watcher misses snapshots; the sync never waits for it.
+            let forward = |p: crate::sync::progress::RunProgress| {
+                if p.run.node_id == node_id && p.run.kind == kind {
+                    let _ = tx.try_send(Ok(v1::SyncProgress {
+                        run: Some(proto::run(&p.run)),
+                        total: p.total,
+                        done: None,
+                    }));
+                }
+            };
             let result = loop {
                 tokio::select! {
-                    // Progress first: the last page's snapshot is published
-                    // before the work ends and must not lose the race to it.
                     biased;
                     event = events.recv(), if watching => match event {
-                        Ok(p) if p.run.node_id == node_id && p.run.kind == kind => {
-                            // A slow watcher misses snapshots; the sync never
-                            // waits for it.
-                            let _ = tx.try_send(Ok(v1::SyncProgress {
-                                run: Some(proto::run(&p.run)),
-                                total: p.total,
-                                done: None,
-                            }));
-                        }
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Ok(p) => forward(p),
+                        Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => watching = false,
                     },
                     result = &mut work => break result,
                 }
             };
+            // The work may publish its last snapshots and end within one
+            // poll (its store calls answered at once): they are in the
+            // channel already, and go before the result.
+            loop {
+                match events.try_recv() {
+                    Ok(p) => forward(p),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
             let last = result.map(|runs| v1::SyncProgress {
                 run: None,
                 total: None,
