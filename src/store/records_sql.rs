@@ -169,59 +169,49 @@ macro_rules! impl_record_store {
                         written.push(stored);
                     }
                 }
-                for chunk in $crate::store::records_sql::unique_chunks(&batch.links, |l| {
-                    (l.node_id, l.exposed_module_id, l.origin_record_id)
-                }) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!(
-                        "INSERT INTO record_links (",
-                        $crate::store::records_sql::link_columns!(),
-                        ", seen_run) "
-                    ));
-                    insert.push_values(chunk, |mut row, link| {
-                        row.push_bind(link.node_id.as_i64())
-                            .push_bind(link.exposed_module_id.as_i64())
-                            .push_bind(link.origin_record_id.as_i64())
-                            .push_bind(link.local_module_id.as_i64())
-                            .push_bind(link.local_record_id.as_i64())
-                            .push_bind(link.origin_changed_at)
-                            .push_bind(to_micros(link.created_at))
-                            .push_bind(to_micros(link.updated_at))
-                            .push_bind(batch.seen_run);
-                    });
-                    insert.push(
-                        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
-                         local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
+                // Links upserted whole; touched links get only their two
+                // timestamps (a SET naming an indexed column rewrites that
+                // index's entry even when its value stays).
+                let link_writes: [(&[$crate::domain::RecordLink], i64, &str); 2] = [
+                    (
+                        &batch.links,
+                        batch.seen_run,
+                        "local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
                          origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at, \
                          seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END",
-                    );
-                    insert.build().execute(&mut *tx).await?;
-                }
-                // Only the two timestamps: a SET naming an indexed column
-                // rewrites that index's entry even when its value stays.
-                for chunk in $crate::store::records_sql::unique_chunks(&batch.touched, |l| {
-                    (l.node_id, l.exposed_module_id, l.origin_record_id)
-                }) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!(
-                        "INSERT INTO record_links (",
-                        $crate::store::records_sql::link_columns!(),
-                        ", seen_run) "
-                    ));
-                    insert.push_values(chunk, |mut row, link| {
-                        row.push_bind(link.node_id.as_i64())
-                            .push_bind(link.exposed_module_id.as_i64())
-                            .push_bind(link.origin_record_id.as_i64())
-                            .push_bind(link.local_module_id.as_i64())
-                            .push_bind(link.local_record_id.as_i64())
-                            .push_bind(link.origin_changed_at)
-                            .push_bind(to_micros(link.created_at))
-                            .push_bind(to_micros(link.updated_at))
-                            .push_bind(0i64);
-                    });
-                    insert.push(
-                        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET \
-                         origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at",
-                    );
-                    insert.build().execute(&mut *tx).await?;
+                    ),
+                    (
+                        &batch.touched,
+                        0,
+                        "origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at",
+                    ),
+                ];
+                for (links, seen_run, set) in link_writes {
+                    for chunk in $crate::store::records_sql::unique_chunks(links, |l| {
+                        (l.node_id, l.exposed_module_id, l.origin_record_id)
+                    }) {
+                        let mut insert = sqlx::QueryBuilder::new(concat!(
+                            "INSERT INTO record_links (",
+                            $crate::store::records_sql::link_columns!(),
+                            ", seen_run) "
+                        ));
+                        insert.push_values(chunk, |mut row, link| {
+                            row.push_bind(link.node_id.as_i64())
+                                .push_bind(link.exposed_module_id.as_i64())
+                                .push_bind(link.origin_record_id.as_i64())
+                                .push_bind(link.local_module_id.as_i64())
+                                .push_bind(link.local_record_id.as_i64())
+                                .push_bind(link.origin_changed_at)
+                                .push_bind(to_micros(link.created_at))
+                                .push_bind(to_micros(link.updated_at))
+                                .push_bind(seen_run);
+                        });
+                        insert.push(
+                            " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ",
+                        );
+                        insert.push(set);
+                        insert.build().execute(&mut *tx).await?;
+                    }
                 }
                 for error in &batch.errors {
                     sqlx::query(
