@@ -110,6 +110,16 @@ impl SqliteStore {
             .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
             .connect_with(connect)
             .await?;
+        // Open them all now, one after the other (at once, on a new file,
+        // they raced to switch it to WAL: "database is locked"). Opened on
+        // demand, the first calls of a busy moment each waited 10-90 ms for
+        // a new connection (its PRAGMAs wait behind the writers), which was
+        // the tail of the status calls during a round of syncs.
+        let mut warm = Vec::new();
+        for _ in 1..options.max_connections {
+            warm.push(pool.acquire().await?);
+        }
+        drop(warm);
         let checkpoints =
             on_disk.then(|| Arc::new(Checkpointer(tokio::spawn(checkpoint_loop(pool.clone())))));
         Ok(SqliteStore {
