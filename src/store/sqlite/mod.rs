@@ -115,8 +115,10 @@ impl SqliteStore {
         // demand, the first calls of a busy moment each waited 10-90 ms for
         // a new connection (its PRAGMAs wait behind the writers), which was
         // the tail of the status calls during a round of syncs.
+        // (`connect_with` left one idle: the first acquire takes it, each
+        // further one, while the others are held, opens a new one.)
         let mut warm = Vec::new();
-        for _ in 1..options.max_connections {
+        for _ in 0..options.max_connections {
             warm.push(pool.acquire().await?);
         }
         drop(warm);
