@@ -120,6 +120,13 @@ struct Daemon {
     _dir: tempfile::TempDir,
 }
 
+/// A new connection to an admin listener.
+async fn admin_channel(admin: SocketAddr) -> Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{admin}"))?
+        .connect()
+        .await?)
+}
+
 impl Daemon {
     async fn start(label: &str) -> Result<Daemon> {
         Daemon::start_with(label, &[]).await
@@ -183,9 +190,7 @@ impl Daemon {
         let token = std::fs::read_to_string(dir.path().join("admin.token"))?
             .trim()
             .to_owned();
-        let channel = Channel::from_shared(format!("http://{admin}"))?
-            .connect()
-            .await?;
+        let channel = admin_channel(admin).await?;
         Ok(Daemon {
             child,
             pid,
@@ -198,12 +203,6 @@ impl Daemon {
     }
 
     /// A new connection to the admin listener.
-    async fn connect(&self) -> Result<Channel> {
-        Ok(Channel::from_shared(format!("http://{}", self.admin))?
-            .connect()
-            .await?)
-    }
-
     fn base_url(&self) -> String {
         format!("http://{}/federation", self.federation)
     }
@@ -771,30 +770,41 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
     // The round: every node's structure and data jobs at once, while an
     // admin polls the status of all nodes.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::new()));
     let probe = {
         let done = done.clone();
-        let latencies = latencies.clone();
-        // Its own connection, as a second admin's CLI has (on the shared
-        // one it would queue behind the round's streams).
-        let sync = SyncClient::new(b.connect().await?);
+        let admin = b.admin;
         let token = b.token.clone();
-        tokio::spawn(async move {
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let mut request = tonic::Request::new(v1::GetSyncStatusRequest { node_id: 0 });
-                request
-                    .metadata_mut()
-                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
-                let started = Instant::now();
-                if sync.clone().get_sync_status(request).await.is_ok() {
-                    latencies
-                        .lock()
-                        .unwrap()
-                        .push(started.elapsed().as_secs_f64() * 1000.0);
+        // Its own thread, runtime and connection, as a second admin's CLI
+        // process has: on the driver's runtime its replies would wait behind
+        // the round's 200 calls, on the shared connection behind their frames.
+        let (connected, is_connected) = tokio::sync::oneshot::channel();
+        let probe = std::thread::spawn(move || -> Result<Vec<f64>> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async move {
+                let channel = admin_channel(admin).await?;
+                let _ = connected.send(());
+                let sync = SyncClient::new(channel);
+                let mut latencies = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    let mut request = tonic::Request::new(v1::GetSyncStatusRequest { node_id: 0 });
+                    request
+                        .metadata_mut()
+                        .insert("authorization", format!("Bearer {token}").parse()?);
+                    let started = Instant::now();
+                    if sync.clone().get_sync_status(request).await.is_ok() {
+                        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+                Ok(latencies)
+            })
+        });
+        is_connected
+            .await
+            .map_err(|_| "the status probe could not connect")?;
+        probe
     };
     let started = Instant::now();
     let round = futures::future::join_all(nodes.iter().map(|(id, _)| {
@@ -807,7 +817,10 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
     .await;
     let round_secs = started.elapsed().as_secs_f64();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    probe.await?;
+    let mut latencies = probe
+        .join()
+        .map_err(|_| "the status probe panicked")?
+        .map_err(|e| format!("the status probe: {e}"))?;
     let mut created = 0;
     for result in round {
         created += totals(&result?).0;
@@ -834,7 +847,6 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
     }
     idle.sort_by(f64::total_cmp);
     let idle_p50_ms = idle[idle.len() / 2];
-    let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         if latencies.is_empty() {

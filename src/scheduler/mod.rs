@@ -143,7 +143,13 @@ pub struct Scheduler {
     reconciled: tokio::sync::Mutex<u64>,
     /// The number of reconciles started.
     reconciles: std::sync::atomic::AtomicU64,
+    /// The attempts running in this process, by job (node, kind, shared
+    /// module): when each started (its run starts after that).
+    in_flight: std::sync::Mutex<HashMap<JobKey, Timestamp>>,
 }
+
+/// What a job and its runs have in common.
+type JobKey = (NodeId, SyncKind, Option<Id>);
 
 impl Scheduler {
     pub fn new(
@@ -170,6 +176,7 @@ impl Scheduler {
             beat: std::sync::Mutex::new(tokio::time::Instant::now()),
             reconciled: tokio::sync::Mutex::new(0),
             reconciles: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -240,6 +247,7 @@ impl Scheduler {
                         tracing::warn!(error = %error, "cannot close interrupted sync runs")
                     }
                 }
+                self.close_unrecorded_runs().await;
                 last_reconcile = Some(now);
             }
             if last_prune.is_none_or(|t| now - t >= chrono::Duration::hours(1)) {
@@ -317,9 +325,93 @@ impl Scheduler {
         }
     }
 
+    /// Closes the runs of this process whose attempt ended without
+    /// recording its outcome (the store failed as it ended); without this
+    /// they would say `running` until the process stops.
+    async fn close_unrecorded_runs(&self) {
+        let in_flight = self.in_flight().clone();
+        let since = crate::domain::now();
+        let key = |run: &SyncRun| (run.node_id, run.kind, run.shared_module_id);
+        match crate::sync::runs::close_unrecorded(
+            &*self.store,
+            &self.owner,
+            since,
+            |run| {
+                in_flight
+                    .get(&key(run))
+                    .is_some_and(|started| run.started_at >= *started)
+            },
+            |run| !self.in_flight().contains_key(&key(run)),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(runs) => tracing::warn!(runs, "closed sync runs whose outcome was not recorded"),
+            Err(error) => tracing::warn!(error = %error, "cannot close unrecorded sync runs"),
+        }
+    }
+
+    /// Whether a claimed job's lease still has most of its time: a claim
+    /// statement that waited (for a connection, during an outage) set a
+    /// lease counted from when it was issued, which may have run out before
+    /// it returned, and another worker may claim the job again at once.
+    /// Such a lease is renewed first; if the job is no longer ours, or
+    /// cannot be renewed, it is not run.
+    async fn lease_is_fresh(&self, job: &SyncJob) -> bool {
+        let lease = chrono_of(self.settings.lease);
+        let now = self.clock.now();
+        if job
+            .lease_expires_at
+            .is_some_and(|until| until - now >= lease * 2 / 3)
+        {
+            return true;
+        }
+        match self
+            .store
+            .renew_job_lease(job.id, &self.owner, now + lease)
+            .await
+        {
+            Ok(true) => {
+                tracing::debug!(job = %job.id, "renewed the lease of a sync job claimed late");
+                true
+            }
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "a sync job's claim came late and another worker has it now; not run");
+                false
+            }
+            Err(error) => {
+                tracing::warn!(job = %job.id, error = %error, "a sync job's claim came late and cannot be renewed; not run");
+                false
+            }
+        }
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, Timestamp>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs one claimed attempt: renews the lease while it runs, writes the
     /// outcome (schedule, backoff or stop) while still holding it.
     async fn execute(&self, job: SyncJob, _permit: OwnedSemaphorePermit) -> Option<Attempt> {
+        let key = (job.node_id, job.kind, job.shared_module_id);
+        match self.in_flight().entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                // Claimed again while this process still runs it (its lease
+                // had lapsed): the running attempt goes on under the new lease.
+                tracing::warn!(job = %job.id, "a sync job claimed while it runs here; not run twice");
+                return None;
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(crate::domain::now());
+            }
+        }
+        // Out of flight however the attempt ends (even dropped).
+        let _landed = scopeguard(|| {
+            self.in_flight().remove(&key);
+        });
+        if !self.lease_is_fresh(&job).await {
+            return None;
+        }
         let lost = CancellationToken::new();
         let renewer = {
             let store = self.store.clone();
@@ -696,6 +788,19 @@ impl Scheduler {
         self.wake();
         Ok(Some(attempts))
     }
+}
+
+/// Calls `f` when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 fn chrono_of(d: Duration) -> chrono::Duration {

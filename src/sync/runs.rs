@@ -6,7 +6,7 @@
 //! pages commit with their cursor, structure pages are idempotent. Job
 //! leases such a process held are freed the same way.
 
-use crate::domain::{self, JobState, RunStatus, SyncKind, SyncStatus};
+use crate::domain::{self, JobState, RunStatus, SyncKind, SyncRun, SyncStatus};
 use crate::store::{Store, StoreError};
 
 pub const INTERRUPTED: &str = "interrupted: the daemon process running it stopped";
@@ -35,36 +35,75 @@ pub async fn reclaim_interrupted(
             store.update_job(&job, None).await?;
         }
     }
-    let running = store.list_running_sync_runs().await?;
     let mut reclaimed = 0;
-    for mut run in running {
-        if !dead(&run.owner) {
-            continue;
+    for run in store.list_running_sync_runs().await? {
+        if dead(&run.owner) {
+            close(store, run, INTERRUPTED, true).await?;
+            reclaimed += 1;
         }
-        run.status = RunStatus::Failed;
-        run.finished_at = Some(now);
-        run.error = INTERRUPTED.to_owned();
-        store.finish_sync_run(&run).await?;
-        if let Some(node) = store.get_node(run.node_id).await? {
-            let status = match run.kind {
-                SyncKind::Structure => node.structure_status,
-                SyncKind::Data => node.data_status,
-            };
-            if status == SyncStatus::Syncing {
-                store
-                    .set_sync_state(run.node_id, run.kind, SyncStatus::Failed, None, INTERRUPTED)
-                    .await?;
-            }
-        }
-        tracing::warn!(
-            run = %run.id,
-            node = %run.node_id,
-            kind = run.kind.as_str(),
-            "closed a sync run left running by a daemon process that stopped"
-        );
-        reclaimed += 1;
     }
     Ok(reclaimed)
+}
+
+pub const UNRECORDED: &str =
+    "interrupted: the store failed while the run was ending, so its outcome was not recorded";
+
+/// Closes the runs this process left `running` because the store failed
+/// while they were ending (an outage: the attempt gave up on writing its
+/// outcome). `since` is a time taken after `live`'s picture of the attempts
+/// in flight: a run started before it that `live` does not claim belongs to
+/// an attempt that has ended. `idle(run)` says whether no attempt of the
+/// run's job is in flight now (then its node's `syncing` state is closed
+/// too). Returns how many runs were closed.
+pub async fn close_unrecorded(
+    store: &dyn Store,
+    ours: &str,
+    since: domain::Timestamp,
+    live: impl Fn(&SyncRun) -> bool,
+    idle: impl Fn(&SyncRun) -> bool,
+) -> Result<usize, StoreError> {
+    let mut closed = 0;
+    for run in store.list_running_sync_runs().await? {
+        if run.owner == ours && run.started_at < since && !live(&run) {
+            let state_too = idle(&run);
+            close(store, run, UNRECORDED, state_too).await?;
+            closed += 1;
+        }
+    }
+    Ok(closed)
+}
+
+/// Marks a run failed with `why`; with `state_too`, its node's sync state
+/// for the kind stops saying `syncing`.
+async fn close(
+    store: &dyn Store,
+    mut run: SyncRun,
+    why: &str,
+    state_too: bool,
+) -> Result<(), StoreError> {
+    run.status = RunStatus::Failed;
+    run.finished_at = Some(domain::now());
+    run.error = why.to_owned();
+    store.finish_sync_run(&run).await?;
+    if state_too && let Some(node) = store.get_node(run.node_id).await? {
+        let status = match run.kind {
+            SyncKind::Structure => node.structure_status,
+            SyncKind::Data => node.data_status,
+        };
+        if status == SyncStatus::Syncing {
+            store
+                .set_sync_state(run.node_id, run.kind, SyncStatus::Failed, None, why)
+                .await?;
+        }
+    }
+    tracing::warn!(
+        run = %run.id,
+        node = %run.node_id,
+        kind = run.kind.as_str(),
+        reason = why,
+        "closed a sync run left running"
+    );
+    Ok(())
 }
 
 /// How long a finished run took, in milliseconds (for its log line).

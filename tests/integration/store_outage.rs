@@ -2,7 +2,7 @@
 //! records; PostgreSQL stops (`pg_ctl stop -m immediate`) while a page is on
 //! its way. The daemon stays up, says it is not ready, the job fails
 //! retriably, and once PostgreSQL is back the sync completes with every
-//! record exactly once.
+//! record exactly once, and the run the outage cut short is closed.
 //!
 //! The PostgreSQL is a private cluster this test starts itself (`initdb` on
 //! a free port, its socket in a temp dir, run as the `postgres` user since
@@ -307,6 +307,36 @@ async fn postgresql_stopped_mid_sync_then_back_loses_and_doubles_nothing() {
         (&runs[0]["status"], &runs[0]["trigger"], &runs[0]["created"]),
         (&json!("succeeded"), &json!("schedule"), &json!(1_300)),
         "{runs}"
+    );
+    // The attempt the outage cut short could not record its end: the
+    // daemon closes its run itself (it would say `running` until a restart).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cut = loop {
+        let runs = cli_json(&b, &["sync", "runs", &b_for_a.to_string()]).await;
+        let manual: Vec<_> = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "data" && r["trigger"] == "manual")
+            .cloned()
+            .collect();
+        assert_eq!(manual.len(), 1, "{runs}");
+        if manual[0]["status"] != "running" {
+            break manual[0].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cut run still says running: {runs}"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(cut["status"], "failed", "{cut}");
+    assert!(
+        cut["error"]
+            .as_str()
+            .unwrap()
+            .contains("outcome was not recorded"),
+        "{cut}"
     );
     let on_a = records(&a, "Account", false).await;
     assert_eq!(
