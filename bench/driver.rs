@@ -165,7 +165,6 @@ impl Daemon {
             .env("FEDSYNC_SYNC__DATA_EVERY", "24h")
             .env("FEDSYNC_LOG__LEVEL", "warn")
             .envs(DAEMON_ENV.get().cloned().unwrap_or_default())
-            .env("FEDSYNC_DATABASE__MAX_CONNECTIONS", "32")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

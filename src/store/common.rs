@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:literal, $in_ids:literal, $skip_locked:literal, $json_array:literal, $json_object:literal) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:literal, $in_ids:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -61,6 +61,7 @@ macro_rules! impl_common_store {
 
             async fn close(&self) {
                 self.pool.close().await;
+                self.admin_pool.close().await;
             }
         }
 
@@ -245,7 +246,7 @@ macro_rules! impl_common_store {
 
         $crate::store::modules_sql::impl_module_stores!($store, $begin);
         $crate::store::records_sql::impl_record_store!($store, $begin, $lock_module, $in_ids);
-        $crate::store::jobs_sql::impl_job_store!($store, $skip_locked, $json_array, $json_object);
+        $crate::store::jobs_sql::impl_job_store!($store, $skip_locked, $json_agg, $json_row);
         $crate::store::notify_sql::impl_notification_store!($store, $skip_locked);
 
         #[async_trait::async_trait]
@@ -279,7 +280,8 @@ macro_rules! impl_common_store {
                      FROM admin_tokens WHERE id = $1",
                 )
                 .bind(id.as_i64())
-                .fetch_optional(&self.pool)
+                // Every admin call looks its token up: never behind the syncs.
+                .fetch_optional(&self.admin_pool)
                 .await?;
                 row.map($crate::domain::AdminToken::try_from).transpose()
             }

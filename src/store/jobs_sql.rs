@@ -12,37 +12,6 @@ macro_rules! job_columns {
 }
 pub(crate) use job_columns;
 
-/// Key/value pairs of a node (with its schedules) and of a job for a JSON
-/// object; the keys are the names of the row fields.
-macro_rules! node_json_pairs {
-    () => {
-        "'id', id, 'shared_node_id', shared_node_id, 'role', role, 'name', name, \
-         'base_url', base_url, 'contact', contact, 'status', status, 'status_reason', \
-         status_reason, 'peer_kind', peer_kind, 'handshake_requested_at', \
-         handshake_requested_at, 'handshake_source_addr', handshake_source_addr, \
-         'peer_token_fingerprint', peer_token_fingerprint, 'structure_status', \
-         structure_status, 'structure_synced_at', structure_synced_at, \
-         'structure_error', structure_error, 'data_status', data_status, \
-         'data_synced_at', data_synced_at, 'data_error', data_error, 'paused', paused, \
-         'created_at', created_at, 'updated_at', updated_at, 'deleted_at', deleted_at, \
-         'schedule_structure', schedule_structure, 'schedule_data', schedule_data"
-    };
-}
-pub(crate) use node_json_pairs;
-
-macro_rules! job_json_pairs {
-    () => {
-        "'id', id, 'node_id', node_id, 'kind', kind, 'shared_module_id', \
-         shared_module_id, 'schedule', schedule, 'state', state, 'next_run_at', \
-         next_run_at, 'attempts', attempts, 'last_error', last_error, 'last_error_at', \
-         last_error_at, 'last_success_at', last_success_at, 'stop_reason', stop_reason, \
-         'lease_owner', lease_owner, 'lease_expires_at', lease_expires_at, \
-         'triggered_at', triggered_at, 'created_at', created_at, 'updated_at', \
-         updated_at, 'failing_since', failing_since"
-    };
-}
-pub(crate) use job_json_pairs;
-
 /// A job may be claimed: not stopped, due (or triggered), not leased by a
 /// live worker, its node paired, not paused, not removed, and the node has
 /// fewer than `$4` jobs leased right now. `$1` = now. A job still
@@ -63,7 +32,7 @@ macro_rules! claimable {
 pub(crate) use claimable;
 
 macro_rules! impl_job_store {
-    ($store:ty, $skip_locked:literal, $json_array:literal, $json_object:literal) => {
+    ($store:ty, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::JobStore for $store {
             async fn list_jobs(
@@ -264,15 +233,18 @@ macro_rules! impl_job_store {
             async fn status_snapshot(
                 &self,
             ) -> Result<$crate::store::StatusSnapshot, $crate::store::StoreError> {
+                // Rows as positional JSON arrays, in the order of the row
+                // structs' fields (a node: its row, then its schedules).
                 let (nodes, jobs): (String, String) = sqlx::query_as(concat!(
-                    "SELECT (SELECT CAST(COALESCE(", $json_array, "(", $json_object, "(",
-                    $crate::store::jobs_sql::node_json_pairs!(),
-                    ")), '[]') AS TEXT) FROM nodes WHERE deleted_at IS NULL), \
-                     (SELECT CAST(COALESCE(", $json_array, "(", $json_object, "(",
-                    $crate::store::jobs_sql::job_json_pairs!(),
+                    "SELECT (SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(", $json_row, "(",
+                    $crate::store::rows::node_columns!(),
+                    "), schedule_structure, schedule_data)), '[]') AS TEXT) \
+                     FROM nodes WHERE deleted_at IS NULL), \
+                     (SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(",
+                    $crate::store::jobs_sql::job_columns!(),
                     ")), '[]') AS TEXT) FROM sync_jobs)"
                 ))
-                .fetch_one(&self.pool)
+                .fetch_one(&self.admin_pool)
                 .await?;
                 $crate::store::rows::status_snapshot(&nodes, &jobs)
             }

@@ -31,6 +31,10 @@ use crate::domain::{
 };
 use crate::domain::{Record, RecordLink, SyncJob};
 
+/// Connections of the pool each store keeps for the admin interface's reads
+/// (token lookups, the status of every node), besides its main pool.
+pub const ADMIN_CONNECTIONS: u32 = 2;
+
 /// The database engine behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

@@ -487,7 +487,7 @@ macro_rules! impl_module_stores {
                      FROM module_mappings m LEFT JOIN shared_modules s ON s.id = m.shared_module_id \
                      WHERE m.status = 'broken' ORDER BY m.node_id, m.id",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(&self.admin_pool)
                 .await?;
                 rows.into_iter()
                     .map(|(node, shared, handle, reason)| {

@@ -56,16 +56,7 @@ pub struct NodeRow {
     pub deleted_at: Option<i64>,
 }
 
-/// A node row with its schedules, as `status_snapshot` reads it (JSON).
-#[derive(Debug, serde::Deserialize)]
-pub struct StatusNodeRow {
-    #[serde(flatten)]
-    pub node: NodeRow,
-    pub schedule_structure: String,
-    pub schedule_data: String,
-}
-
-/// A boolean column in a JSON object: `true`/`false` from PostgreSQL, `1`/`0`
+/// A boolean column in JSON: `true`/`false` from PostgreSQL, `1`/`0`
 /// from SQLite (which stores booleans as integers).
 fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(serde::Deserialize)]
@@ -82,17 +73,18 @@ fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Er
     }
 }
 
-/// The two JSON arrays of `status_snapshot`, decoded and in the order of
+/// The two JSON arrays of `status_snapshot` (rows as positional arrays), decoded and in the order of
 /// `list_nodes` and `list_jobs`.
 pub fn status_snapshot(
     nodes: &str,
     jobs: &str,
 ) -> Result<crate::store::StatusSnapshot, StoreError> {
-    let mut nodes: Vec<StatusNodeRow> =
+    // A node: [[row...], structure schedule, data schedule].
+    let mut nodes: Vec<(NodeRow, String, String)> =
         serde_json::from_str(nodes).map_err(|e| corrupt("nodes (status)", e))?;
     let mut jobs: Vec<SyncJobRow> =
         serde_json::from_str(jobs).map_err(|e| corrupt("sync_jobs (status)", e))?;
-    nodes.sort_by_key(|n| std::cmp::Reverse(n.node.id));
+    nodes.sort_by_key(|(node, _, _)| std::cmp::Reverse(node.id));
     jobs.sort_by(|a, b| {
         (a.node_id, std::cmp::Reverse(&a.kind), a.shared_module_id).cmp(&(
             b.node_id,
@@ -103,13 +95,7 @@ pub fn status_snapshot(
     Ok(crate::store::StatusSnapshot {
         nodes: nodes
             .into_iter()
-            .map(|row| {
-                Ok((
-                    Node::try_from(row.node)?,
-                    row.schedule_structure,
-                    row.schedule_data,
-                ))
-            })
+            .map(|(node, structure, data)| Ok((Node::try_from(node)?, structure, data)))
             .collect::<Result<_, StoreError>>()?,
         jobs: jobs
             .into_iter()

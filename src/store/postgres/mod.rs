@@ -22,6 +22,9 @@ pub struct PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The admin interface's reads (token lookups, the status of every
+    /// node), so they never wait for a connection behind the syncs' writes.
+    admin_pool: PgPool,
 }
 
 impl PgStore {
@@ -31,7 +34,11 @@ impl PgStore {
             .acquire_timeout(options.connect_timeout)
             .connect(url)
             .await?;
-        Ok(PgStore { pool })
+        let admin_pool = PgPoolOptions::new()
+            .max_connections(super::ADMIN_CONNECTIONS)
+            .acquire_timeout(options.connect_timeout)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        Ok(PgStore { pool, admin_pool })
     }
 }
 
@@ -45,5 +52,5 @@ impl_common_store!(
     " FOR UPDATE SKIP LOCKED",
     // One JSON array of objects (the all-nodes status).
     "json_agg",
-    "json_build_object"
+    "json_build_array"
 );

@@ -27,6 +27,11 @@ pub struct SqliteOptions {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The admin interface's reads (token lookups, the status of every
+    /// node), so they never wait for a connection behind the syncs' writes
+    /// (a writer waiting for SQLite's lock holds its connection). With
+    /// write-ahead logging, readers do not wait for the writer.
+    admin_pool: SqlitePool,
     _checkpoints: Option<Arc<Checkpointer>>,
 }
 
@@ -108,7 +113,7 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
         // Open them all now, one after the other (at once, on a new file,
         // they raced to switch it to WAL: "database is locked"). Opened on
@@ -122,10 +127,29 @@ impl SqliteStore {
             warm.push(pool.acquire().await?);
         }
         drop(warm);
+        // (An in-memory database exists once per connection: one pool.)
+        let admin_pool = if on_disk {
+            let admin_pool = SqlitePoolOptions::new()
+                .max_connections(super::ADMIN_CONNECTIONS)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
+                .connect_with(connect)
+                .await?;
+            let mut warm = Vec::new();
+            for _ in 0..super::ADMIN_CONNECTIONS {
+                warm.push(admin_pool.acquire().await?);
+            }
+            drop(warm);
+            admin_pool
+        } else {
+            pool.clone()
+        };
         let checkpoints =
             on_disk.then(|| Arc::new(Checkpointer(tokio::spawn(checkpoint_loop(pool.clone())))));
         Ok(SqliteStore {
             pool,
+            admin_pool,
             _checkpoints: checkpoints,
         })
     }
@@ -165,5 +189,5 @@ impl_common_store!(
     "",
     // One JSON array of objects (the all-nodes status).
     "json_group_array",
-    "json_object"
+    "json_array"
 );
