@@ -346,12 +346,7 @@ macro_rules! impl_record_store {
                 q: &$crate::store::ChangeQuery,
             ) -> Result<u64, $crate::store::StoreError> {
                 let (after_changed, after_id) = q.lower_bound();
-                let (n,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM local_records WHERE module_id = $1 \
-                      AND (changed_at, id) > ($2, $3) \
-                      AND (CAST($4 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $4) \
-                      AND (NOT $5 OR origin_node_id IS NULL)",
-                )
+                let (n,): (i64,) = sqlx::query_as($crate::store::records_sql::COUNT_CHANGES)
                 .bind(q.module_id.as_i64())
                 .bind(after_changed)
                 .bind(after_id)
@@ -485,6 +480,13 @@ macro_rules! impl_record_store {
 }
 pub(crate) use impl_record_store;
 
+/// The changes after a cursor that a page's total counts (the filters of
+/// `page_record_changes`); the changes index covers every column it names.
+pub(crate) const COUNT_CHANGES: &str = "SELECT COUNT(*) FROM local_records WHERE module_id = $1 \
+     AND (changed_at, id) > ($2, $3) \
+     AND (CAST($4 AS BIGINT) IS NULL OR origin_node_id IS NULL OR origin_node_id <> $4) \
+     AND (NOT $5 OR origin_node_id IS NULL)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,5 +503,43 @@ mod tests {
         let chunks = unique_chunks(&repeated, |i| *i);
         assert_eq!(chunks, vec![&[1, 2][..], &[1, 3][..], &[3][..]]);
         assert!(unique_chunks(&[] as &[u32], |i| *i).is_empty());
+    }
+
+    /// The total of a first page of changes is counted from the changes
+    /// index alone (migration 7), never by reading each changed row.
+    #[tokio::test]
+    async fn the_count_of_changes_reads_only_the_index() {
+        use crate::store::StoreAdmin;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = crate::store::sqlite::SqliteStore::connect(
+            &url,
+            &crate::store::sqlite::SqliteOptions {
+                max_connections: 1,
+                busy_timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .await
+        .unwrap();
+        store.migrate().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {COUNT_CHANGES}"
+        )))
+        .bind(1_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(Some(2_i64))
+        .bind(true)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let detail: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+        assert_eq!(
+            detail,
+            [
+                "SEARCH local_records USING COVERING INDEX local_records_changes (module_id=? AND changed_at>?)"
+            ],
+            "{plan:?}"
+        );
     }
 }
