@@ -45,12 +45,12 @@ pub async fn reclaim_interrupted(
     Ok(reclaimed)
 }
 
-pub const UNRECORDED: &str =
-    "interrupted: the store failed while the run was ending, so its outcome was not recorded";
+pub const UNRECORDED: &str = "interrupted: the attempt ended without recording its outcome \
+     (the store failed as it ended, or the job's lease was lost)";
 
-/// Closes the runs this process left `running` because the store failed
-/// while they were ending (an outage: the attempt gave up on writing its
-/// outcome). `since` is a time taken after `live`'s picture of the attempts
+/// Closes the runs this process left `running` because their attempt
+/// ended without writing its outcome (the store failed as it ended, or the
+/// job's lease was lost and the attempt was dropped). `since` is a time taken after `live`'s picture of the attempts
 /// in flight: a run started before it that `live` does not claim belongs to
 /// an attempt that has ended. `idle(run)` says whether no attempt of the
 /// run's job is in flight now (then its node's `syncing` state is closed

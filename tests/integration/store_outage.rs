@@ -335,7 +335,7 @@ async fn postgresql_stopped_mid_sync_then_back_loses_and_doubles_nothing() {
         cut["error"]
             .as_str()
             .unwrap()
-            .contains("outcome was not recorded"),
+            .contains("ended without recording its outcome"),
         "{cut}"
     );
     let on_a = records(&a, "Account", false).await;
