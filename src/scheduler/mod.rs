@@ -327,8 +327,8 @@ impl Scheduler {
 
     /// Closes the runs of this process whose attempt ended without
     /// recording its outcome (the store failed as it ended, or the lease was
-    /// lost and the attempt dropped); without this
-    /// they would say `running` until the process stops.
+    /// lost and the attempt dropped); without this they would say `running`
+    /// until the process stops.
     async fn close_unrecorded_runs(&self) {
         let in_flight = self.in_flight().clone();
         let since = crate::domain::now();

@@ -73,8 +73,8 @@ fn bool_or_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Er
     }
 }
 
-/// The two JSON arrays of `status_snapshot` (rows as positional arrays), decoded and in the order of
-/// `list_nodes` and `list_jobs`.
+/// The two JSON arrays of `status_snapshot` (rows as positional arrays),
+/// decoded and in the order of `list_nodes` and `list_jobs`.
 pub fn status_snapshot(
     nodes: &str,
     jobs: &str,

@@ -50,9 +50,10 @@ pub const UNRECORDED: &str = "interrupted: the attempt ended without recording i
 
 /// Closes the runs this process left `running` because their attempt
 /// ended without writing its outcome (the store failed as it ended, or the
-/// job's lease was lost and the attempt was dropped). `since` is a time taken after `live`'s picture of the attempts
-/// in flight: a run started before it that `live` does not claim belongs to
-/// an attempt that has ended. `idle(run)` says whether no attempt of the
+/// job's lease was lost and the attempt was dropped). `since` is a time
+/// taken after `live`'s picture of the attempts in flight: a run started
+/// before it that `live` does not claim belongs to an attempt that has
+/// ended. `idle(run)` says whether no attempt of the
 /// run's job is in flight now (then its node's `syncing` state is closed
 /// too). Returns how many runs were closed.
 pub async fn close_unrecorded(

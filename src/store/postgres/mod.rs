@@ -50,7 +50,7 @@ impl_common_store!(
     "SELECT pg_advisory_xact_lock($1)",
     "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
     " FOR UPDATE SKIP LOCKED",
-    // One JSON array of objects (the all-nodes status).
+    // The all-nodes status: one JSON array of rows, each a positional array.
     "json_agg",
     "json_build_array"
 );

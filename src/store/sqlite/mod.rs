@@ -107,41 +107,11 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", filename.display()))
             })?;
         }
-        // Connections to an embedded file never go stale: keep them open.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
-            .connect_with(connect.clone())
-            .await?;
-        // Open them all now, one after the other (at once, on a new file,
-        // they raced to switch it to WAL: "database is locked"). Opened on
-        // demand, the first calls of a busy moment each waited 10-90 ms for
-        // a new connection (its PRAGMAs wait behind the writers), which was
-        // the tail of the status calls during a round of syncs.
-        // (`connect_with` left one idle: the first acquire takes it, each
-        // further one, while the others are held, opens a new one.)
-        let mut warm = Vec::new();
-        for _ in 0..options.max_connections {
-            warm.push(pool.acquire().await?);
-        }
-        drop(warm);
+        let acquire_timeout = options.busy_timeout + Duration::from_secs(5);
+        let pool = open_pool(&connect, options.max_connections, acquire_timeout).await?;
         // (An in-memory database exists once per connection: one pool.)
         let admin_pool = if on_disk {
-            let admin_pool = SqlitePoolOptions::new()
-                .max_connections(super::ADMIN_CONNECTIONS)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .acquire_timeout(options.busy_timeout + Duration::from_secs(5))
-                .connect_with(connect)
-                .await?;
-            let mut warm = Vec::new();
-            for _ in 0..super::ADMIN_CONNECTIONS {
-                warm.push(admin_pool.acquire().await?);
-            }
-            drop(warm);
-            admin_pool
+            open_pool(&connect, super::ADMIN_CONNECTIONS, acquire_timeout).await?
         } else {
             pool.clone()
         };
@@ -161,6 +131,34 @@ impl SqliteStore {
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+}
+
+/// A pool of `size` connections, all opened now, one after the other (at
+/// once, on a new file, they raced to switch it to WAL: "database is
+/// locked"). Opened on demand, the first calls of a busy moment each waited
+/// 10-90 ms for a new connection (its PRAGMAs wait behind the writers),
+/// which was the tail of the status calls during a round of syncs.
+/// Connections to an embedded file never go stale: they stay open.
+async fn open_pool(
+    connect: &SqliteConnectOptions,
+    size: u32,
+    acquire_timeout: Duration,
+) -> Result<SqlitePool, StoreError> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(size)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(acquire_timeout)
+        .connect_with(connect.clone())
+        .await?;
+    // (`connect_with` left one idle: the first acquire takes it, each
+    // further one, while the others are held, opens a new one.)
+    let mut warm = Vec::new();
+    for _ in 0..size {
+        warm.push(pool.acquire().await?);
+    }
+    drop(warm);
+    Ok(pool)
 }
 
 fn create_private_file(path: &Path) -> std::io::Result<()> {
@@ -195,7 +193,7 @@ impl_common_store!(
     "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
     // One writer at a time: a claim needs no row locks.
     "",
-    // One JSON array of objects (the all-nodes status).
+    // The all-nodes status: one JSON array of rows, each a positional array.
     "json_group_array",
     "json_array"
 );
