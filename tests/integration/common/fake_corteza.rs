@@ -15,10 +15,14 @@
 //!
 //! Record lists honour what fedsync sends and Corteza defines: `deleted`
 //! (0 exclude, 1 include, 2 only), `meta` (`key=value`, all must match),
-//! `limit` with `filter.nextPage`/`pageCursor`, `incTotal`, sort by ID, and
-//! the one `query` form fedsync uses (Corteza federation's own:
-//! `(updated_at >= 'T' OR created_at >= 'T' OR deleted_at >= 'T')`); any
-//! other query is refused, so a test fails if fedsync sends another.
+//! `limit` with `filter.nextPage`/`pageCursor`, `incTotal`, `sort` by one of
+//! `createdAt`, `updatedAt`, `deletedAt` (then by ID, as Corteza's DAL adds
+//! the primary key; by ID alone when absent), and the `query` forms fedsync
+//! uses: Corteza federation's own `(updated_at >= 'T' OR created_at >= 'T'
+//! OR deleted_at >= 'T')` and one of those comparisons alone (a record
+//! whose column is unset is not selected, as SQL's NULL compares). Any
+//! other query or sort is refused, so a test fails if fedsync sends
+//! another.
 //!
 //! The fake's clock starts an hour back and moves one second per change, so
 //! every change has its own second, long over (fedsync serves a change
@@ -57,6 +61,8 @@ struct World {
     outages: Vec<(String, u16)>,
     /// Paths (prefixes) refused with Corteza's notAllowed error.
     forbidden: Vec<String>,
+    /// Records sent in record lists, all of them.
+    listed: usize,
 }
 
 #[derive(Clone)]
@@ -199,6 +205,11 @@ impl FakeCorteza {
         record["deletedBy"] = record["ownedBy"].clone();
     }
 
+    /// Records sent in record lists so far.
+    pub fn listed(&self) -> usize {
+        self.world.lock().unwrap().listed
+    }
+
     pub fn modules(&self) -> Vec<Value> {
         self.world.lock().unwrap().modules.clone()
     }
@@ -296,8 +307,9 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// A page of `items` after `pageCursor`, in 123's envelope.
-fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> Response {
+/// A page of `items` after `pageCursor`, in 123's envelope, and how many
+/// items it holds.
+fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> (Response, usize) {
     let limit: usize = param(params, "limit")
         .and_then(|l| l.parse().ok())
         .filter(|l| *l > 0)
@@ -306,7 +318,7 @@ fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> Re
         None => 0,
         Some(c) => match c.strip_prefix("fake:").and_then(|n| n.parse().ok()) {
             Some(n) => n,
-            None => return error("invalid page cursor", "invalidPageCursor"),
+            None => return (error("invalid page cursor", "invalidPageCursor"), 0),
         },
     };
     let total = items.len();
@@ -321,19 +333,32 @@ fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> Re
     if param(params, "incTotal") == Some("true") {
         filter["total"] = json!(total);
     }
-    Json(json!({"response": {"filter": filter, "set": set}})).into_response()
+    let count = set.len();
+    (
+        Json(json!({"response": {"filter": filter, "set": set}})).into_response(),
+        count,
+    )
 }
 
-/// The one query fedsync sends: its time, or an error.
-fn since(query: &str) -> Result<Option<String>, ()> {
-    if query.is_empty() {
-        return Ok(None);
+/// A record query fedsync sends: the record attributes compared and the
+/// time (a record is selected when any of them is at or after it), or
+/// `None` for a query of another form.
+fn since(query: &str) -> Option<(Vec<&'static str>, String)> {
+    let column = |part: &str| {
+        [
+            ("created_at", "createdAt"),
+            ("updated_at", "updatedAt"),
+            ("deleted_at", "deletedAt"),
+        ]
+        .into_iter()
+        .find_map(|(column, attribute)| {
+            let t = part.strip_prefix(column)?.strip_prefix(" >= '")?;
+            Some((attribute, t.strip_suffix('\'')?.to_owned()))
+        })
+    };
+    if let Some(one) = column(query) {
+        return Some((vec![one.0], one.1));
     }
-    let re = regex_lite(query).ok_or(())?;
-    Ok(Some(re))
-}
-
-fn regex_lite(query: &str) -> Option<String> {
     let inner = query.strip_prefix('(')?.strip_suffix(')')?;
     let parts: Vec<&str> = inner.split(" OR ").collect();
     let [a, b, c] = parts.as_slice() else {
@@ -341,7 +366,7 @@ fn regex_lite(query: &str) -> Option<String> {
     };
     let t = a.strip_prefix("updated_at >= '")?.strip_suffix('\'')?;
     (*b == format!("created_at >= '{t}'") && *c == format!("deleted_at >= '{t}'"))
-        .then(|| t.to_owned())
+        .then(|| (vec!["updatedAt", "createdAt", "deletedAt"], t.to_owned()))
 }
 
 async fn handle(
@@ -401,6 +426,7 @@ async fn handle(
                 &params,
                 json!({"slug": slug.unwrap_or(""), "query": ""}),
             )
+            .0
         }
         ("GET", ["namespace", ns]) => match w.namespaces.iter().find(|n| n["namespaceID"] == *ns) {
             Some(n) => Json(json!({"response": n})).into_response(),
@@ -423,6 +449,7 @@ async fn handle(
                 &params,
                 json!({"namespaceID": ns, "handle": handle.unwrap_or(""), "query": "", "sort": ""}),
             )
+            .0
         }
         ("POST", ["namespace", ns, "module"]) => {
             if w.modules
@@ -464,9 +491,15 @@ async fn handle(
         }
         ("GET", ["namespace", ns, "module", m, "record"]) => {
             let deleted = param(&params, "deleted").unwrap_or("0");
-            let Ok(since) = since(param(&params, "query").unwrap_or("")) else {
+            let query = param(&params, "query").unwrap_or("");
+            let since = since(query);
+            if !query.is_empty() && since.is_none() {
                 return error("invalid query", "invalidQuery");
-            };
+            }
+            let sort = param(&params, "sort").unwrap_or("");
+            if !["", "createdAt", "updatedAt", "deletedAt"].contains(&sort) {
+                return error(&format!("unknown attribute \"{sort}\""), "invalidSort");
+            }
             let metas: Vec<(&str, &str)> = params
                 .iter()
                 .filter(|(k, _)| k == "meta")
@@ -483,19 +516,26 @@ async fn handle(
                 })
                 .filter(|r| metas.iter().all(|(k, v)| r["meta"][*k] == *v))
                 .filter(|r| {
-                    since.as_deref().is_none_or(|t| {
-                        ["updatedAt", "createdAt", "deletedAt"]
+                    since.as_ref().is_none_or(|(columns, t)| {
+                        columns
                             .iter()
-                            .any(|k| r[*k].as_str().is_some_and(|at| at >= t))
+                            .any(|k| r[*k].as_str().is_some_and(|at| at >= t.as_str()))
                     })
                 })
                 .cloned()
                 .collect();
-            page(
+            // The records map is by ID; a stable sort keeps ID as the tie-break.
+            let mut set = set;
+            if !sort.is_empty() {
+                set.sort_by(|a, b| a[sort].as_str().cmp(&b[sort].as_str()));
+            }
+            let answer = page(
                 set,
                 &params,
-                json!({"moduleID": m, "namespaceID": ns, "query": param(&params, "query").unwrap_or(""), "deleted": deleted.parse::<u64>().unwrap_or(0), "sort": "ID"}),
-            )
+                json!({"moduleID": m, "namespaceID": ns, "query": query, "deleted": deleted.parse::<u64>().unwrap_or(0), "sort": if sort.is_empty() { "ID" } else { sort }}),
+            );
+            w.listed += answer.1;
+            answer.0
         }
         ("POST", ["namespace", _, "module", m, "record"]) => {
             let record = make_record(&mut w, m, &body);

@@ -10,13 +10,15 @@
 //! not found, invalid values) is an admin's to fix, while an unreachable
 //! Corteza, a 5xx or a 429 is retried later.
 //!
-//! Changes are served to peers by change time, with Corteza's precision of
-//! a second: a page lists the records changed since the second of the
-//! reader's cursor (Corteza's `updated_at >= T OR created_at >= T OR
-//! deleted_at >= T`, the query its own federation uses), ordered here by
-//! (change time, id). A second is served only once it is over (two seconds
-//! of margin), so a record changed later in the same second is never left
-//! behind a cursor.
+//! Changes are served to peers by (change time, id), with Corteza's
+//! precision of a second: a page merges Corteza's lists of the records
+//! created, updated and deleted since the second of the reader's cursor,
+//! each sorted by its time, reading only as far as the page needs
+//! (`changes`). A second is served only once it is over (two seconds of
+//! margin), so a record changed later in the same second is never left
+//! behind a cursor. The total a first page may carry is one pass over the
+//! query Corteza's own federation uses (`updated_at >= T OR created_at >= T
+//! OR deleted_at >= T`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -28,6 +30,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
+
+mod changes;
+
+use changes::{ChangeMerge, Listed};
 
 use crate::domain::{
     self, FieldKind, Id, LocalField, LocalModule, NodeId, Record, RecordValues, Timestamp,
@@ -43,11 +49,13 @@ pub const META_FEDERATION: &str = "federation";
 /// fedsync's node id of the peer a record came from.
 pub const META_NODE: &str = "fedsync_node";
 
-/// Records read from Corteza to answer one page; past it the page fails
-/// with a clear error rather than hold an unbounded set in memory.
-const MAX_SCAN: usize = 200_000;
 /// A change second is served once this much later (see the module doc).
 const SETTLE_SECONDS: i64 = 2;
+
+/// Changes before this (microseconds) are served: their second is over.
+fn settled() -> i64 {
+    (domain::now().timestamp() - SETTLE_SECONDS + 1) * 1_000_000
+}
 
 /// Where the Corteza API token comes from.
 #[derive(Clone)]
@@ -582,58 +590,115 @@ impl CortezaData {
         Ok(deleted)
     }
 
-    /// Records of a module changed at or after `since_seconds` (all when
-    /// `None`), as Corteza lists them, with their raw meta.
-    async fn changed_since(
+    /// One page of a list and Corteza's cursor to the next, if any.
+    async fn list_page(
         &self,
-        module_id: Id,
-        since_seconds: Option<i64>,
-    ) -> Result<Vec<(Record, Value)>, LocalError> {
-        let path = format!("{}/record/", self.module_path(module_id).await?);
-        let mut query = vec![("deleted", "1".to_owned())];
-        if let Some(t) = since_seconds.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0)) {
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), LocalError> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("limit", self.settings.page_size.to_string()));
+        if let Some(c) = cursor {
+            q.push(("pageCursor", c.to_owned()));
+        }
+        let mut page = self.get(path, &q).await?;
+        let next = page
+            .pointer("/filter/nextPage")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned);
+        let items = match page.get_mut("set").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
+        Ok((items, next))
+    }
+
+    /// The query selecting a module's records whose `column` is at or
+    /// after `second` (Corteza compares to the second).
+    fn since_query(column: &str, second: Option<i64>) -> Option<(&'static str, String)> {
+        let t = DateTime::<Utc>::from_timestamp(second?, 0)?;
+        let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
+        Some(("query", format!("{column} >= '{t}'")))
+    }
+
+    /// The page of changes a query selects, in change order: the three
+    /// lists Corteza sorts by time, merged (see `changes`).
+    async fn select_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
+        let path = format!("{}/record/", self.module_path(query.module_id).await?);
+        let mut merge = ChangeMerge::new(query, settled());
+        // Every list starts at the cursor's second; the epoch for a reader
+        // with none, so that `updated_at`/`deleted_at` leave out the unset.
+        let since = Some(merge.since_second().unwrap_or(0));
+        let mut cursors: [Option<String>; 3] = Default::default();
+        let mut seen: [std::collections::HashSet<String>; 3] = Default::default();
+        while let Some(list) = merge.next_list() {
+            let mut q = vec![
+                ("deleted", "1".to_owned()),
+                ("sort", list.sort().to_owned()),
+            ];
+            q.extend(Self::since_query(list.column(), since));
+            let cursor = cursors[list as usize].take();
+            let (items, next) = self.list_page(&path, &q, cursor.as_deref()).await?;
+            if let Some(next) = &next
+                && (items.is_empty() || !seen[list as usize].insert(next.clone()))
+            {
+                return Err(LocalError::Unavailable(format!(
+                    "Corteza's list {path} sorted by {} loops (the same page cursor twice)",
+                    list.sort()
+                )));
+            }
+            let mut page = Vec::with_capacity(items.len());
+            for item in &items {
+                page.push(Listed {
+                    record: record_from(item)?,
+                    updated: time_of(item, "updatedAt")?.is_some(),
+                    received: item.pointer(&format!("/meta/{META_EXTRECORD}")).is_some(),
+                });
+            }
+            merge.add(list, page, next.is_some())?;
+            cursors[list as usize] = next;
+        }
+        let selected = merge.finish();
+        self.remember(&selected);
+        Ok(selected)
+    }
+
+    /// How many changes a query selects, all pages: one pass over
+    /// Corteza's list of the records changed since the cursor's second
+    /// (the query Corteza's own federation uses), counted as read.
+    async fn count_selected(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
+        let path = format!("{}/record/", self.module_path(query.module_id).await?);
+        let lower = query.lower_bound();
+        let settled = settled();
+        let mut q = vec![("deleted", "1".to_owned())];
+        if let Some(t) = (lower.0 != i64::MIN)
+            .then(|| lower.0.div_euclid(1_000_000))
+            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
+        {
             let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
-            query.push((
+            q.push((
                 "query",
                 format!("(updated_at >= '{t}' OR created_at >= '{t}' OR deleted_at >= '{t}')"),
             ));
         }
-        let mut out = Vec::new();
-        self.list_all(&path, &query, |item| {
-            if out.len() >= MAX_SCAN {
-                return Err(LocalError::Unavailable(format!(
-                    "more than {MAX_SCAN} records of module {module_id} changed since the reader's cursor; serve them in smaller steps (a later lastSync)"
-                )));
+        let mut count = 0;
+        self.list_all(&path, &q, |item| {
+            let record = record_from(item)?;
+            let received = item.pointer(&format!("/meta/{META_EXTRECORD}")).is_some();
+            if (record.changed_at, record.id.as_i64()) > lower
+                && record.changed_at < settled
+                && !(query.exclude_received && received)
+                && !(query.exclude_origin.is_some()
+                    && record.origin_node_id == query.exclude_origin)
+            {
+                count += 1;
             }
-            out.push((record_from(item)?, item.get("meta").cloned().unwrap_or(Value::Null)));
             Ok(())
         })
         .await?;
-        Ok(out)
-    }
-
-    /// The changes a query selects, in change order, all of them.
-    async fn select_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
-        let lower = query.lower_bound();
-        let since_seconds = (lower.0 != i64::MIN).then(|| lower.0.div_euclid(1_000_000));
-        let settled = (domain::now().timestamp() - SETTLE_SECONDS + 1) * 1_000_000;
-        let mut selected: Vec<Record> = self
-            .changed_since(query.module_id, since_seconds)
-            .await?
-            .into_iter()
-            .filter(|(record, meta)| {
-                let received = meta.get(META_EXTRECORD).is_some();
-                (record.changed_at, record.id.as_i64()) > lower
-                    && record.changed_at < settled
-                    && !(query.exclude_received && received)
-                    && !(query.exclude_origin.is_some()
-                        && record.origin_node_id == query.exclude_origin)
-            })
-            .map(|(record, _)| record)
-            .collect();
-        selected.sort_by_key(|r| (r.changed_at, r.id.as_i64()));
-        self.remember(&selected);
-        Ok(selected)
+        Ok(count)
     }
 }
 
@@ -1084,13 +1149,11 @@ impl LocalRecords for CortezaData {
     }
 
     async fn page_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
-        let mut page = self.select_changes(query).await?;
-        page.truncate(query.limit as usize);
-        Ok(page)
+        self.select_changes(query).await
     }
 
     async fn count_changes(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
-        Ok(self.select_changes(query).await?.len() as u64)
+        self.count_selected(query).await
     }
 
     async fn ready(&self) -> Result<(), String> {
