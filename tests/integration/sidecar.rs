@@ -346,6 +346,39 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(in_corteza(&fake, &contact, "FullName").len(), 25);
 
+    // A full pull over linked records reads them from Corteza by one list
+    // query per module and hundred ids, not one GET each; a Corteza that
+    // refuses such a query gets the GETs.
+    let record_reads = |fake: &FakeCorteza| {
+        let seen = fake.seen();
+        let gets = seen
+            .iter()
+            .filter(|s| s.method == "GET" && s.path.contains("/record/") && !s.path.ends_with('/'))
+            .count();
+        let by_ids = seen
+            .iter()
+            .filter(|s| s.query.contains("query=%28id+%3D+"))
+            .count();
+        (gets, by_ids)
+    };
+    for refused in [false, true] {
+        if refused {
+            fake.refuse_id_queries();
+        }
+        let (gets, by_ids) = record_reads(&fake);
+        let reset = cli_json(&b, &["sync", "reset", &b_for_a.to_string()]).await;
+        let run = &reset.as_array().unwrap()[0];
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["skipped"], 25, "{run}");
+        assert_eq!(in_corteza(&fake, &contact, "FullName").len(), 25);
+        let (gets_now, by_ids_now) = record_reads(&fake);
+        if refused {
+            assert_eq!(gets_now - gets, 25, "one GET a record");
+        } else {
+            assert_eq!((gets_now - gets, by_ids_now - by_ids), (0, 1));
+        }
+    }
+
     // A's changes reach Corteza: an update is a new revision of the same
     // Corteza record, a removal Corteza's soft delete.
     let one = on_a["n00001"]["id"].as_str().unwrap().to_owned();

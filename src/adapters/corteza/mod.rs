@@ -49,6 +49,9 @@ pub const META_FEDERATION: &str = "federation";
 /// fedsync's node id of the peer a record came from.
 pub const META_NODE: &str = "fedsync_node";
 
+/// Records asked for by one list query (`(id = … OR id = …)`, about 25
+/// bytes of URL each).
+const IDS_PER_LIST: usize = 100;
 /// A change second is served once this much later (see the module doc).
 const SETTLE_SECONDS: i64 = 2;
 
@@ -140,6 +143,9 @@ pub struct CortezaData {
     /// Record id -> module id, learnt from what was read and written, for
     /// reads that do not say the module.
     homes: std::sync::Mutex<HashMap<Id, Id>>,
+    /// Corteza refused a list query by ids once: records are read one by
+    /// one from then on.
+    no_ids_query: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +180,7 @@ impl CortezaData {
             last_token: std::sync::Mutex::new(None),
             namespace: tokio::sync::OnceCell::new(),
             homes: std::sync::Mutex::new(HashMap::new()),
+            no_ids_query: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -453,21 +460,84 @@ impl CortezaData {
         }
     }
 
+    /// The records of `ids` in `module` (deleted ones included), read with
+    /// one list query; `None` when Corteza refuses the query.
+    async fn list_by_ids(&self, module: Id, ids: &[Id]) -> Result<Option<Vec<Record>>, LocalError> {
+        let path = format!("{}/record/", self.module_path(module).await?);
+        let any: Vec<String> = ids.iter().map(|id| format!("id = {id}")).collect();
+        let query = [
+            ("deleted", "1".to_owned()),
+            ("query", format!("({})", any.join(" OR "))),
+            ("limit", ids.len().to_string()),
+        ];
+        match self.get(&path, &query).await {
+            Ok(page) => {
+                let asked: std::collections::HashSet<Id> = ids.iter().copied().collect();
+                let mut out = Vec::with_capacity(ids.len());
+                for item in set(&page) {
+                    let record = record_from(item)?;
+                    // Checked here too: the query is Corteza's to honour.
+                    if asked.contains(&record.id) && record.module_id == module {
+                        out.push(record);
+                    }
+                }
+                Ok(Some(out))
+            }
+            Err(CallError::Refused { message, .. }) => {
+                tracing::info!(
+                    %message,
+                    "Corteza refused a record query by ids; records are read one by one"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Records by id, looked for in their known module, else in `hint`,
-    /// else in every module of the namespace. One missing from the module
-    /// it belongs to (removed in Corteza) comes back deleted, so a sync
-    /// does not make it again.
+    /// else in every module of the namespace. Those whose module is known
+    /// are read a hundred at a time by one list query; the rest, and any
+    /// such a query did not return, one by one. One missing from the
+    /// module it belongs to (removed in Corteza) comes back deleted, so a
+    /// sync does not make it again.
     async fn read_records(&self, hint: Option<Id>, ids: &[Id]) -> Result<Vec<Record>, LocalError> {
-        let mut out = Vec::with_capacity(ids.len());
-        let mut modules: Option<Vec<Id>> = None;
-        for &id in ids {
-            let home = self
-                .homes
+        use std::sync::atomic::Ordering;
+        let home = |id: Id| {
+            self.homes
                 .lock()
                 .expect("homes lock")
                 .get(&id)
                 .copied()
-                .or(hint);
+                .or(hint)
+        };
+        let mut listed: HashMap<Id, Record> = HashMap::new();
+        if !self.no_ids_query.load(Ordering::Relaxed) {
+            let mut by_module: BTreeMap<Id, Vec<Id>> = BTreeMap::new();
+            for &id in ids {
+                if let Some(module) = home(id) {
+                    by_module.entry(module).or_default().push(id);
+                }
+            }
+            'modules: for (module, group) in by_module {
+                for chunk in group.chunks(IDS_PER_LIST) {
+                    match self.list_by_ids(module, chunk).await? {
+                        Some(records) => listed.extend(records.into_iter().map(|r| (r.id, r))),
+                        None => {
+                            self.no_ids_query.store(true, Ordering::Relaxed);
+                            break 'modules;
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        let mut modules: Option<Vec<Id>> = None;
+        for &id in ids {
+            if let Some(record) = listed.remove(&id) {
+                out.push(record);
+                continue;
+            }
+            let home = home(id);
             let candidates = match home {
                 Some(module) => vec![module],
                 None => {

@@ -19,10 +19,11 @@
 //! `createdAt`, `updatedAt`, `deletedAt` (then by ID, as Corteza's DAL adds
 //! the primary key; by ID alone when absent), and the `query` forms fedsync
 //! uses: Corteza federation's own `(updated_at >= 'T' OR created_at >= 'T'
-//! OR deleted_at >= 'T')` and one of those comparisons alone (a record
-//! whose column is unset is not selected, as SQL's NULL compares). Any
-//! other query or sort is refused, so a test fails if fedsync sends
-//! another.
+//! OR deleted_at >= 'T')`, one of those comparisons alone (a record whose
+//! column is unset is not selected, as SQL's NULL compares), and records by
+//! id, `(id = A OR id = B …)`. Any other query or sort is refused, so a
+//! test fails if fedsync sends another; `refuse_id_queries` refuses the
+//! last form too, as a Corteza that does not take it would.
 //!
 //! The fake's clock starts an hour back and moves one second per change, so
 //! every change has its own second, long over (fedsync serves a change
@@ -63,6 +64,8 @@ struct World {
     forbidden: Vec<String>,
     /// Records sent in record lists, all of them.
     listed: usize,
+    /// Refuse `(id = … OR …)` queries.
+    no_id_queries: bool,
 }
 
 #[derive(Clone)]
@@ -205,6 +208,11 @@ impl FakeCorteza {
         record["deletedBy"] = record["ownedBy"].clone();
     }
 
+    /// Refuse record queries by id from now on.
+    pub fn refuse_id_queries(&self) {
+        self.world.lock().unwrap().no_id_queries = true;
+    }
+
     /// Records sent in record lists so far.
     pub fn listed(&self) -> usize {
         self.world.lock().unwrap().listed
@@ -340,6 +348,18 @@ fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> (R
     )
 }
 
+/// The ids of a query `(id = A OR id = B …)`.
+fn ids_of(query: &str) -> Option<Vec<String>> {
+    let inner = query.strip_prefix('(')?.strip_suffix(')')?;
+    inner
+        .split(" OR ")
+        .map(|part| {
+            let id = part.strip_prefix("id = ")?;
+            id.parse::<u64>().ok().map(|_| id.to_owned())
+        })
+        .collect()
+}
+
 /// A record query fedsync sends: the record attributes compared and the
 /// time (a record is selected when any of them is at or after it), or
 /// `None` for a query of another form.
@@ -358,6 +378,9 @@ fn since(query: &str) -> Option<(Vec<&'static str>, String)> {
     };
     if let Some(one) = column(query) {
         return Some((vec![one.0], one.1));
+    }
+    if query.starts_with("(id = ") {
+        return None;
     }
     let inner = query.strip_prefix('(')?.strip_suffix(')')?;
     let parts: Vec<&str> = inner.split(" OR ").collect();
@@ -493,7 +516,8 @@ async fn handle(
             let deleted = param(&params, "deleted").unwrap_or("0");
             let query = param(&params, "query").unwrap_or("");
             let since = since(query);
-            if !query.is_empty() && since.is_none() {
+            let ids = ids_of(query).filter(|_| !w.no_id_queries);
+            if !query.is_empty() && since.is_none() && ids.is_none() {
                 return error("invalid query", "invalidQuery");
             }
             let sort = param(&params, "sort").unwrap_or("");
@@ -515,6 +539,10 @@ async fn handle(
                     _ => r["deletedAt"].is_null(),
                 })
                 .filter(|r| metas.iter().all(|(k, v)| r["meta"][*k] == *v))
+                .filter(|r| {
+                    ids.as_ref()
+                        .is_none_or(|ids| ids.iter().any(|id| r["recordID"] == *id))
+                })
                 .filter(|r| {
                     since.as_ref().is_none_or(|(columns, t)| {
                         columns
