@@ -140,6 +140,37 @@ async fn share_contact(
     assert_eq!(mapping["status"], "ok", "{mapping}");
 }
 
+/// Pairs `origin` with `dest`, which maps the `name` of `module` into its
+/// new embedded module `Person` (`Name`). Returns the origin's node id on
+/// `dest`.
+async fn share_names(origin: &TestDaemon, dest: &TestDaemon, module: &str) -> u64 {
+    let (origin_node, dest_node) = pair(origin, dest).await;
+    cli_json(
+        dest,
+        &[
+            "module",
+            "create",
+            "--handle",
+            "Person",
+            "--field",
+            "Name:String",
+        ],
+    )
+    .await;
+    share_contact(
+        origin,
+        dest,
+        origin_node,
+        dest_node,
+        module,
+        &["name"],
+        "Person",
+        &["name=Name"],
+    )
+    .await;
+    dest_node
+}
+
 /// Runs a data sync; its run, succeeded or failed.
 async fn sync_data(d: &TestDaemon, node: u64) -> Value {
     let dir = d.data_dir.display().to_string();
@@ -506,30 +537,7 @@ async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
     )
     .await;
     let b = spawn_node("b").await;
-    let (a_for_b, b_for_a) = pair(&a, &b).await;
-    cli_json(
-        &b,
-        &[
-            "module",
-            "create",
-            "--handle",
-            "Person",
-            "--field",
-            "Name:String",
-        ],
-    )
-    .await;
-    share_contact(
-        &a,
-        &b,
-        a_for_b,
-        b_for_a,
-        "contact",
-        &["name"],
-        "Person",
-        &["name=Name"],
-    )
-    .await;
+    let b_for_a = share_names(&a, &b, "contact").await;
 
     let ns = fake.modules()[0]["namespaceID"]
         .as_str()
@@ -625,30 +633,7 @@ async fn a_first_pull_of_a_large_corteza_module_reads_each_record_about_once() {
         o.set("sync.data_page_size", 50);
     })
     .await;
-    let (a_for_b, b_for_a) = pair(&a, &b).await;
-    cli_json(
-        &b,
-        &[
-            "module",
-            "create",
-            "--handle",
-            "Person",
-            "--field",
-            "Name:String",
-        ],
-    )
-    .await;
-    share_contact(
-        &a,
-        &b,
-        a_for_b,
-        b_for_a,
-        "fedsrc/contact",
-        &["name"],
-        "Person",
-        &["name=Name"],
-    )
-    .await;
+    let b_for_a = share_names(&a, &b, "fedsrc/contact").await;
     let before = fake.listed();
     let run = sync_data(&b, b_for_a).await;
     assert_eq!(run["status"], "succeeded", "{run}");
