@@ -731,21 +731,7 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
             }),
         )
         .await?;
-    let mut nodes = Vec::new();
-    for i in 0..p {
-        let corteza_id = 600_000_000_000_000_000 + i;
-        let added = b
-            .nodes()
-            .add_node_from_uri(b.req(v1::AddNodeFromUriRequest {
-                node_uri: format!("http://{corteza_id}:{FAKE_TOKEN}@{fake}/federation?name=c{i}"),
-            }))
-            .await?
-            .into_inner();
-        let id = added.node.ok_or("no node")?.id;
-        b.nodes().pair_node(b.req(v1::NodeRef { id })).await?;
-        nodes.push((id, corteza_id));
-    }
-    complete_pairing(&b, &http, &nodes, &tokens).await?;
+    let nodes = pair_fakes(&b, &http, fake, &tokens, 600_000_000_000_000_000, p).await?;
     for (id, _) in &nodes {
         b.sync_now(*id, "structure").await?;
         b.mappings()
@@ -866,6 +852,35 @@ async fn many_peers(p: u64) -> Result<ManyPeers> {
     Ok(figures)
 }
 
+/// Pairs B with `count` Corteza nodes answered by the fake at `fake`, with
+/// Corteza ids from `first_id` on: B sends its handshakes, then each
+/// "Corteza" completes. Returns (B's node id, Corteza id) of each.
+async fn pair_fakes(
+    b: &Daemon,
+    http: &reqwest::Client,
+    fake: impl std::fmt::Display,
+    tokens: &Tokens,
+    first_id: u64,
+    count: u64,
+) -> Result<Vec<(u64, u64)>> {
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        let corteza_id = first_id + i;
+        let added = b
+            .nodes()
+            .add_node_from_uri(b.req(v1::AddNodeFromUriRequest {
+                node_uri: format!("http://{corteza_id}:{FAKE_TOKEN}@{fake}/federation?name=c{i}"),
+            }))
+            .await?
+            .into_inner();
+        let id = added.node.ok_or("no node")?.id;
+        b.nodes().pair_node(b.req(v1::NodeRef { id })).await?;
+        nodes.push((id, corteza_id));
+    }
+    complete_pairing(b, http, &nodes, tokens).await?;
+    Ok(nodes)
+}
+
 /// The second half of the handshake as a Corteza inviter does it: POST
 /// `handshake-complete` to B with B's token for the peer (read from B's
 /// handshake request, which the fake answered) and a token for B.
@@ -958,21 +973,7 @@ async fn flood_rig(limited: bool) -> Result<FloodRig> {
             rows,
         }])))
         .await?;
-    let mut nodes = Vec::new();
-    for i in 0..2u64 {
-        let corteza_id = 700_000_000_000_000_000 + i;
-        let added = b
-            .nodes()
-            .add_node_from_uri(b.req(v1::AddNodeFromUriRequest {
-                node_uri: format!("http://{corteza_id}:{FAKE_TOKEN}@{fake}/federation?name=p{i}"),
-            }))
-            .await?
-            .into_inner();
-        let id = added.node.ok_or("no node")?.id;
-        b.nodes().pair_node(b.req(v1::NodeRef { id })).await?;
-        nodes.push((id, corteza_id));
-    }
-    complete_pairing(&b, &http, &nodes, &tokens).await?;
+    let nodes = pair_fakes(&b, &http, fake, &tokens, 700_000_000_000_000_000, 2).await?;
     let mut urls = Vec::new();
     for (id, corteza_id) in &nodes {
         b.exposures()

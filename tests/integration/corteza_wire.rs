@@ -8,7 +8,9 @@ use fedsync::admin::proto::v1;
 use serde_json::{Value, json};
 
 use crate::common::fake_peer::{FakePeer, Reply, fixture};
-use crate::common::{TestDaemon, http, run_cli, spawn_node, spawn_node_with, stderr, with_token};
+use crate::common::{
+    TestDaemon, add_node_uri, http, run_cli, spawn_node, spawn_node_with, stderr, with_token,
+};
 
 const CORTEZA_TOKEN_B: &str =
     "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.corteza-fed-token-issued-by-B.sig";
@@ -77,23 +79,6 @@ async fn create_node(a: &TestDaemon, base_url: &str) -> (u64, String) {
         .unwrap()
         .into_inner();
     (created.node.unwrap().id, created.node_uri)
-}
-
-async fn add_uri(b: &TestDaemon, uri: &str) -> u64 {
-    b.nodes()
-        .await
-        .add_node_from_uri(with_token(
-            v1::AddNodeFromUriRequest {
-                node_uri: uri.into(),
-            },
-            &b.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .id
 }
 
 #[tokio::test]
@@ -165,7 +150,7 @@ async fn as_invitee_fedsync_sends_what_corteza_reads_and_takes_its_completion() 
     let mut b = spawn_node("B").await;
     let a1: u64 = 523615093115650149;
     let uri = format!("http://{a1}:{OTT}@{}/federation?name=nodeA", corteza_a.addr);
-    let b_id = add_uri(&b, &uri).await;
+    let b_id = add_node_uri(&b, &uri).await;
     let paired = b
         .nodes()
         .await
@@ -278,7 +263,7 @@ async fn a_corteza_error_with_http_200_fails_the_pairing_and_it_can_be_retried()
         "http://523615093115650149:{OTT}@{}/federation?name=nodeA",
         corteza_a.addr
     );
-    let b_id = add_uri(&b, &uri).await;
+    let b_id = add_node_uri(&b, &uri).await;
     let dir = b.data_dir.display().to_string();
     let out = run_cli(&["node", "pair", &b_id.to_string(), "--data-dir", &dir]).await;
     assert!(
@@ -337,7 +322,7 @@ async fn redirects_are_never_followed() {
         Vec::new(),
     ));
     let mut b = spawn_node("B").await;
-    let b_id = add_uri(
+    let b_id = add_node_uri(
         &b,
         &format!("http://42:{OTT}@{}/federation", redirecting.addr),
     )
@@ -365,7 +350,7 @@ async fn a_stalled_peer_is_cut_off_by_the_timeout() {
         o.set("federation.peer_request_timeout", "1s");
     })
     .await;
-    let b_id = add_uri(&b, &format!("http://42:{OTT}@{}/federation", stalled.addr)).await;
+    let b_id = add_node_uri(&b, &format!("http://42:{OTT}@{}/federation", stalled.addr)).await;
     let err = b
         .nodes()
         .await
@@ -405,7 +390,7 @@ async fn a_huge_answer_is_not_read_past_the_cap() {
         o.set("federation.peer_max_response_bytes", 65536);
     })
     .await;
-    let b_id = add_uri(&b, &format!("http://42:{OTT}@{}/federation", flooding.addr)).await;
+    let b_id = add_node_uri(&b, &format!("http://42:{OTT}@{}/federation", flooding.addr)).await;
     let err = b
         .nodes()
         .await

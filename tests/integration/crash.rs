@@ -212,6 +212,25 @@ async fn held_in_time(relay: &Relay, what: &str) {
         .unwrap_or_else(|_| panic!("{what} reaches the relay"));
 }
 
+/// `actor` runs the CLI `args` in the background until `relay` holds the
+/// first exchange on `path` (a request held with `Fault::Hold`, an answer
+/// with `Fault::HoldReply`); returns the running command.
+async fn held(actor: &Side, args: &[&str], relay: &Relay, path: &str, fault: Fault) -> Child {
+    relay.fault(path, 1, fault);
+    let command = actor.cli_in_background(args);
+    held_in_time(relay, &format!("{}'s exchange on {path}", actor.label)).await;
+    command
+}
+
+/// `actor` is killed -9 under its running `command`, which fails; the
+/// relay lets exchanges through again and `actor` restarts.
+async fn killed_and_restarted(actor: &mut Side, command: Child, relay: &Relay) {
+    actor.kill9().await;
+    failed(command).await;
+    relay.clear();
+    actor.restart().await;
+}
+
 /// The background CLI command failed (its daemon died under it).
 async fn failed(mut command: Child) -> String {
     let status = tokio::time::timeout(Duration::from_secs(60), command.wait())
@@ -232,13 +251,9 @@ async fn an_invitee_killed_before_its_handshake_arrives_pairs_on_retry() {
     let scratch = tempfile::tempdir().unwrap();
     let (a, mut b, a_id, b_id) = invited(scratch.path()).await;
     // B's handshake request never reaches A: B dies while it is in flight.
-    a.relay.fault("/handshake", 1, Fault::Hold);
-    let pairing = b.cli_in_background(&["node", "pair", &b_id.to_string()]);
-    held_in_time(&a.relay, "B's handshake request").await;
-    b.kill9().await;
-    failed(pairing).await;
-    a.relay.clear();
-    b.restart().await;
+    let pair_b = ["node", "pair", &b_id.to_string()];
+    let pairing = held(&b, &pair_b, &a.relay, "/handshake", Fault::Hold).await;
+    killed_and_restarted(&mut b, pairing, &a.relay).await;
 
     // B's step is recorded as sent, A never saw it: A still waits with an
     // unused OTT, B still holds it, so B's admin can send it again.
@@ -276,15 +291,11 @@ async fn an_invitee_killed_after_the_inviter_accepted_its_handshake_is_confirmed
     let scratch = tempfile::tempdir().unwrap();
     let (a, mut b, a_id, b_id) = invited(scratch.path()).await;
     // A accepts B's handshake request; B dies before it hears so.
-    a.relay.fault("/handshake", 1, Fault::HoldReply);
-    let pairing = b.cli_in_background(&["node", "pair", &b_id.to_string()]);
-    held_in_time(&a.relay, "A's answer to the handshake").await;
+    let pair_b = ["node", "pair", &b_id.to_string()];
+    let pairing = held(&b, &pair_b, &a.relay, "/handshake", Fault::HoldReply).await;
     let node_a = a.node(a_id).await;
     assert_eq!(node_a["status"], "pair_requested", "{node_a}");
-    b.kill9().await;
-    failed(pairing).await;
-    a.relay.clear();
-    b.restart().await;
+    killed_and_restarted(&mut b, pairing, &a.relay).await;
 
     // Both wait for A's admin, which is where the pairing stands.
     let node_b = b.node(b_id).await;
@@ -308,13 +319,9 @@ async fn requested(scratch: &Path) -> (Side, Side, u64, u64) {
 async fn an_inviter_killed_before_its_completion_arrives_confirms_again_after_restart() {
     let scratch = tempfile::tempdir().unwrap();
     let (mut a, b, a_id, b_id) = requested(scratch.path()).await;
-    b.relay.fault("/handshake-complete", 1, Fault::Hold);
-    let confirming = a.cli_in_background(&["node", "confirm", &a_id.to_string()]);
-    held_in_time(&b.relay, "A's handshake completion").await;
-    a.kill9().await;
-    failed(confirming).await;
-    b.relay.clear();
-    a.restart().await;
+    let confirm_a = ["node", "confirm", &a_id.to_string()];
+    let confirming = held(&a, &confirm_a, &b.relay, "/handshake-complete", Fault::Hold).await;
+    killed_and_restarted(&mut a, confirming, &b.relay).await;
 
     let node_a = a.node(a_id).await;
     assert_eq!(node_a["status"], "pair_requested", "{node_a}");
@@ -336,15 +343,18 @@ async fn an_inviter_killed_after_the_invitee_completed_is_told_to_re_pair_and_ca
     let scratch = tempfile::tempdir().unwrap();
     let (mut a, b, a_id, b_id) = requested(scratch.path()).await;
     // B completes the pairing with A's token; A dies before it hears so.
-    b.relay.fault("/handshake-complete", 1, Fault::HoldReply);
-    let confirming = a.cli_in_background(&["node", "confirm", &a_id.to_string()]);
-    held_in_time(&b.relay, "B's answer to the completion").await;
+    let confirm_a = ["node", "confirm", &a_id.to_string()];
+    let confirming = held(
+        &a,
+        &confirm_a,
+        &b.relay,
+        "/handshake-complete",
+        Fault::HoldReply,
+    )
+    .await;
     let node_b = b.node(b_id).await;
     assert_eq!(node_b["status"], "paired", "{node_b}");
-    a.kill9().await;
-    failed(confirming).await;
-    b.relay.clear();
-    a.restart().await;
+    killed_and_restarted(&mut a, confirming, &b.relay).await;
 
     // A still waits for its completion to be answered; its admin retries.
     // A completion is single use (federation-security C3), so B refuses

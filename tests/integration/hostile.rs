@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use crate::common::fake_peer::{
     FakePeer, Recorded, Reply, corteza_origin, fixture, gzip_bomb, next_page,
 };
-use crate::common::{TestDaemon, cli_json, pair_corteza_origin_as, spawn_node_with, with_token};
+use crate::common::{
+    TestDaemon, add_node_uri, cli_json, pair_corteza_origin_as, spawn_node_with, with_token,
+};
 
 /// The peer request timeout the daemon under test runs with.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -476,19 +478,7 @@ async fn a_broken_inviter_fails_the_pairing_in_time_and_a_healthy_pairing_goes_o
             corteza_id(i),
             fake.addr
         );
-        let id = b
-            .nodes()
-            .await
-            .add_node_from_uri(with_token(
-                v1::AddNodeFromUriRequest { node_uri: uri },
-                &b.admin_token(),
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .node
-            .unwrap()
-            .id;
+        let id = add_node_uri(&b, uri).await;
         let mut nodes = b.nodes().await;
         let token = b.admin_token();
         let label = what.clone();

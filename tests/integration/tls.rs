@@ -10,7 +10,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::common::fake_peer::FakePeer;
-use crate::common::{TestDaemon, spawn_node_with, with_token};
+use crate::common::{TestDaemon, add_node_uri, spawn_node_with, with_token};
 
 const OTT: &str = "Tls0Tls0Tls0Tls0Tls0Tls0Tls0Tls0";
 
@@ -58,19 +58,7 @@ async fn pair_with(b: &TestDaemon, peer: &FakePeer) -> Result<v1::Node, tonic::S
         "https://42:{OTT}@127.0.0.1:{}/federation?name=tls",
         peer.addr.port()
     );
-    let id = b
-        .nodes()
-        .await
-        .add_node_from_uri(with_token(
-            v1::AddNodeFromUriRequest { node_uri: uri },
-            &b.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .id;
+    let id = add_node_uri(b, uri).await;
     b.nodes()
         .await
         .pair_node(with_token(v1::NodeRef { id }, &b.admin_token()))

@@ -379,6 +379,25 @@ pub async fn pair_corteza_origin(b: &TestDaemon, fake: &fake_peer::FakePeer) -> 
     pair_corteza_origin_as(b, fake, CORTEZA_A_NODE_ID).await
 }
 
+/// Adds a peer to `d` from its node URI (gRPC `AddNodeFromUri`); its id.
+pub async fn add_node_uri(d: &TestDaemon, uri: impl Into<String>) -> u64 {
+    use fedsync::admin::proto::v1;
+    d.nodes()
+        .await
+        .add_node_from_uri(with_token(
+            v1::AddNodeFromUriRequest {
+                node_uri: uri.into(),
+            },
+            &d.admin_token(),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .node
+        .unwrap()
+        .id
+}
+
 /// `pair_corteza_origin` with the Corteza node's own ID (to pair `b` with
 /// several fakes).
 pub async fn pair_corteza_origin_as(b: &TestDaemon, fake: &fake_peer::FakePeer, a1: u64) -> u64 {
@@ -387,19 +406,7 @@ pub async fn pair_corteza_origin_as(b: &TestDaemon, fake: &fake_peer::FakePeer, 
         "http://{a1}:Corteza0Pair0Token0Abcdefghij123@{}/federation?name=nodeA",
         fake.addr
     );
-    let b_id = b
-        .nodes()
-        .await
-        .add_node_from_uri(with_token(
-            v1::AddNodeFromUriRequest { node_uri: uri },
-            &b.admin_token(),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .node
-        .unwrap()
-        .id;
+    let b_id = add_node_uri(b, uri).await;
     b.nodes()
         .await
         .pair_node(with_token(v1::NodeRef { id: b_id }, &b.admin_token()))
