@@ -53,6 +53,26 @@ pub enum Verdict {
 pub struct Attempt {
     pub run: Option<SyncRun>,
     pub verdict: Verdict,
+    /// It failed because the store did: its outcome is written with a
+    /// short deadline (`sync::runs::STORE_DOWN_WRITE`).
+    pub store_down: bool,
+}
+
+impl Attempt {
+    fn ended(run: Option<SyncRun>, error: Option<SyncError>) -> Attempt {
+        match error {
+            None => Attempt {
+                run,
+                verdict: Verdict::Succeeded,
+                store_down: false,
+            },
+            Some(error) => Attempt {
+                run,
+                verdict: classify(&error),
+                store_down: crate::sync::runs::store_failed(&error),
+            },
+        }
+    }
 }
 
 /// Runs one attempt of a job.
@@ -488,7 +508,12 @@ impl Scheduler {
                 backoff,
             );
         }
-        match self.store.update_job(&done, Some(&self.owner)).await {
+        let recorded = crate::sync::runs::bounded_if_down(
+            attempt.store_down,
+            self.store.update_job(&done, Some(&self.owner)),
+        )
+        .await;
+        match recorded {
             Ok(true) => self.report(&job, &done, &attempt.verdict).await,
             Ok(false) => {
                 tracing::warn!(job = %job.id, "a sync job changed hands before it finished")
@@ -843,36 +868,19 @@ impl JobRunner for SyncJobs {
     async fn attempt(&self, job: &SyncJob, trigger: &str) -> Attempt {
         match (job.kind, job.shared_module_id) {
             (SyncKind::Structure, _) => {
-                match self.structure.run_attempt(job.node_id, trigger).await {
-                    (run, None) => Attempt {
-                        run,
-                        verdict: Verdict::Succeeded,
-                    },
-                    (run, Some(error)) => Attempt {
-                        run,
-                        verdict: classify(&error),
-                    },
-                }
+                let (run, error) = self.structure.run_attempt(job.node_id, trigger).await;
+                Attempt::ended(run, error)
             }
             (SyncKind::Data, Some(shared)) => {
                 match self.data.run_shared(job.node_id, shared, trigger).await {
-                    Ok((run, None)) => Attempt {
-                        run: Some(run),
-                        verdict: Verdict::Succeeded,
-                    },
-                    Ok((run, Some(error))) => Attempt {
-                        run: Some(run),
-                        verdict: classify(&error),
-                    },
-                    Err(error) => Attempt {
-                        run: None,
-                        verdict: classify(&error),
-                    },
+                    Ok((run, error)) => Attempt::ended(Some(run), error),
+                    Err(error) => Attempt::ended(None, Some(error)),
                 }
             }
             (SyncKind::Data, None) => Attempt {
                 run: None,
                 verdict: Verdict::Stop("a data job names no shared module".into()),
+                store_down: false,
             },
         }
     }

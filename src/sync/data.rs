@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::audit;
 use super::pairing_flow::PairingService;
 use super::ports::{DataPeer, LocalData, LocalRecords, RecordsRequest, RemoteRecord};
-use super::runs::run_ms;
+use super::runs::{bounded_if_down, run_ms, store_failed};
 use super::structure::{ServeError, SyncError};
 use crate::crypto::{SigningKey, mac};
 use crate::domain::{
@@ -392,9 +392,20 @@ impl DataSync {
                     .await?
             }
             Some(error) => {
-                self.store
-                    .set_sync_state(node_id, SyncKind::Data, SyncStatus::Failed, None, &error)
-                    .await?
+                let down = runs
+                    .iter()
+                    .any(|(_, e)| e.as_ref().is_some_and(store_failed));
+                bounded_if_down(
+                    down,
+                    self.store.set_sync_state(
+                        node_id,
+                        SyncKind::Data,
+                        SyncStatus::Failed,
+                        None,
+                        &error,
+                    ),
+                )
+                .await?
             }
         }
         Ok(runs)
@@ -467,11 +478,13 @@ impl DataSync {
                     "data",
                     serde_json::json!({ "error": run.error, "sharedModuleId": mapping.shared_module_id.to_string() }),
                 );
-                let _ = self.store.append_audit(&event).await;
+                let _ =
+                    bounded_if_down(store_failed(&error), self.store.append_audit(&event)).await;
                 Some(error)
             }
         };
-        self.store.finish_sync_run(&run).await?;
+        let store_down = failure.as_ref().is_some_and(store_failed);
+        bounded_if_down(store_down, self.store.finish_sync_run(&run)).await?;
         self.progress.publish(&run, total);
         Ok((run, failure))
     }

@@ -11,6 +11,36 @@ use crate::store::{Store, StoreError};
 
 pub const INTERRUPTED: &str = "interrupted: the daemon process running it stopped";
 
+/// How long a write that records an attempt's end may wait once the store
+/// has failed in that attempt. The pool would wait its full acquire timeout
+/// for each of them (the run, the audit event, the node state, the job), so
+/// an admin's `sync now` answered only after four of those; an end that
+/// cannot be written now is closed later (`close_unrecorded`).
+pub const STORE_DOWN_WRITE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether an attempt failed because the store did (unreachable or busy).
+pub fn store_failed(error: &super::structure::SyncError) -> bool {
+    matches!(error, super::structure::SyncError::Store(e) if e.is_retriable())
+}
+
+/// `write`, given at most [`STORE_DOWN_WRITE`] when `store_down`.
+pub async fn bounded_if_down<T>(
+    store_down: bool,
+    write: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if !store_down {
+        return write.await;
+    }
+    tokio::time::timeout(STORE_DOWN_WRITE, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "still unreachable; the end of the attempt is written once it is back (gave up after {} s)",
+                STORE_DOWN_WRITE.as_secs()
+            )))
+        })
+}
+
 /// Closes the interrupted runs of other (dead) processes; returns how many.
 /// `ours` is this process's owner name; `is_gone(owner, ours)` says whether
 /// an owner is surely dead even if its lease has not expired yet.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::audit;
 use super::pairing_flow::PairingService;
 use super::ports::{PeerError, RemoteModule, StructurePeer};
-use super::runs::run_ms;
+use super::runs::{bounded_if_down, run_ms};
 use crate::crypto::{SigningKey, mac};
 use crate::domain::{
     self, Actor, AuditResult, ExposedModule, Id, IdGenerator, MappingStatus, Node, NodeId,
@@ -308,16 +308,19 @@ impl StructureSync {
             Err(error) => {
                 run.status = RunStatus::Failed;
                 run.error = error.to_string();
-                self.store.finish_sync_run(&run).await?;
-                self.store
-                    .set_sync_state(
+                let down = super::runs::store_failed(&error);
+                bounded_if_down(down, self.store.finish_sync_run(&run)).await?;
+                bounded_if_down(
+                    down,
+                    self.store.set_sync_state(
                         node_id,
                         SyncKind::Structure,
                         SyncStatus::Failed,
                         None,
                         &run.error,
-                    )
-                    .await?;
+                    ),
+                )
+                .await?;
                 let event = audit::event(
                     &self.ids,
                     &Actor::system(),
@@ -327,7 +330,7 @@ impl StructureSync {
                     "structure",
                     serde_json::json!({ "error": run.error }),
                 );
-                let _ = self.store.append_audit(&event).await;
+                let _ = bounded_if_down(down, self.store.append_audit(&event)).await;
                 tracing::warn!(node_id = %node_id, kind = "structure", error = %error, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run failed");
                 Ok((run, Some(error)))
             }

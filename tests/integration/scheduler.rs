@@ -64,7 +64,11 @@ impl JobRunner for Scripted {
             .unwrap()
             .pop_front()
             .unwrap_or(Verdict::Succeeded);
-        Attempt { run: None, verdict }
+        Attempt {
+            run: None,
+            verdict,
+            store_down: false,
+        }
     }
 }
 

@@ -260,6 +260,16 @@ async fn postgresql_stopped_mid_sync_then_back_loses_and_doubles_nothing() {
         "the answer names the store: {}",
         stderr(&out)
     );
+    // One pool wait (the default 10 s) for the page that failed, then the
+    // writes recording the end (run, audit, node state, job) give up after
+    // a short deadline each instead of a pool wait each (40 s before).
+    let bound = Duration::from_secs(10)
+        + 4 * fedsync::sync::runs::STORE_DOWN_WRITE
+        + Duration::from_secs(5);
+    assert!(
+        answered_after < bound,
+        "sync now answered {answered_after:?} after the store stopped (bound {bound:?})"
+    );
     let ready_url = b.federation_url("/readyz");
     let (status, body) = readyz(&ready_url).await;
     assert_eq!(status, 503, "{body}");
