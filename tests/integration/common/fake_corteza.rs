@@ -8,7 +8,10 @@
 //! requests under an admin JWT from `corteza-server auth jwt`, every
 //! exchange written out as JSON): a namespace is 013's answer, a module
 //! 014's, a record 015's (with the meta of 123's list), a list 123's
-//! `{filter, set}` envelope, a deletion 108's. Only the values, ids and
+//! `{filter, set}` envelope, a deletion 108's; lists sorted by a time and
+//! lists by ids answer as S01-S05 (recorded from a stock Corteza by
+//! fedsync's own sidecar run, see `tests/fixtures/corteza-wire/README.md`):
+//! `filter.sort` names the time, then `ID`. Only the values, ids and
 //! times are this fake's own. Errors come as Corteza sends them: HTTP 200
 //! with `{"error": {"message", "meta": {"type"}}}` (recorded 064, 071); a
 //! token it does not know is HTTP 401.
@@ -560,7 +563,7 @@ async fn handle(
             let answer = page(
                 set,
                 &params,
-                json!({"moduleID": m, "namespaceID": ns, "query": query, "deleted": deleted.parse::<u64>().unwrap_or(0), "sort": if sort.is_empty() { "ID" } else { sort }}),
+                json!({"moduleID": m, "namespaceID": ns, "query": query, "deleted": deleted.parse::<u64>().unwrap_or(0), "sort": if sort.is_empty() { "ID".to_owned() } else { format!("{sort}, ID") }}),
             );
             w.listed += answer.1;
             answer.0
