@@ -31,8 +31,12 @@ macro_rules! claimable {
 }
 pub(crate) use claimable;
 
+/// The key of the lock claims take turns under (`$lock_module`, whose other
+/// keys are module ids; no id is negative).
+pub const CLAIM_LOCK: i64 = -1;
+
 macro_rules! impl_job_store {
-    ($store:ty, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
+    ($store:ty, $begin:literal, $lock_module:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::JobStore for $store {
             async fn list_jobs(
@@ -123,6 +127,15 @@ macro_rules! impl_job_store {
                 lease_until: $crate::domain::Timestamp,
                 per_peer: u32,
             ) -> Result<Option<$crate::domain::SyncJob>, $crate::store::StoreError> {
+                // Claims take turns (PostgreSQL: an advisory lock; SQLite's
+                // write lock already does), so the count of a node's leased
+                // jobs a claim reads includes every claim committed before
+                // it, on any replica: the per-peer limit holds across them.
+                let mut tx = self.pool.begin_with($begin).await?;
+                sqlx::query($lock_module)
+                    .bind($crate::store::jobs_sql::CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
                 let row = sqlx::query_as::<_, $crate::store::rows::SyncJobRow>(concat!(
                     "UPDATE sync_jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, \
                      updated_at = $1 WHERE id = (SELECT j.id FROM sync_jobs j WHERE ",
@@ -136,8 +149,9 @@ macro_rules! impl_job_store {
                 .bind(owner)
                 .bind($crate::store::to_micros(lease_until))
                 .bind(i64::from(per_peer))
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
+                tx.commit().await?;
                 row.map($crate::domain::SyncJob::try_from).transpose()
             }
 

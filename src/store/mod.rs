@@ -14,6 +14,7 @@
 
 mod common;
 mod jobs_sql;
+pub use jobs_sql::CLAIM_LOCK;
 mod modules_sql;
 mod notify_sql;
 pub mod postgres;
