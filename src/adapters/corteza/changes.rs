@@ -224,6 +224,19 @@ impl ChangeMerge {
     }
 }
 
+/// A query for the first `limit` changes of module 1, nothing left out.
+#[cfg(test)]
+pub(super) fn from_the_start(limit: u32) -> ChangeQuery {
+    ChangeQuery {
+        module_id: Id::new(1).unwrap(),
+        after: None,
+        since: None,
+        exclude_origin: None,
+        exclude_received: false,
+        limit,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,14 +450,7 @@ mod tests {
 
     #[test]
     fn a_list_out_of_time_order_is_refused() {
-        let query = ChangeQuery {
-            module_id: Id::new(1).unwrap(),
-            after: None,
-            since: None,
-            exclude_origin: None,
-            exclude_received: false,
-            limit: 10,
-        };
+        let query = from_the_start(10);
         let mut merge = ChangeMerge::new(&query, i64::MAX);
         let page = |ids: &[(u64, i64)]| {
             ids.iter()

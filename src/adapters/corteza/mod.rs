@@ -1339,14 +1339,7 @@ mod tests {
                 ),
             ),
         ];
-        let query = ChangeQuery {
-            module_id: Id::new(1).unwrap(),
-            after: None,
-            since: None,
-            exclude_origin: None,
-            exclude_received: false,
-            limit: 100,
-        };
+        let query = changes::from_the_start(100);
         let mut merge = ChangeMerge::new(&query, i64::MAX);
         let mut read = Vec::new();
         for (list, text) in pages {
