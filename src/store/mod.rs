@@ -453,6 +453,13 @@ pub trait RecordStore: Send + Sync {
         node_id: NodeId,
         local_ids: &[Id],
     ) -> Result<Vec<RecordLink>, StoreError>;
+    /// How many of this peer's records were received into `local_module_id`
+    /// (links never go away but with their node).
+    async fn count_links_into(
+        &self,
+        node_id: NodeId,
+        local_module_id: Id,
+    ) -> Result<u64, StoreError>;
     /// Links of an exposed module not seen by `run_id`, after `after` (paging).
     async fn links_not_seen(
         &self,

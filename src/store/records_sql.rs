@@ -388,6 +388,21 @@ macro_rules! impl_record_store {
                 )
             }
 
+            async fn count_links_into(
+                &self,
+                node_id: $crate::domain::NodeId,
+                local_module_id: $crate::domain::Id,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (count,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM record_links WHERE node_id = $1 AND local_module_id = $2",
+                )
+                .bind(node_id.as_i64())
+                .bind(local_module_id.as_i64())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            }
+
             async fn links_not_seen(
                 &self,
                 node_id: $crate::domain::NodeId,

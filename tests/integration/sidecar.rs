@@ -337,7 +337,17 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     let ns = fake.add_namespace("Fed Destination", "feddst");
     let dir = tempfile::tempdir().unwrap();
     let a = spawn_node("a").await;
-    let b = sidecar("b", &fake.api_url(), &token_file(dir.path(), TOKEN), &ns).await;
+    // Pages of 10: a first pull of 25 records writes three batches.
+    let b = sidecar_with(
+        "b",
+        &fake.api_url(),
+        &token_file(dir.path(), TOKEN),
+        &ns,
+        |o| {
+            o.set("sync.data_page_size", 10);
+        },
+    )
+    .await;
     let (a_for_b, b_for_a) = pair(&a, &b).await;
     // B's `Contact` is made in Corteza by fedsync's module create.
     share_account(&a, &b, a_for_b, b_for_a).await;
@@ -350,9 +360,27 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     let file = account_file(dir.path(), 25);
     cli_json(&a, &["record", "import", "Account", file.to_str().unwrap()]).await;
 
+    // Before making records, one count of the peer's records in Corteza
+    // (0, as there are no links) for the run's three batches: none is
+    // looked up by its meta first.
+    let lookups = |fake: &FakeCorteza| {
+        let seen = fake.seen();
+        let by_origin = seen
+            .iter()
+            .filter(|s| s.query.contains("meta=federation_extrecord%3D"))
+            .count();
+        let counts = seen
+            .iter()
+            .filter(|s| {
+                s.query.contains("meta=fedsync_node%3D") && s.query.contains("incTotal=true")
+            })
+            .count();
+        (by_origin, counts)
+    };
     let run = sync_data(&b, b_for_a).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["created"], 25, "{run}");
+    assert_eq!(lookups(&fake), (0, 1));
     let held = in_corteza(&fake, &contact, "FullName");
     assert_eq!(held.len(), 25);
     let on_a: BTreeMap<String, Value> = records(&a, "Account", false)
@@ -378,8 +406,8 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     assert_eq!(in_corteza(&fake, &contact, "FullName").len(), 25);
 
     // A full pull over linked records reads them from Corteza by one list
-    // query per module and hundred ids, not one GET each; a Corteza that
-    // refuses such a query gets the GETs.
+    // query per page (of 10 here), module and hundred ids, not one GET
+    // each; a Corteza that refuses such a query gets the GETs.
     let record_reads = |fake: &FakeCorteza| {
         let seen = fake.seen();
         let gets = seen
@@ -406,7 +434,7 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
         if refused {
             assert_eq!(gets_now - gets, 25, "one GET a record");
         } else {
-            assert_eq!((gets_now - gets, by_ids_now - by_ids), (0, 1));
+            assert_eq!((gets_now - gets, by_ids_now - by_ids), (0, 3));
         }
     }
 
@@ -440,12 +468,17 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
         .unwrap();
     assert_eq!(removed.rows_affected(), 25);
     pool.close().await;
+    // Corteza holds 25 records of the peer and there is no link: each of
+    // the 24 A still has is looked up before it is made, and each of the
+    // three batches counts again while the counts differ.
+    let (by_origin, counts) = lookups(&fake);
     let reset = cli_json(&b, &["sync", "reset", &b_for_a.to_string()]).await;
     let run = &reset.as_array().unwrap()[0];
     assert_eq!(run["status"], "succeeded", "{run}");
     let after = in_corteza(&fake, &contact, "FullName");
     assert_eq!(after.len(), 25, "no record made twice");
     assert_eq!(after["n00003"]["id"], held["n00003"]["id"]);
+    assert_eq!(lookups(&fake), (by_origin + 24, counts + 3));
 }
 
 #[tokio::test]

@@ -148,6 +148,10 @@ pub struct CortezaData {
     /// Corteza refused a list query by ids once: records are read one by
     /// one from then on.
     no_ids_query: std::sync::atomic::AtomicBool,
+    /// (peer, module) -> the run for which Corteza was found to hold no
+    /// record of that peer without its link, as of its last batch (see
+    /// `all_linked`).
+    all_linked_in: std::sync::Mutex<HashMap<(NodeId, Id), Id>>,
 }
 
 #[derive(Debug, Clone)]
@@ -183,6 +187,7 @@ impl CortezaData {
             namespace: tokio::sync::OnceCell::new(),
             homes: std::sync::Mutex::new(HashMap::new()),
             no_ids_query: std::sync::atomic::AtomicBool::new(false),
+            all_linked_in: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -577,6 +582,67 @@ impl CortezaData {
         }
         self.remember(&out);
         Ok(out)
+    }
+
+    /// Whether every record of `node` in Corteza's `module` has its link:
+    /// then no record of a new batch was made before by a batch whose links
+    /// were lost, and none needs looking up (`made_before`). Links never go
+    /// away but with their node, so it holds when Corteza counts as many
+    /// records carrying the peer's meta (removed ones included) as there
+    /// are links; our links are counted first, so a record another job
+    /// makes meanwhile can only make the counts differ (and the batch look
+    /// its records up). Within a run it is known from its last batch: the
+    /// run's own batches link all they make, and only this job makes the
+    /// records of its origin module.
+    async fn all_linked(
+        &self,
+        node: NodeId,
+        module: Id,
+        run: Option<Id>,
+    ) -> Result<bool, LocalError> {
+        let known = self
+            .all_linked_in
+            .lock()
+            .expect("all_linked_in lock")
+            .remove(&(node, module));
+        if run.is_some() && known == run {
+            return Ok(true);
+        }
+        let links = self.store.count_links_into(node, module).await?;
+        let path = format!("{}/record/", self.module_path(module).await?);
+        let found = self
+            .get(
+                &path,
+                &[
+                    ("meta", format!("{META_NODE}={node}")),
+                    ("deleted", "1".into()),
+                    ("incTotal", "true".into()),
+                    ("limit", "1".into()),
+                ],
+            )
+            .await?;
+        let items = set(&found);
+        // Corteza leaves `total` out when it is 0; a filter it did not
+        // apply shows as a record of another peer (or none of ours).
+        let total = match found.pointer("/filter/total").and_then(Value::as_u64) {
+            Some(total) => Some(total),
+            None if items.is_empty() => Some(0),
+            None => None,
+        };
+        let filtered = items
+            .iter()
+            .all(|r| meta_str(r, META_NODE) == Some(node.to_string()));
+        let all = filtered && total == Some(links);
+        if !all {
+            tracing::info!(
+                node = %node,
+                module = %module,
+                links,
+                in_corteza = ?total,
+                "records of the peer in Corteza and their links differ: new records are looked up by their meta before they are made"
+            );
+        }
+        Ok(all)
     }
 
     /// The record fedsync made earlier for this origin record, if any (a
@@ -1126,17 +1192,27 @@ impl LocalRecords for CortezaData {
                 })
             })
         };
+        // New records are made unless an earlier, cut-off batch made them.
+        let run = batch.progress.map(|(run, _)| run);
+        let mut linked: HashMap<(NodeId, Id), bool> = HashMap::new();
+        for record in batch.records.iter().filter(|r| r.revision == 0) {
+            if let Some((node, _)) = origin_of.get(&record.id) {
+                let key = (*node, record.module_id);
+                if let std::collections::hash_map::Entry::Vacant(e) = linked.entry(key) {
+                    e.insert(self.all_linked(key.0, key.1, run).await?);
+                }
+            }
+        }
         let mut renamed: HashMap<Id, Id> = HashMap::new();
         let mut written = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
             let meta = meta_for(record);
             let stored = if record.revision == 0 {
-                // New: unless an earlier, cut-off batch made it already.
                 let before = match origin_of.get(&record.id) {
-                    Some((node, origin)) => {
+                    Some((node, origin)) if !linked[&(*node, record.module_id)] => {
                         self.made_before(record.module_id, *node, *origin).await?
                     }
-                    None => None,
+                    _ => None,
                 };
                 match before {
                     Some(found) if found.deleted_at.is_some() => found,
@@ -1180,6 +1256,15 @@ impl LocalRecords for CortezaData {
                 progress: batch.progress,
             })
             .await?;
+        // Linked as it stood: the next batch of the run need not count.
+        if let Some(run) = run {
+            let mut known = self.all_linked_in.lock().expect("all_linked_in lock");
+            for (key, all) in linked {
+                if all {
+                    known.insert(key, run);
+                }
+            }
+        }
         Ok(written)
     }
 

@@ -341,7 +341,8 @@ fn page(items: Vec<Value>, params: &[(String, String)], mut filter: Value) -> (R
     if limit != usize::MAX {
         filter["limit"] = json!(limit);
     }
-    if param(params, "incTotal") == Some("true") {
+    // Corteza leaves a total of 0 out (`omitempty`).
+    if param(params, "incTotal") == Some("true") && total > 0 {
         filter["total"] = json!(total);
     }
     let count = set.len();
