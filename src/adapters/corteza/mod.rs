@@ -621,18 +621,8 @@ impl CortezaData {
                 ],
             )
             .await?;
-        let items = set(&found);
-        // Corteza leaves `total` out when it is 0; a filter it did not
-        // apply shows as a record of another peer (or none of ours).
-        let total = match found.pointer("/filter/total").and_then(Value::as_u64) {
-            Some(total) => Some(total),
-            None if items.is_empty() => Some(0),
-            None => None,
-        };
-        let filtered = items
-            .iter()
-            .all(|r| meta_str(r, META_NODE) == Some(node.to_string()));
-        let all = filtered && total == Some(links);
+        let total = peer_total(&found, node);
+        let all = total == Some(links);
         if !all {
             tracing::info!(
                 node = %node,
@@ -665,16 +655,7 @@ impl CortezaData {
                 ],
             )
             .await?;
-        // Checked here too: the meta filter is Corteza's to honour.
-        set(&found)
-            .iter()
-            .filter(|r| {
-                meta_str(r, META_EXTRECORD) == Some(origin.to_string())
-                    && meta_str(r, META_NODE) == Some(node.to_string())
-            })
-            .map(record_from)
-            .next()
-            .transpose()
+        made_for(&found, node, origin).map(record_from).transpose()
     }
 
     async fn write_record(
@@ -839,6 +820,34 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
         source = next;
     }
     source.to_string()
+}
+
+/// The record of a list made for `node`'s record `origin`, checked here
+/// too: the meta filter is Corteza's to honour.
+fn made_for(page: &Value, node: NodeId, origin: Id) -> Option<&Value> {
+    set(page).iter().find(|r| {
+        meta_str(r, META_EXTRECORD) == Some(origin.to_string())
+            && meta_str(r, META_NODE) == Some(node.to_string())
+    })
+}
+
+/// How many records of `node` a count list (`meta=fedsync_node=N`,
+/// `incTotal`, `limit=1`) says there are; `None` if it cannot tell.
+/// Corteza leaves `total` out when it is 0; a filter it did not apply
+/// shows as a record without the peer's meta.
+fn peer_total(page: &Value, node: NodeId) -> Option<u64> {
+    let items = set(page);
+    if !items
+        .iter()
+        .all(|r| meta_str(r, META_NODE) == Some(node.to_string()))
+    {
+        return None;
+    }
+    match page.pointer("/filter/total").and_then(Value::as_u64) {
+        Some(total) => Some(total),
+        None if items.is_empty() => Some(0),
+        None => None,
+    }
 }
 
 fn set(value: &Value) -> &[Value] {
@@ -1469,6 +1478,52 @@ mod tests {
             .collect();
         assert_eq!(got, asked);
         assert!(items.iter().any(|i| !i["deletedAt"].is_null()));
+    }
+
+    /// Real Corteza counts the records carrying a peer's meta (removed
+    /// ones included) in `filter.total`, and leaves a total of 0 out
+    /// (fixtures S06, S07).
+    #[test]
+    fn a_recorded_corteza_count_of_a_peers_records_is_read() {
+        let ours = include_str!(
+            "../../../tests/fixtures/corteza-wire/S06-compose-count-records-of-a-peer.json"
+        );
+        let v: Value = serde_json::from_str(ours).unwrap();
+        let page = &v["response"]["body"]["response"];
+        let node: NodeId = page["filter"]["meta"][META_NODE]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(peer_total(page, node), Some(500));
+        // The same page read for another peer: not a count of its records.
+        let other: NodeId = "1234567".parse().unwrap();
+        assert_eq!(peer_total(page, other), None);
+        let none = include_str!(
+            "../../../tests/fixtures/corteza-wire/S07-compose-count-records-of-another-peer.json"
+        );
+        let v: Value = serde_json::from_str(none).unwrap();
+        let page = &v["response"]["body"]["response"];
+        assert!(page["filter"].get("total").is_none());
+        assert_eq!(peer_total(page, other), Some(0));
+    }
+
+    /// Real Corteza selects by two meta values at once (fixture S08).
+    #[test]
+    fn a_record_recorded_from_corteza_is_found_by_its_origin() {
+        let text = include_str!(
+            "../../../tests/fixtures/corteza-wire/S08-compose-find-record-by-origin.json"
+        );
+        let v: Value = serde_json::from_str(text).unwrap();
+        let page = &v["response"]["body"]["response"];
+        let meta = &page["filter"]["meta"];
+        let node: NodeId = meta[META_NODE].as_str().unwrap().parse().unwrap();
+        let origin: Id = meta[META_EXTRECORD].as_str().unwrap().parse().unwrap();
+        assert_eq!(set(page).len(), 1);
+        let found = made_for(page, node, origin).expect("the record made for it");
+        assert_eq!(found["meta"][META_EXTRECORD], json!(origin.to_string()));
+        let elsewhere: Id = "1234567".parse().unwrap();
+        assert!(made_for(page, node, elsewhere).is_none());
     }
 
     #[test]
