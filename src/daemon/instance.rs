@@ -132,12 +132,56 @@ pub fn owner_is_gone(owner: &str, ours: &str) -> bool {
     if owner == ours || their_host != my_host {
         return false;
     }
-    their_pid == my_pid || !Path::new("/proc").join(their_pid).exists()
+    their_pid == my_pid || !process_lives(their_pid)
+}
+
+/// The state letter of process `pid` (digits), if it exists.
+fn process_state(pid: &str) -> Option<char> {
+    let stat = std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).ok()?;
+    // `pid (comm) S ...`: the name may hold spaces and parentheses.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.trim_start().chars().next()
+}
+
+/// Whether process `pid` still runs: a zombie (killed, and not yet reaped
+/// by a parent that waits late or never, as some container inits do) does
+/// not. A pid that is not a number cannot be judged: it lives.
+fn process_lives(pid: &str) -> bool {
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    !matches!(process_state(pid), None | Some('Z' | 'X' | 'x'))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::owner_is_gone;
+    use super::{owner_is_gone, process_state};
+
+    /// A daemon killed and restarted at once may find the old process not
+    /// yet reaped (here PID 1 reaps about two seconds late): its jobs are
+    /// free then, not when their leases end.
+    #[test]
+    fn a_killed_process_not_yet_reaped_is_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id().to_string();
+        let ours = format!("h:{}:aaaa", std::process::id());
+        let theirs = format!("h:{pid}:bbbb");
+        assert!(!owner_is_gone(&theirs, &ours), "a running process");
+        child.kill().unwrap();
+        // Not waited for: it stays a zombie until `wait`. The kill lands
+        // asynchronously, so look until the kernel says so.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_state(&pid) != Some('Z') {
+            assert!(std::time::Instant::now() < deadline, "never a zombie");
+            std::thread::yield_now();
+        }
+        assert!(owner_is_gone(&theirs, &ours), "a zombie");
+        child.wait().unwrap();
+        assert!(owner_is_gone(&theirs, &ours), "reaped");
+    }
 
     #[test]
     fn a_dead_process_on_this_host_is_gone_and_others_are_not_judged() {
