@@ -11,7 +11,8 @@
 //! `{filter, set}` envelope, a deletion 108's; lists sorted by a time and
 //! lists by ids answer as S01-S05 (recorded from a stock Corteza by
 //! fedsync's own sidecar run, see `tests/fixtures/corteza-wire/README.md`):
-//! `filter.sort` names the time, then `ID`. Only the values, ids and
+//! `filter.sort` names the time, then `ID`; a count (`incTotal`) as S06
+//! and S07 (`filter.total`, left out at 0). Only the values, ids and
 //! times are this fake's own. Errors come as Corteza sends them: HTTP 200
 //! with `{"error": {"message", "meta": {"type"}}}` (recorded 064, 071); a
 //! token it does not know is HTTP 401.
