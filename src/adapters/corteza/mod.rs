@@ -148,6 +148,9 @@ pub struct CortezaData {
     /// Corteza refused a list query by ids once: records are read one by
     /// one from then on.
     no_ids_query: std::sync::atomic::AtomicBool,
+    /// Corteza refused a list going on after an id inside a second once:
+    /// seconds are read whole from then on.
+    no_id_continuation: std::sync::atomic::AtomicBool,
     /// (peer, module) -> the run for which Corteza was found to hold no
     /// record of that peer without its link, as of its last batch (see
     /// `all_linked`).
@@ -187,6 +190,7 @@ impl CortezaData {
             namespace: tokio::sync::OnceCell::new(),
             homes: std::sync::Mutex::new(HashMap::new()),
             no_ids_query: std::sync::atomic::AtomicBool::new(false),
+            no_id_continuation: std::sync::atomic::AtomicBool::new(false),
             all_linked_in: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -735,11 +739,26 @@ impl CortezaData {
     }
 
     /// The query selecting a module's records whose `column` is at or
-    /// after `second` (Corteza compares to the second).
-    fn since_query(column: &str, second: Option<i64>) -> Option<(&'static str, String)> {
-        let t = DateTime::<Utc>::from_timestamp(second?, 0)?;
-        let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
-        Some(("query", format!("{column} >= '{t}'")))
+    /// after `second` (Corteza compares to the second), or, with `after`,
+    /// those of that second with a greater id and all of later seconds.
+    fn since_query(
+        column: &str,
+        second: i64,
+        after: Option<i64>,
+    ) -> Option<(&'static str, String)> {
+        let at = |s: i64| {
+            DateTime::<Utc>::from_timestamp(s, 0)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        };
+        let t = at(second)?;
+        let query = match after {
+            None => format!("{column} >= '{t}'"),
+            Some(id) => {
+                let next = at(second.checked_add(1)?)?;
+                format!("({column} >= '{next}' OR ({column} >= '{t}' AND id > {id}))")
+            }
+        };
+        Some(("query", query))
     }
 
     /// The page of changes a query selects, in change order: the three
@@ -747,19 +766,42 @@ impl CortezaData {
     async fn select_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
         let path = format!("{}/record/", self.module_path(query.module_id).await?);
         let mut merge = ChangeMerge::new(query, settled());
-        // Every list starts at the cursor's second; the epoch for a reader
-        // with none, so that `updated_at`/`deleted_at` leave out the unset.
-        let since = Some(merge.since_second().unwrap_or(0));
+        // Every list starts at the cursor (its second, after its id); at
+        // the epoch for a reader with none, so that `updated_at` and
+        // `deleted_at` leave out the unset.
+        use std::sync::atomic::Ordering;
+        let (second, mut after) = merge.start().unwrap_or((0, None));
+        if self.no_id_continuation.load(Ordering::Relaxed) {
+            after = None;
+        }
         let mut cursors: [Option<String>; 3] = Default::default();
         let mut seen: [std::collections::HashSet<String>; 3] = Default::default();
         while let Some(list) = merge.next_list() {
-            let mut q = vec![
-                ("deleted", "1".to_owned()),
-                ("sort", list.sort().to_owned()),
-            ];
-            q.extend(Self::since_query(list.column(), since));
             let cursor = cursors[list as usize].take();
-            let (items, next) = self.list_page(&path, &q, cursor.as_deref()).await?;
+            let q = |after: Option<i64>| {
+                let mut q = vec![
+                    ("deleted", "1".to_owned()),
+                    ("sort", list.sort().to_owned()),
+                ];
+                q.extend(Self::since_query(list.column(), second, after));
+                q
+            };
+            let answer = match self.list_page(&path, &q(after), cursor.as_deref()).await {
+                // A Corteza that does not take the continuation by id is
+                // read by whole seconds from then on (the merge is right
+                // either way; it only reads more).
+                Err(LocalError::Invalid(message)) if after.is_some() && cursor.is_none() => {
+                    tracing::info!(
+                        %message,
+                        "Corteza refused a record list going on after an id; seconds are read whole"
+                    );
+                    self.no_id_continuation.store(true, Ordering::Relaxed);
+                    after = None;
+                    self.list_page(&path, &q(None), None).await
+                }
+                other => other,
+            };
+            let (items, next) = answer?;
             if let Some(next) = &next
                 && (items.is_empty() || !seen[list as usize].insert(next.clone()))
             {
@@ -1506,6 +1548,39 @@ mod tests {
         let page = &v["response"]["body"]["response"];
         assert!(page["filter"].get("total").is_none());
         assert_eq!(peer_total(page, other), Some(0));
+    }
+
+    /// Real Corteza takes the query that goes on after an id inside a
+    /// second, as fedsync writes it, and answers the records of that
+    /// second after the id, in (createdAt, ID) order (fixture S09).
+    #[test]
+    fn a_recorded_corteza_list_goes_on_after_an_id_inside_a_second() {
+        let text = include_str!(
+            "../../../tests/fixtures/corteza-wire/S09-compose-list-records-after-an-id-in-a-second.json"
+        );
+        let (items, filter) = recorded(text);
+        let query = filter["query"].as_str().unwrap();
+        let after: i64 = query
+            .rsplit_once("id > ")
+            .unwrap()
+            .1
+            .trim_end_matches(')')
+            .parse()
+            .unwrap();
+        let second = DateTime::parse_from_rfc3339("2026-12-06T18:40:00Z")
+            .unwrap()
+            .timestamp();
+        let ours = CortezaData::since_query("created_at", second, Some(after)).unwrap();
+        assert_eq!(ours, ("query", query.to_owned()));
+        assert_eq!(filter["sort"], json!("createdAt, ID"));
+        let records: Vec<Record> = items.iter().map(|i| record_from(i).unwrap()).collect();
+        assert_eq!(records.len(), 3);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.id.as_i64() > after && r.created_at.timestamp() == second)
+        );
+        assert!(records.windows(2).all(|w| w[0].id < w[1].id));
     }
 
     /// Real Corteza selects by two meta values at once (fixture S08).

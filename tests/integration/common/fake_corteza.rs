@@ -25,13 +25,16 @@
 //! uses: Corteza federation's own `(updated_at >= 'T' OR created_at >= 'T'
 //! OR deleted_at >= 'T')`, one of those comparisons alone (a record whose
 //! column is unset is not selected, as SQL's NULL compares), and records by
-//! id, `(id = A OR id = B …)`. Any other query or sort is refused, so a
-//! test fails if fedsync sends another; `refuse_id_queries` refuses the
-//! last form too, as a Corteza that does not take it would.
+//! id, `(id = A OR id = B …)`, and a list going on after an id inside a
+//! second, `(created_at >= 'T+1' OR (created_at >= 'T' AND id > X))`. Any
+//! other query or sort is refused, so a test fails if fedsync sends
+//! another; `refuse_id_queries` and `refuse_id_continuation` refuse the
+//! last two forms too, as a Corteza that does not take them would.
 //!
 //! The fake's clock starts an hour back and moves one second per change, so
 //! every change has its own second, long over (fedsync serves a change
-//! second only once it is over).
+//! second only once it is over); `hold_clock` keeps it in one second, as a
+//! bulk import fills one.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
@@ -70,6 +73,10 @@ struct World {
     listed: usize,
     /// Refuse `(id = … OR …)` queries.
     no_id_queries: bool,
+    /// Refuse lists going on after an id inside a second.
+    no_id_continuation: bool,
+    /// The clock stays in its second (a bulk import).
+    clock_held: bool,
 }
 
 #[derive(Clone)]
@@ -79,12 +86,16 @@ pub struct FakeCorteza {
     _server: Arc<tokio::task::JoinHandle<()>>,
 }
 
-/// The next second of the fake's clock.
+/// The next second of the fake's clock (the same while it is held).
 fn now(w: &mut World) -> String {
+    let step = match (w.clock, w.clock_held) {
+        (Some(_), true) => chrono::Duration::zero(),
+        _ => chrono::Duration::seconds(1),
+    };
     let next = w
         .clock
         .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::hours(1))
-        + chrono::Duration::seconds(1);
+        + step;
     w.clock = Some(next);
     next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -215,6 +226,17 @@ impl FakeCorteza {
     /// Refuse record queries by id from now on.
     pub fn refuse_id_queries(&self) {
         self.world.lock().unwrap().no_id_queries = true;
+    }
+
+    /// Refuse `(column >= 'T+1' OR (column >= 'T' AND id > X))`, as a
+    /// Corteza that does not take it would.
+    pub fn refuse_id_continuation(&self) {
+        self.world.lock().unwrap().no_id_continuation = true;
+    }
+
+    /// While held, every change happens in the same second.
+    pub fn hold_clock(&self, held: bool) {
+        self.world.lock().unwrap().clock_held = held;
     }
 
     /// Records sent in record lists so far.
@@ -363,6 +385,30 @@ fn ids_of(query: &str) -> Option<Vec<String>> {
             id.parse::<u64>().ok().map(|_| id.to_owned())
         })
         .collect()
+}
+
+/// A list going on after an id inside a second, `(column >= 'T+1' OR
+/// (column >= 'T' AND id > X))`: the attribute, T+1, T and X.
+fn continued(query: &str) -> Option<(&'static str, String, String, u64)> {
+    let inner = query.strip_prefix('(')?.strip_suffix(')')?;
+    let (later, within) = inner.split_once(" OR (")?;
+    let within = within.strip_suffix(')')?;
+    let (same, id) = within.split_once(" AND id > ")?;
+    let id: u64 = id.parse().ok()?;
+    let [(attribute, next), (again, t)] = [later, same].map(|part| {
+        [
+            ("created_at", "createdAt"),
+            ("updated_at", "updatedAt"),
+            ("deleted_at", "deletedAt"),
+        ]
+        .into_iter()
+        .find_map(|(column, attribute)| {
+            let t = part.strip_prefix(column)?.strip_prefix(" >= '")?;
+            Some((attribute, t.strip_suffix('\'')?.to_owned()))
+        })
+        .unwrap_or(("", String::new()))
+    });
+    (!attribute.is_empty() && attribute == again).then_some((attribute, next, t, id))
 }
 
 /// A record query fedsync sends: the record attributes compared and the
@@ -522,7 +568,8 @@ async fn handle(
             let query = param(&params, "query").unwrap_or("");
             let since = since(query);
             let ids = ids_of(query).filter(|_| !w.no_id_queries);
-            if !query.is_empty() && since.is_none() && ids.is_none() {
+            let continued = continued(query).filter(|_| !w.no_id_continuation);
+            if !query.is_empty() && since.is_none() && ids.is_none() && continued.is_none() {
                 return error("invalid query", "invalidQuery");
             }
             let sort = param(&params, "sort").unwrap_or("");
@@ -547,6 +594,18 @@ async fn handle(
                 .filter(|r| {
                     ids.as_ref()
                         .is_none_or(|ids| ids.iter().any(|id| r["recordID"] == *id))
+                })
+                .filter(|r| {
+                    continued.as_ref().is_none_or(|(k, next, t, after)| {
+                        r[*k].as_str().is_some_and(|at| {
+                            at >= next.as_str()
+                                || (at >= t.as_str()
+                                    && r["recordID"]
+                                        .as_str()
+                                        .and_then(|id| id.parse::<u64>().ok())
+                                        .is_some_and(|id| id > *after))
+                        })
+                    })
                 })
                 .filter(|r| {
                     since.as_ref().is_none_or(|(columns, t)| {
