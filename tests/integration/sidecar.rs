@@ -629,6 +629,34 @@ async fn corteza_outages_are_retried_and_refusals_stop_with_cortezas_message() {
     assert_eq!(fake_b.records(&target).len(), 3);
 }
 
+/// Sidecar A beside `fake` (Corteza pages of 20) shares `fedsrc/contact`'s
+/// names with embedded B (pages of 50), which pulls them: B, its data run,
+/// the Corteza records listed meanwhile, and A with its token's directory.
+async fn pull_contacts(
+    fake: &FakeCorteza,
+) -> (TestDaemon, Value, usize, (TestDaemon, tempfile::TempDir)) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sidecar_with(
+        "a",
+        &fake.api_url(),
+        &token_file(dir.path(), TOKEN),
+        "fedsrc",
+        |o| {
+            o.set("local.corteza_page_size", 20);
+        },
+    )
+    .await;
+    let b = spawn_node_with("b", |o| {
+        o.set("sync.data_page_size", 50);
+    })
+    .await;
+    let b_for_a = share_names(&a, &b, "fedsrc/contact").await;
+    let before = fake.listed();
+    let run = sync_data(&b, b_for_a).await;
+    let read = fake.listed() - before;
+    (b, run, read, (a, dir))
+}
+
 /// A first pull of a large Corteza module reads each Corteza record about
 /// once per list it is in (created, updated, deleted), not every record
 /// changed since each page's cursor.
@@ -651,24 +679,7 @@ async fn a_first_pull_of_a_large_corteza_module_reads_each_record_about_once() {
     for id in ids.iter().skip(1).step_by(10) {
         fake.delete_record(id);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let a = sidecar_with(
-        "a",
-        &fake.api_url(),
-        &token_file(dir.path(), TOKEN),
-        "fedsrc",
-        |o| {
-            o.set("local.corteza_page_size", 20);
-        },
-    )
-    .await;
-    let b = spawn_node_with("b", |o| {
-        o.set("sync.data_page_size", 50);
-    })
-    .await;
-    let b_for_a = share_names(&a, &b, "fedsrc/contact").await;
-    let before = fake.listed();
-    let run = sync_data(&b, b_for_a).await;
+    let (b, run, read, _a) = pull_contacts(&fake).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     // 107's update renames every third record to "Bob Updated"; every
     // tenth is deleted (20 of them renamed first).
@@ -682,7 +693,6 @@ async fn a_first_pull_of_a_large_corteza_module_reads_each_record_about_once() {
     assert_eq!(named("Bob Updated"), 200 - 20);
     assert_eq!(named("P001"), 0, "deleted");
     assert_eq!(named("P002"), 1);
-    let read = fake.listed() - before;
     // The three lists hold 600 + 200 + 60 entries; each of the 12 pages
     // served reads up to a Corteza page (20) of each list past what it
     // serves, and the total on the first page is one pass over the 600.
@@ -714,24 +724,7 @@ async fn a_second_holding_many_pages_of_records_is_read_about_once() {
             fake.add_record(&module, &record);
         }
         fake.hold_clock(false);
-        let dir = tempfile::tempdir().unwrap();
-        let a = sidecar_with(
-            "a",
-            &fake.api_url(),
-            &token_file(dir.path(), TOKEN),
-            "fedsrc",
-            |o| {
-                o.set("local.corteza_page_size", 20);
-            },
-        )
-        .await;
-        let b = spawn_node_with("b", |o| {
-            o.set("sync.data_page_size", 50);
-        })
-        .await;
-        let b_for_a = share_names(&a, &b, "fedsrc/contact").await;
-        let before = fake.listed();
-        let run = sync_data(&b, b_for_a).await;
+        let (b, run, read, _a) = pull_contacts(&fake).await;
         assert_eq!(run["status"], "succeeded", "{run}");
         assert_eq!(run["pages"], 12, "{run}");
         let names: std::collections::BTreeSet<String> = records(&b, "Person", false)
@@ -740,7 +733,7 @@ async fn a_second_holding_many_pages_of_records_is_read_about_once() {
             .map(|r| r["values"]["Name"].as_str().unwrap().to_owned())
             .collect();
         assert_eq!(names.len(), 600, "refused {refused}");
-        reads.push(fake.listed() - before);
+        reads.push(read);
     }
     // Going on after the id: the 600 once, up to a Corteza page (20) of
     // each list past each of the 12 pages served, and one pass for the

@@ -1439,9 +1439,14 @@ mod tests {
     use std::collections::HashSet;
 
     fn recorded(text: &str) -> (Vec<Value>, Value) {
+        let response = recorded_page(text);
+        (set(&response).to_vec(), response["filter"].clone())
+    }
+
+    /// The `{filter, set}` Corteza answered in a recorded exchange.
+    fn recorded_page(text: &str) -> Value {
         let v: Value = serde_json::from_str(text).unwrap();
-        let response = &v["response"]["body"]["response"];
-        (set(response).to_vec(), response["filter"].clone())
+        v["response"]["body"]["response"].clone()
     }
 
     /// Real Corteza takes the lists fedsync reads: one time column at or
@@ -1530,8 +1535,7 @@ mod tests {
         let ours = include_str!(
             "../../../tests/fixtures/corteza-wire/S06-compose-count-records-of-a-peer.json"
         );
-        let v: Value = serde_json::from_str(ours).unwrap();
-        let page = &v["response"]["body"]["response"];
+        let page = &recorded_page(ours);
         let node: NodeId = page["filter"]["meta"][META_NODE]
             .as_str()
             .unwrap()
@@ -1544,8 +1548,7 @@ mod tests {
         let none = include_str!(
             "../../../tests/fixtures/corteza-wire/S07-compose-count-records-of-another-peer.json"
         );
-        let v: Value = serde_json::from_str(none).unwrap();
-        let page = &v["response"]["body"]["response"];
+        let page = &recorded_page(none);
         assert!(page["filter"].get("total").is_none());
         assert_eq!(peer_total(page, other), Some(0));
     }
@@ -1589,8 +1592,7 @@ mod tests {
         let text = include_str!(
             "../../../tests/fixtures/corteza-wire/S08-compose-find-record-by-origin.json"
         );
-        let v: Value = serde_json::from_str(text).unwrap();
-        let page = &v["response"]["body"]["response"];
+        let page = &recorded_page(text);
         let meta = &page["filter"]["meta"];
         let node: NodeId = meta[META_NODE].as_str().unwrap().parse().unwrap();
         let origin: Id = meta[META_EXTRECORD].as_str().unwrap().parse().unwrap();

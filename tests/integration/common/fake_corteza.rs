@@ -395,39 +395,30 @@ fn continued(query: &str) -> Option<(&'static str, String, String, u64)> {
     let within = within.strip_suffix(')')?;
     let (same, id) = within.split_once(" AND id > ")?;
     let id: u64 = id.parse().ok()?;
-    let [(attribute, next), (again, t)] = [later, same].map(|part| {
-        [
-            ("created_at", "createdAt"),
-            ("updated_at", "updatedAt"),
-            ("deleted_at", "deletedAt"),
-        ]
-        .into_iter()
-        .find_map(|(column, attribute)| {
-            let t = part.strip_prefix(column)?.strip_prefix(" >= '")?;
-            Some((attribute, t.strip_suffix('\'')?.to_owned()))
-        })
-        .unwrap_or(("", String::new()))
-    });
-    (!attribute.is_empty() && attribute == again).then_some((attribute, next, t, id))
+    let (attribute, next) = at_or_after(later)?;
+    let (again, t) = at_or_after(same)?;
+    (attribute == again).then_some((attribute, next, t, id))
+}
+
+/// `column >= 'T'`: the record attribute of the column, and T.
+fn at_or_after(part: &str) -> Option<(&'static str, String)> {
+    [
+        ("created_at", "createdAt"),
+        ("updated_at", "updatedAt"),
+        ("deleted_at", "deletedAt"),
+    ]
+    .into_iter()
+    .find_map(|(column, attribute)| {
+        let t = part.strip_prefix(column)?.strip_prefix(" >= '")?;
+        Some((attribute, t.strip_suffix('\'')?.to_owned()))
+    })
 }
 
 /// A record query fedsync sends: the record attributes compared and the
 /// time (a record is selected when any of them is at or after it), or
 /// `None` for a query of another form.
 fn since(query: &str) -> Option<(Vec<&'static str>, String)> {
-    let column = |part: &str| {
-        [
-            ("created_at", "createdAt"),
-            ("updated_at", "updatedAt"),
-            ("deleted_at", "deletedAt"),
-        ]
-        .into_iter()
-        .find_map(|(column, attribute)| {
-            let t = part.strip_prefix(column)?.strip_prefix(" >= '")?;
-            Some((attribute, t.strip_suffix('\'')?.to_owned()))
-        })
-    };
-    if let Some(one) = column(query) {
+    if let Some(one) = at_or_after(query) {
         return Some((vec![one.0], one.1));
     }
     if query.starts_with("(id = ") {
