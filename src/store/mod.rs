@@ -496,6 +496,10 @@ pub trait SyncStore: Send + Sync {
     async fn list_running_sync_runs(&self) -> Result<Vec<SyncRun>, StoreError>;
     /// Owners of id-instance leases that have not expired.
     async fn live_instance_owners(&self, now: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// How many runs of `run_id`'s job (its node, kind and shared module),
+    /// from `since` on and other than `run_id`, did not succeed (failed,
+    /// or still running).
+    async fn unsucceeded_runs_since(&self, run_id: Id, since: Id) -> Result<u64, StoreError>;
     /// Newest first.
     async fn list_sync_runs(&self, node_id: NodeId, limit: u32)
     -> Result<Vec<SyncRun>, StoreError>;

@@ -577,6 +577,24 @@ macro_rules! impl_module_stores {
                 rows.into_iter().map($crate::domain::SyncRun::try_from).collect()
             }
 
+            async fn unsucceeded_runs_since(
+                &self,
+                run_id: $crate::domain::Id,
+                since: $crate::domain::Id,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (count,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM sync_runs r JOIN sync_runs p \
+                       ON p.node_id = r.node_id AND p.kind = r.kind \
+                      AND p.shared_module_id = r.shared_module_id \
+                     WHERE r.id = $1 AND p.id >= $2 AND p.id <> r.id AND p.status <> 'succeeded'",
+                )
+                .bind(run_id.as_i64())
+                .bind(since.as_i64())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            }
+
             async fn list_running_sync_runs(
                 &self,
             ) -> Result<Vec<$crate::domain::SyncRun>, $crate::store::StoreError> {

@@ -456,29 +456,47 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     assert_eq!(now_held["n00001"]["revision"], json!(2));
     assert_eq!(now_held["n00002"]["deleted"], json!(true));
 
-    // The links of a batch are lost after Corteza took its records (a crash
-    // between the two): a full pull finds them by their meta, makes none again.
-    let db = b.data_dir.join("fedsync.db");
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let removed = sqlx::query("DELETE FROM record_links")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(removed.rows_affected(), 25);
-    pool.close().await;
-    // Corteza holds 25 records of the peer and there is no link: each of
-    // the 24 A still has is looked up before it is made, and each of the
-    // three batches counts again while the counts differ.
+    // 20 new records come in two pages of 10; Corteza fails the 16th
+    // create: the run fails with the second batch's first 5 records in
+    // Corteza and their links never written. The next run counts again (a
+    // run of the job failed), finds the counts differ and looks up each
+    // new record of the page it pulls again: none is made twice.
+    let more = dir.path().join("more.jsonl");
+    let lines: Vec<String> = (0..20)
+        .map(|i| json!({"Name": format!("m{i:02}"), "Tags": ["more"]}).to_string())
+        .collect();
+    std::fs::write(&more, lines.join("\n")).unwrap();
+    cli_json(&a, &["record", "import", "Account", more.to_str().unwrap()]).await;
+    fake.fail_creates_after(Some(15));
+    let run = sync_data(&b, b_for_a).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(in_corteza(&fake, &contact, "FullName").len(), 40);
+    fake.fail_creates_after(None);
     let (by_origin, counts) = lookups(&fake);
-    let reset = cli_json(&b, &["sync", "reset", &b_for_a.to_string()]).await;
-    let run = &reset.as_array().unwrap()[0];
+    let run = sync_data(&b, b_for_a).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let after = in_corteza(&fake, &contact, "FullName");
-    assert_eq!(after.len(), 25, "no record made twice");
-    assert_eq!(after["n00003"]["id"], held["n00003"]["id"]);
-    assert_eq!(lookups(&fake), (by_origin + 24, counts + 3));
+    assert_eq!(after.len(), 45, "no record made twice");
+    assert_eq!(lookups(&fake), (by_origin + 10, counts + 1));
+    // Then: one count (equal now), no lookup; and after a run that
+    // succeeded, neither.
+    for (name, recount) in [("x1", 1), ("x2", 0)] {
+        cli_json(
+            &a,
+            &[
+                "record",
+                "create",
+                "Account",
+                "--value",
+                &format!("Name={name}"),
+            ],
+        )
+        .await;
+        let (by_origin, counts) = lookups(&fake);
+        let run = sync_data(&b, b_for_a).await;
+        assert_eq!(run["created"], 1, "{run}");
+        assert_eq!(lookups(&fake), (by_origin, counts + recount), "{name}");
+    }
 }
 
 #[tokio::test]

@@ -1596,6 +1596,40 @@ async fn jobs(store: &dyn Store, ids: &IdGenerator) {
         store.list_sync_runs(peer.id, 100).await.unwrap(),
         vec![running]
     );
+
+    // The runs of a job since one of them that did not succeed: only those
+    // of the same job (node, kind, shared module), from `since` on, and
+    // not the asking run.
+    let shared = ids.next_id();
+    let data_run = |status, shared_module_id| SyncRun {
+        kind: SyncKind::Data,
+        shared_module_id: Some(shared_module_id),
+        started_at: now,
+        ..run(status)
+    };
+    let before = data_run(RunStatus::Failed, shared);
+    let since = data_run(RunStatus::Succeeded, shared);
+    let other_job = data_run(RunStatus::Failed, ids.next_id());
+    let asking = data_run(RunStatus::Running, shared);
+    for r in [&before, &since, &other_job, &asking] {
+        store.insert_sync_run(r).await.unwrap();
+    }
+    let unsucceeded = || store.unsucceeded_runs_since(asking.id, since.id);
+    assert_eq!(unsucceeded().await.unwrap(), 0);
+    let mut failed = data_run(RunStatus::Running, shared);
+    store.insert_sync_run(&failed).await.unwrap();
+    assert_eq!(unsucceeded().await.unwrap(), 1, "a run still running");
+    failed.status = RunStatus::Failed;
+    failed.finished_at = Some(now);
+    store.finish_sync_run(&failed).await.unwrap();
+    assert_eq!(unsucceeded().await.unwrap(), 1, "a failed run");
+    assert_eq!(
+        store
+            .unsucceeded_runs_since(asking.id, before.id)
+            .await
+            .unwrap(),
+        2
+    );
 }
 
 async fn notifications(store: &dyn Store, ids: &IdGenerator) {

@@ -57,6 +57,10 @@ const IDS_PER_LIST: usize = 100;
 /// A change second is served once this much later (see the module doc).
 const SETTLE_SECONDS: i64 = 2;
 
+/// How long a count of a peer's records in Corteza is relied on (see
+/// `CortezaData::all_linked`).
+const RECOUNT_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Changes before this (microseconds) are served: their second is over.
 fn settled() -> i64 {
     (domain::now().timestamp() - SETTLE_SECONDS + 1) * 1_000_000
@@ -151,10 +155,9 @@ pub struct CortezaData {
     /// Corteza refused a list going on after an id inside a second once:
     /// seconds are read whole from then on.
     no_id_continuation: std::sync::atomic::AtomicBool,
-    /// (peer, module) -> the run for which Corteza was found to hold no
-    /// record of that peer without its link, as of its last batch (see
-    /// `all_linked`).
-    all_linked_in: std::sync::Mutex<HashMap<(NodeId, Id), Id>>,
+    /// (peer, module) -> the run in which, and when, Corteza was counted
+    /// to hold no record of that peer without its link (see `all_linked`).
+    all_linked_in: std::sync::Mutex<HashMap<(NodeId, Id), (Id, std::time::Instant)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -590,14 +593,20 @@ impl CortezaData {
 
     /// Whether every record of `node` in Corteza's `module` has its link:
     /// then no record of a new batch was made before by a batch whose links
-    /// were lost, and none needs looking up (`made_before`). Links never go
-    /// away but with their node, so it holds when Corteza counts as many
-    /// records carrying the peer's meta (removed ones included) as there
-    /// are links; our links are counted first, so a record another job
-    /// makes meanwhile can only make the counts differ (and the batch look
-    /// its records up). Within a run it is known from its last batch: the
-    /// run's own batches link all they make, and only this job makes the
-    /// records of its origin module.
+    /// were lost, and none needs looking up (`made_before`).
+    ///
+    /// Counted once (Corteza's count reads every record it counts, about
+    /// 13 s for 100,000, so not per run): links never go away but with their
+    /// node, so it holds when Corteza counts as many records carrying the
+    /// peer's meta (removed ones included) as there are links; our links
+    /// are counted first, so a record another job makes meanwhile can only
+    /// make the counts differ (and the batch look its records up). Then it
+    /// holds in this process while every run of the job since the one that
+    /// counted succeeds: only a run that fails can leave records without
+    /// links (a batch written to Corteza whose store commit was lost), and
+    /// only the job of an origin module makes its records. A new process
+    /// counts again (its store may be a restored backup), and so does this
+    /// one after a day, past any pruning of the runs it relies on.
     async fn all_linked(
         &self,
         node: NodeId,
@@ -608,8 +617,12 @@ impl CortezaData {
             .all_linked_in
             .lock()
             .expect("all_linked_in lock")
-            .remove(&(node, module));
-        if run.is_some() && known == run {
+            .get(&(node, module))
+            .copied();
+        if let (Some(run), Some((since, at))) = (run, known)
+            && at.elapsed() < RECOUNT_AFTER
+            && self.store.unsucceeded_runs_since(run, since).await? == 0
+        {
             return Ok(true);
         }
         let links = self.store.count_links_into(node, module).await?;
@@ -627,6 +640,17 @@ impl CortezaData {
             .await?;
         let total = peer_total(&found, node);
         let all = total == Some(links);
+        {
+            let mut known = self.all_linked_in.lock().expect("all_linked_in lock");
+            match run {
+                Some(run) if all => {
+                    known.insert((node, module), (run, std::time::Instant::now()));
+                }
+                _ => {
+                    known.remove(&(node, module));
+                }
+            }
+        }
         if !all {
             tracing::info!(
                 node = %node,
@@ -1307,15 +1331,6 @@ impl LocalRecords for CortezaData {
                 progress: batch.progress,
             })
             .await?;
-        // Linked as it stood: the next batch of the run need not count.
-        if let Some(run) = run {
-            let mut known = self.all_linked_in.lock().expect("all_linked_in lock");
-            for (key, all) in linked {
-                if all {
-                    known.insert(key, run);
-                }
-            }
-        }
         Ok(written)
     }
 

@@ -77,6 +77,8 @@ struct World {
     no_id_continuation: bool,
     /// The clock stays in its second (a bulk import).
     clock_held: bool,
+    /// Record creates taken before they answer 503.
+    creates_left: Option<usize>,
 }
 
 #[derive(Clone)]
@@ -232,6 +234,12 @@ impl FakeCorteza {
     /// Corteza that does not take it would.
     pub fn refuse_id_continuation(&self) {
         self.world.lock().unwrap().no_id_continuation = true;
+    }
+
+    /// Takes `n` more record creates, then answers 503 to them (Corteza
+    /// failing in the middle of a batch); `None` takes them all again.
+    pub fn fail_creates_after(&self, n: Option<usize>) {
+        self.world.lock().unwrap().creates_left = n;
     }
 
     /// While held, every change happens in the same second.
@@ -451,6 +459,13 @@ async fn handle(
     });
     if let Some((_, status)) = w.outages.iter().find(|(p, _)| path.starts_with(p.as_str())) {
         return StatusCode::from_u16(*status).unwrap().into_response();
+    }
+    if method == Method::POST && path.ends_with("/record/") {
+        match w.creates_left {
+            Some(0) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            Some(n) => w.creates_left = Some(n - 1),
+            None => {}
+        }
     }
     let token = headers
         .get("authorization")
