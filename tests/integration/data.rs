@@ -111,6 +111,21 @@ pub(crate) async fn share_account(a: &TestDaemon, b: &TestDaemon, a_for_b: u64, 
 }
 
 /// Writes `count` Account lines (Name `n<i>`, two Tags, a Score, a Secret).
+/// Creates an `Account` record on `d` with only its `Name`, by the CLI.
+pub(crate) async fn create_account(d: &TestDaemon, name: &str) {
+    cli_json(
+        d,
+        &[
+            "record",
+            "create",
+            "Account",
+            "--value",
+            &format!("Name={name}"),
+        ],
+    )
+    .await;
+}
+
 pub(crate) fn account_file(dir: &Path, count: usize) -> PathBuf {
     let path = dir.join("accounts.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
@@ -396,17 +411,7 @@ async fn a_failure_between_page_3_and_page_4_loses_nothing_and_repeats_nothing()
             ],
         )
         .await;
-        cli_json(
-            &a,
-            &[
-                "record",
-                "create",
-                "Account",
-                "--value",
-                &format!("Name=late{round}"),
-            ],
-        )
-        .await;
+        create_account(&a, &format!("late{round}")).await;
         let runs = data_sync(&b, b_for_a).await;
         assert_eq!(
             (&runs[0]["created"], &runs[0]["updated"]),
@@ -621,17 +626,7 @@ async fn received_records_stay_and_a_reset_reconciles() {
     let mut b = spawn_node("B").await;
     let (a_for_b, b_for_a) = account_to_contact(&a, &b).await;
     for name in ["keep", "lost", "other"] {
-        cli_json(
-            &a,
-            &[
-                "record",
-                "create",
-                "Account",
-                "--value",
-                &format!("Name={name}"),
-            ],
-        )
-        .await;
+        create_account(&a, name).await;
     }
     assert_eq!(data_sync(&b, b_for_a).await[0]["created"], 3);
     // A deletes one while B is not looking, then B forgets the change: only a

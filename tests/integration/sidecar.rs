@@ -14,7 +14,7 @@ use crate::common::fake_peer::fixture;
 use crate::common::{
     TestDaemon, cli_json, http, pair, run_cli, spawn_node, spawn_node_with, stderr, stdout,
 };
-use crate::data::{account_file, records, share_account};
+use crate::data::{account_file, create_account, records, share_account};
 
 const TOKEN: &str = "corteza-token-one";
 
@@ -481,17 +481,7 @@ async fn records_from_a_peer_become_corteza_records_that_carry_their_origin_and_
     // Then: one count (equal now), no lookup; and after a run that
     // succeeded, neither.
     for (name, recount) in [("x1", 1), ("x2", 0)] {
-        cli_json(
-            &a,
-            &[
-                "record",
-                "create",
-                "Account",
-                "--value",
-                &format!("Name={name}"),
-            ],
-        )
-        .await;
+        create_account(&a, name).await;
         let (by_origin, counts) = lookups(&fake);
         let run = sync_data(&b, b_for_a).await;
         assert_eq!(run["created"], 1, "{run}");
