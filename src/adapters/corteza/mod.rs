@@ -789,11 +789,11 @@ impl CortezaData {
     /// lists Corteza sorts by time, merged (see `changes`).
     async fn select_changes(&self, query: &ChangeQuery) -> Result<Vec<Record>, LocalError> {
         let path = format!("{}/record/", self.module_path(query.module_id).await?);
+        use std::sync::atomic::Ordering;
         let mut merge = ChangeMerge::new(query, settled());
         // Every list starts at the cursor (its second, after its id); at
         // the epoch for a reader with none, so that `updated_at` and
         // `deleted_at` leave out the unset.
-        use std::sync::atomic::Ordering;
         let (second, mut after) = merge.start().unwrap_or((0, None));
         if self.no_id_continuation.load(Ordering::Relaxed) {
             after = None;
