@@ -258,6 +258,7 @@ impl Daemon {
             .sync_now(self.req(v1::SyncNowRequest {
                 node_id: node,
                 kind: kind.into(),
+                no_wait: false,
             }))
             .await?
             .into_inner();

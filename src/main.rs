@@ -34,7 +34,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {}", fedsync::cli::error_text(&error));
+            match error.downcast_ref::<fedsync::cli::Interrupted>() {
+                // Ctrl-C stopped a wait, not the work: no `error: `.
+                Some(interrupted) => eprintln!("{interrupted}"),
+                None => eprintln!("error: {}", fedsync::cli::error_text(&error)),
+            }
             ExitCode::from(fedsync::cli::exit_code(&error))
         }
     }

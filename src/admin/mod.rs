@@ -18,6 +18,7 @@ pub mod rest;
 pub mod server;
 mod status;
 pub mod sync;
+mod sync_now;
 
 pub use auth::AdminIdentity;
 pub use server::{AdminState, router};

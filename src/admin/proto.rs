@@ -223,5 +223,6 @@ pub fn job(j: &crate::domain::SyncJob) -> v1::Job {
         last_error_at: j.last_error_at.map(timestamp),
         last_success_at: j.last_success_at.map(timestamp),
         stop_reason: j.stop_reason.clone(),
+        triggered: j.trigger_pending(),
     }
 }

@@ -45,6 +45,9 @@ pub struct AdminState {
     pub metrics: Metrics,
     pub ids: Arc<IdGenerator>,
     pub notices: Arc<crate::sync::Notices>,
+    /// The daemon's tasks: work a request starts runs here, not in the
+    /// request.
+    pub work: crate::sync::work::Work,
 }
 
 /// The admin router and the health reporter that flips it to NOT_SERVING on

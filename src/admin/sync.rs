@@ -1,75 +1,37 @@
 //! `SyncService`: run a sync now, see how syncs went.
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::node::writer;
 use super::proto::{self, v1};
 use super::server::AdminState;
-use super::status::{from_catalog, from_store, from_sync};
+use super::status::{from_catalog, from_store};
+use super::sync_now;
 use crate::domain::{Id, MappingStatus, NodeId, SyncKind};
 
-/// `sync now`: the node's runs of `kind`, finished (failed ones included).
-async fn sync_now_runs(
+/// Runs the jobs and answers with their runs, or with `no_wait` records
+/// the triggers and answers with the jobs started.
+async fn respond(
     state: &AdminState,
     node_id: NodeId,
     kind: SyncKind,
-) -> Result<Vec<crate::domain::SyncRun>, Status> {
-    // Through the node's jobs, under their leases, so a manual run never
-    // overlaps a scheduled one (in this process or another replica).
-    if let Some(attempts) = state
-        .scheduler
-        .run_now(node_id, kind, None)
-        .await
-        .map_err(from_store)?
-    {
-        let mut runs = Vec::new();
-        for attempt in attempts {
-            match (attempt.run, attempt.verdict) {
-                (Some(run), _) => runs.push(run),
-                (
-                    None,
-                    crate::scheduler::Verdict::Stop(why)
-                    | crate::scheduler::Verdict::Retry(why)
-                    | crate::scheduler::Verdict::RetryAfter(why, _),
-                ) => {
-                    return Err(Status::failed_precondition(why));
-                }
-                (None, crate::scheduler::Verdict::Succeeded) => {}
-            }
-        }
-        if !runs.is_empty() {
-            return Ok(runs);
-        }
+    only: Option<Id>,
+    trigger: crate::store::TriggerRequest<'_>,
+    no_wait: bool,
+) -> Result<v1::SyncNowResponse, Status> {
+    if no_wait {
+        let started = sync_now::start_jobs(state, node_id, kind, only, trigger).await?;
+        return Ok(v1::SyncNowResponse {
+            runs: Vec::new(),
+            started,
+        });
     }
-    let runs = match kind {
-        SyncKind::Structure => match state.structure.run(node_id, "manual").await {
-            Ok(run) => vec![run],
-            // The run was recorded as failed; hand back the record.
-            Err(
-                crate::sync::structure::SyncError::Peer(_)
-                | crate::sync::structure::SyncError::Protocol(_),
-            ) => {
-                let runs = state
-                    .store
-                    .list_sync_runs(node_id, 1)
-                    .await
-                    .map_err(from_store)?;
-                if runs.is_empty() {
-                    return Err(Status::internal("the run was not recorded"));
-                }
-                runs
-            }
-            Err(e) => return Err(from_sync(e)),
-        },
-        SyncKind::Data => state
-            .data
-            .run_node(node_id, "manual")
-            .await
-            .map_err(from_sync)?,
-    };
-    Ok(runs)
+    let runs = sync_now::run_jobs(state, node_id, kind, only, trigger).await?;
+    Ok(v1::SyncNowResponse {
+        runs: runs.iter().map(proto::run).collect(),
+        started: Vec::new(),
+    })
 }
 
 /// The node and kind a `SyncNowRequest` names.
@@ -99,10 +61,11 @@ impl v1::sync_service_server::SyncService for SyncApi {
     ) -> Result<Response<v1::SyncNowResponse>, Status> {
         writer(&request)?;
         let (node_id, kind) = sync_target(request.get_ref())?;
-        let runs = sync_now_runs(&self.state, node_id, kind).await?;
-        Ok(Response::new(v1::SyncNowResponse {
-            runs: runs.iter().map(proto::run).collect(),
-        }))
+        let no_wait = request.get_ref().no_wait;
+        let trigger = sync_now::manual(false);
+        Ok(Response::new(
+            respond(&self.state, node_id, kind, None, trigger, no_wait).await?,
+        ))
     }
 
     type FollowSyncNowStream = ReceiverStream<Result<v1::SyncProgress, Status>>;
@@ -114,56 +77,11 @@ impl v1::sync_service_server::SyncService for SyncApi {
     ) -> Result<Response<Self::FollowSyncNowStream>, Status> {
         writer(&request)?;
         let (node_id, kind) = sync_target(request.get_ref())?;
-        // Subscribed before the work starts, so no page goes unseen.
-        let mut events = self.state.data.progress().subscribe();
-        let state = self.state.clone();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            let work = sync_now_runs(&state, node_id, kind);
-            tokio::pin!(work);
-            let mut watching = true;
-            // A slow watcher misses snapshots; the sync never waits for it.
-            let forward = |p: crate::sync::progress::RunProgress| {
-                if p.run.node_id == node_id && p.run.kind == kind {
-                    let _ = tx.try_send(Ok(v1::SyncProgress {
-                        run: Some(proto::run(&p.run)),
-                        total: p.total,
-                        done: None,
-                    }));
-                }
-            };
-            let result = loop {
-                tokio::select! {
-                    biased;
-                    event = events.recv(), if watching => match event {
-                        Ok(p) => forward(p),
-                        Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => watching = false,
-                    },
-                    result = &mut work => break result,
-                }
-            };
-            // The work may publish its last snapshots and end within one
-            // poll (its store calls answered at once): they are in the
-            // channel already, and go before the result.
-            loop {
-                match events.try_recv() {
-                    Ok(p) => forward(p),
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
-                    Err(_) => break,
-                }
-            }
-            let last = result.map(|runs| v1::SyncProgress {
-                run: None,
-                total: None,
-                done: Some(v1::SyncNowResponse {
-                    runs: runs.iter().map(proto::run).collect(),
-                }),
-            });
-            // The sync is done whether or not the watcher is still there.
-            let _ = tx.send(last).await;
-        });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(sync_now::follow(
+            self.state.clone(),
+            node_id,
+            kind,
+        )))
     }
 
     #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]
@@ -186,15 +104,17 @@ impl v1::sync_service_server::SyncService for SyncApi {
                     .id,
             ),
         };
-        let runs = self
-            .state
-            .data
-            .reset(node_id, shared, "reset")
-            .await
-            .map_err(from_sync)?;
-        Ok(Response::new(v1::SyncNowResponse {
-            runs: runs.iter().map(proto::run).collect(),
-        }))
+        Ok(Response::new(
+            respond(
+                &self.state,
+                node_id,
+                SyncKind::Data,
+                shared,
+                sync_now::RESET,
+                r.no_wait,
+            )
+            .await?,
+        ))
     }
 
     #[tracing::instrument(skip_all)]

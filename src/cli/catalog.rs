@@ -1,11 +1,12 @@
 //! Commands for the catalog and for syncs: `module`, `expose`, `shared`,
-//! `map`, `sync`.
+//! `map`, and the arguments of `sync` (run in `sync_cmd.rs`).
 
 use anyhow::anyhow;
 use clap::Subcommand;
 
 use super::GlobalArgs;
-use super::client::{RpcError, authorized, connect, parse_id, resolve};
+use super::client::{RpcError, authorized, parse_id, resolve};
+use super::connect::connect;
 use super::output;
 use crate::admin::proto::v1;
 
@@ -102,7 +103,8 @@ pub enum MapCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// Run a sync of a node now, wait for it, print its result; non-zero if it failed.
+    /// Run a sync of a node now, wait for it, print its result; non-zero if
+    /// it failed. Ctrl-C stops waiting; the sync goes on in the daemon.
     Now {
         node: String,
         #[arg(long, default_value = "structure")]
@@ -112,6 +114,9 @@ pub enum SyncCommand {
         /// line and the finished runs as the last line.
         #[arg(long)]
         follow: bool,
+        /// Start the sync and return at once, printing the jobs started.
+        #[arg(long, conflicts_with = "follow")]
+        no_wait: bool,
     },
     /// Per node: structure and data status, last success, last error, broken mappings.
     Status { node: Option<String> },
@@ -123,10 +128,14 @@ pub enum SyncCommand {
     },
     /// Pull every record of a node (or of one shared module) again from the
     /// start; local copies of records the origin no longer has are removed.
+    /// Waits for the runs; Ctrl-C stops waiting, the reset goes on.
     Reset {
         node: String,
         /// Shared module: id, origin module id or handle; all when omitted.
         shared: Option<String>,
+        /// Start the reset and return at once, printing the jobs started.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// The per-record problems of a run (values the destination cannot hold, ...).
     Errors { run: String },
@@ -357,125 +366,4 @@ pub async fn map(global: &GlobalArgs, command: &MapCommand) -> anyhow::Result<()
     .map_err(RpcError::from)?;
     output::mapping(global.json, &mapping.into_inner());
     Ok(())
-}
-
-pub async fn sync(global: &GlobalArgs, command: &SyncCommand) -> anyhow::Result<()> {
-    let target = resolve(global)?;
-    let mut client = v1::sync_service_client::SyncServiceClient::new(connect(&target).await?);
-    match command {
-        SyncCommand::Now { node, kind, follow } => {
-            let request = v1::SyncNowRequest {
-                node_id: parse_id(node)?,
-                kind: kind.clone(),
-            };
-            let runs = if *follow {
-                let mut stream = client
-                    .follow_sync_now(authorized(&target, request)?)
-                    .await
-                    .map_err(RpcError::from)?
-                    .into_inner();
-                let mut follower =
-                    super::follow::Follower::new(super::follow::Display::detect(global.json));
-                let mut done = None;
-                while let Some(message) = stream.message().await.map_err(|e| {
-                    follower.finish();
-                    RpcError::from(e)
-                })? {
-                    if let Some(finished) = message.done {
-                        done = Some(finished.runs);
-                        break;
-                    }
-                    if let Some(run) = message.run {
-                        follower.update(&run, message.total);
-                    }
-                }
-                follower.finish();
-                done.ok_or_else(|| anyhow!("the daemon stopped before the sync finished"))?
-            } else {
-                client
-                    .sync_now(authorized(&target, request)?)
-                    .await
-                    .map_err(RpcError::from)?
-                    .into_inner()
-                    .runs
-            };
-            // A structure sync is one run (the shape `sync now` always had);
-            // a data sync is one run per mapped shared module.
-            match (kind.as_str(), runs.as_slice()) {
-                // JSON lines throughout: the runs are the last line.
-                _ if *follow && global.json => output::runs_done_line(&runs),
-                ("structure", [run]) => output::run(global.json, run),
-                _ => output::runs_done(global.json, &runs),
-            }
-            failed_runs(&runs)?;
-        }
-        SyncCommand::Reset { node, shared } => {
-            let request = v1::ResetSyncRequest {
-                node_id: parse_id(node)?,
-                shared: shared.clone().unwrap_or_default(),
-            };
-            let runs = client
-                .reset_sync(authorized(&target, request)?)
-                .await
-                .map_err(RpcError::from)?
-                .into_inner()
-                .runs;
-            output::runs_done(global.json, &runs);
-            failed_runs(&runs)?;
-        }
-        SyncCommand::Errors { run } => {
-            let request = v1::ListRunErrorsRequest {
-                run_id: parse_id(run)?,
-            };
-            let errors = client
-                .list_run_errors(authorized(&target, request)?)
-                .await
-                .map_err(RpcError::from)?;
-            output::run_errors(global.json, &errors.into_inner().errors);
-        }
-        SyncCommand::Status { node } => {
-            let node_id = node.as_deref().map(parse_id).transpose()?.unwrap_or(0);
-            let status = client
-                .get_sync_status(authorized(&target, v1::GetSyncStatusRequest { node_id })?)
-                .await
-                .map_err(RpcError::from)?;
-            output::sync_status(global.json, &status.into_inner().nodes);
-        }
-        SyncCommand::Runs { node, limit } => {
-            let request = v1::ListSyncRunsRequest {
-                node_id: parse_id(node)?,
-                limit: *limit,
-            };
-            let runs = client
-                .list_sync_runs(authorized(&target, request)?)
-                .await
-                .map_err(RpcError::from)?;
-            output::runs(global.json, &runs.into_inner().runs);
-        }
-    }
-    Ok(())
-}
-
-/// Non-zero exit when any run failed, naming each.
-fn failed_runs(runs: &[v1::SyncRun]) -> anyhow::Result<()> {
-    let failed: Vec<String> = runs
-        .iter()
-        .filter(|r| r.status != "succeeded")
-        .map(|r| {
-            let what = if r.shared_module_id == 0 {
-                format!("the {} sync of node {}", r.kind, r.node_id)
-            } else {
-                format!(
-                    "the {} sync of shared module {} of node {}",
-                    r.kind, r.shared_module_id, r.node_id
-                )
-            };
-            format!("{what} failed: {}", r.error)
-        })
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!(failed.join("; ")))
-    }
 }

@@ -2,14 +2,14 @@
 //! an admin token, call, print.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::anyhow;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
 
+use super::connect::{connect, connect_waiting};
 use super::output;
+use super::wait::{Interrupted, Work, wait_for};
 use super::{GlobalArgs, NodeCommand, load_config};
 use crate::admin::proto::v1;
 use crate::config::Overrides;
@@ -54,8 +54,12 @@ impl From<tonic::Status> for RpcError {
 }
 
 /// The process exit code for an error: 3 for credentials, 4 for not found,
-/// 5 when the daemon is unreachable or unavailable, 1 otherwise.
+/// 5 when the daemon is unreachable or unavailable, 130 when Ctrl-C stopped
+/// the wait (as a shell reports SIGINT), 1 otherwise.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<Interrupted>().is_some() {
+        return 130;
+    }
     match error.downcast_ref::<RpcError>().map(|e| e.code) {
         Some(Code::Unauthenticated | Code::PermissionDenied) => 3,
         Some(Code::NotFound) => 4,
@@ -134,21 +138,6 @@ pub(super) fn resolve(global: &GlobalArgs) -> anyhow::Result<Target> {
     Ok(Target { addr, token })
 }
 
-pub(super) async fn connect(target: &Target) -> anyhow::Result<Channel> {
-    let url = if target.addr.starts_with("http://") || target.addr.starts_with("https://") {
-        target.addr.clone()
-    } else {
-        format!("http://{}", target.addr)
-    };
-    let endpoint = Endpoint::from_shared(url.clone())
-        .with_context(|| format!("invalid admin address `{}`", target.addr))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60));
-    endpoint.connect().await.with_context(|| {
-        format!("cannot reach the admin interface at {url} (is `fedsync serve` running?)")
-    })
-}
-
 pub(super) fn authorized<T>(target: &Target, message: T) -> anyhow::Result<tonic::Request<T>> {
     let mut request = tonic::Request::new(message);
     let value: MetadataValue<_> = format!("Bearer {}", target.token).parse().map_err(|_| {
@@ -166,7 +155,11 @@ pub(super) fn parse_id(text: &str) -> anyhow::Result<u64> {
 
 pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<()> {
     let target = resolve(global)?;
-    let channel = connect(&target).await?;
+    // A handshake waits for the peer as long as it takes.
+    let channel = match command {
+        NodeCommand::Pair { .. } | NodeCommand::Confirm { .. } => connect_waiting(&target).await?,
+        _ => connect(&target).await?,
+    };
     let mut client = v1::node_service_client::NodeServiceClient::new(channel);
     let json = global.json;
     match command {
@@ -228,16 +221,18 @@ pub async fn node(global: &GlobalArgs, command: &NodeCommand) -> anyhow::Result<
             output::added_node(json, &added.into_inner());
         }
         NodeCommand::Pair { id } => {
-            let node = client
-                .pair_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
-                .await
+            let id = parse_id(id)?;
+            let call = client.pair_node(authorized(&target, v1::NodeRef { id })?);
+            let node = wait_for(&Work::handshake(id), call)
+                .await?
                 .map_err(RpcError::from)?;
             output::node_after(json, &node.into_inner(), "pair");
         }
         NodeCommand::Confirm { id } => {
-            let node = client
-                .confirm_node(authorized(&target, v1::NodeRef { id: parse_id(id)? })?)
-                .await
+            let id = parse_id(id)?;
+            let call = client.confirm_node(authorized(&target, v1::NodeRef { id })?);
+            let node = wait_for(&Work::handshake(id), call)
+                .await?
                 .map_err(RpcError::from)?;
             output::node_after(json, &node.into_inner(), "confirm");
         }

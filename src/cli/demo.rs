@@ -8,7 +8,8 @@ use anyhow::{Context, anyhow};
 use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-use super::client::{Target, authorized, connect};
+use super::client::{Target, authorized};
+use super::connect::connect;
 use crate::admin::proto::v1;
 use crate::config::{Config, Overrides};
 use crate::daemon::RunningDaemon;
@@ -236,6 +237,7 @@ async fn steps(a: &DemoNode, b: &DemoNode, records: usize) -> anyhow::Result<()>
         .sync_now(b.ask(v1::SyncNowRequest {
             node_id: b_for_a,
             kind: "structure".into(),
+            no_wait: false,
         })?)
         .await?
         .into_inner();
@@ -370,6 +372,7 @@ async fn data_sync(b: &DemoNode, node: u64) -> anyhow::Result<String> {
         .sync_now(b.ask(v1::SyncNowRequest {
             node_id: node,
             kind: "data".into(),
+            no_wait: false,
         })?)
         .await?
         .into_inner()

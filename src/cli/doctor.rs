@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::GlobalArgs;
-use super::client::{authorized, connect, resolve};
+use super::client::{authorized, resolve};
+use super::connect::connect;
 use crate::admin::proto::v1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

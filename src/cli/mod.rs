@@ -6,15 +6,22 @@
 //! list is a bare JSON array, one thing is one object, ids are decimal strings
 //! under `id` (`nodeId`, ... for references), keys are lowerCamelCase,
 //! statuses are lowercase Corteza spellings, timestamps are RFC 3339. A
-//! failed command prints `error: <reason>` on stderr and exits non-zero.
+//! failed command prints `error: <reason>` on stderr and exits non-zero;
+//! Ctrl-C stopping a wait for the daemon's work prints what goes on and how
+//! to watch it (no `error: `) and exits 130.
 
 mod catalog;
 mod client;
+mod connect;
 mod demo;
 mod doctor;
 mod follow;
+mod import;
+mod import_file;
 mod output;
 mod record;
+mod sync_cmd;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +33,7 @@ use crate::daemon;
 use crate::domain::AdminTokenKind;
 
 pub use client::{error_text, exit_code};
+pub use wait::Interrupted;
 
 /// The version and the git revision it was built from.
 pub const VERSION: &str = concat!(
@@ -267,12 +275,14 @@ pub enum NodeCommand {
         /// The node URI (https://<id>:<token>@<host>/<path>?name=... or corteza://...).
         uri: String,
     },
-    /// Invitee: send the handshake request; waits for the peer's answer.
+    /// Invitee: send the handshake request; waits for the peer's answer
+    /// (Ctrl-C stops waiting; the handshake goes on in the daemon).
     Pair {
         /// Node id.
         id: String,
     },
-    /// Inviter: approve the handshake request and complete it; waits for the peer's answer.
+    /// Inviter: approve the handshake request and complete it; waits for the
+    /// peer's answer (Ctrl-C stops waiting; the handshake goes on in the daemon).
     Confirm {
         /// Node id.
         id: String,
@@ -416,7 +426,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sync(command) => {
             quiet_logs(&cli.global);
-            catalog::sync(&cli.global, command).await
+            sync_cmd::sync(&cli.global, command).await
         }
         Command::Demo { records } => {
             quiet_logs(&cli.global);
@@ -526,6 +536,9 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let config = load_config(global, overrides)?;
     crate::telemetry::init_tracing(config.log.format == LogFormat::Json, &config.log.level)
         .map_err(anyhow::Error::msg)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     if config.federation.allow_insecure_peers {
         tracing::warn!(
             "allow_insecure_peers is on: http and loopback/private peers are accepted; never use this in production"
@@ -551,6 +564,9 @@ async fn migrate(global: &GlobalArgs, args: &MigrateArgs) -> anyhow::Result<()> 
 fn config_check(global: &GlobalArgs, file: Option<&Path>) -> anyhow::Result<()> {
     let file = file.or(global.config.as_deref());
     let config = Config::load(file, std::env::vars(), &base_overrides(global))?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
     let source = file
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "defaults and environment".into());

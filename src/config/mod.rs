@@ -3,8 +3,11 @@
 //! Invariant: a `Config` that loaded is valid. Every key is checked at load
 //! time, unknown keys are refused with their full path and source, `*_file`
 //! secrets are read at load time, and no secret is ever printed (`Secret`
-//! redacts itself in `Debug` and when serialized).
+//! redacts itself in `Debug` and when serialized). A `FEDSYNC_*` variable
+//! that is no config key is refused when it looks like one and otherwise
+//! ignored with a warning (see `environment::read`).
 
+mod environment;
 mod secret;
 mod values;
 
@@ -21,14 +24,6 @@ pub use secret::Secret;
 /// `fedsync config print-default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
 
-/// Environment variables with the `FEDSYNC_` prefix that are not config keys.
-const NON_CONFIG_ENV: &[&str] = &[
-    "FEDSYNC_ADMIN_TOKEN",
-    "FEDSYNC_ADMIN_ADDR",
-    "FEDSYNC_CONFIG",
-];
-const NON_CONFIG_ENV_PREFIXES: &[&str] = &["FEDSYNC_TEST_"];
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -43,6 +38,10 @@ pub struct Config {
     pub log: LogConfig,
     pub daemon: DaemonConfig,
     pub notify: NotifyConfig,
+    /// What loading noticed but did not refuse (an ignored `FEDSYNC_*`
+    /// variable), for the caller to report once logging is set up. Not a key.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -570,6 +569,7 @@ impl Default for Config {
             log: LogConfig::default(),
             daemon: DaemonConfig::default(),
             notify: NotifyConfig::default(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -653,6 +653,9 @@ pub enum ConfigError {
         origin: String,
         message: String,
     },
+    /// A `FEDSYNC_*` variable that is no config key but looks like one.
+    #[error("environment variable `{name}`: {message}")]
+    Environment { name: String, message: String },
 }
 
 /// Values from flags, applied last. Keys are dotted paths (`federation.listen`).
@@ -728,19 +731,8 @@ impl Config {
             .iter()
             .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
             .map(|(_, v)| PathBuf::from(v));
-        let mut env: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("FEDSYNC_"))
-            .filter(|(k, _)| {
-                !NON_CONFIG_ENV.contains(&k.as_str())
-                    && !NON_CONFIG_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
-            })
-            .collect();
-        env.sort();
-        for (name, value) in env {
-            let key = name["FEDSYNC_".len()..]
-                .to_ascii_lowercase()
-                .replace("__", ".");
+        let env = environment::read(env)?;
+        for (name, key, value) in env.keys {
             origins
                 .0
                 .insert(key.clone(), format!("from environment variable {name}"));
@@ -767,6 +759,7 @@ impl Config {
         }
         config.resolve_secret_files(&origins)?;
         config.validate(&origins)?;
+        config.warnings = env.warnings;
         Ok(config)
     }
 

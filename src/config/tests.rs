@@ -130,6 +130,128 @@ fn unknown_keys_are_named_with_their_source() {
 }
 
 #[test]
+fn other_fedsync_variables_pass_with_one_warning_each() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("FEDSYNC_VERSION", "1.4.2"),
+            ("FEDSYNC_IMAGE", "registry.example/fedsync:1.4.2"),
+            // Sections match as whole words: this is not `log`.
+            ("FEDSYNC_LOGGER", "x"),
+            ("FEDSYNC_FEDERATION__LABEL", "still applied"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.federation.label, "still applied");
+    assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
+    for name in ["FEDSYNC_IMAGE", "FEDSYNC_LOGGER", "FEDSYNC_VERSION"] {
+        let named: Vec<_> = config
+            .warnings
+            .iter()
+            .filter(|w| w.contains(&format!("`{name}`")))
+            .collect();
+        assert_eq!(named.len(), 1, "{name}: {:?}", config.warnings);
+        assert!(named[0].contains("not a config key"), "{}", named[0]);
+    }
+    // Warnings are no key: never printed as config.
+    assert!(!config.to_redacted_toml().contains("FEDSYNC_"));
+}
+
+#[test]
+fn test_and_cli_variables_pass_silently() {
+    let config = Config::load(
+        None,
+        env(&[
+            ("FEDSYNC_TEST_ANYTHING", "x"),
+            ("FEDSYNC_TEST_DATABASE_URL", "postgres://x"),
+            ("FEDSYNC_ADMIN_TOKEN", "jwt"),
+            ("FEDSYNC_ADMIN_ADDR", "127.0.0.1:1"),
+            ("FEDSYNC_CONFIG", "/etc/fedsync.toml"),
+            ("HOME", "/root"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config, Config::default());
+}
+
+#[test]
+fn variables_that_look_like_config_keys_are_refused() {
+    let refused = |name: &str| load_err(None, &[(name, "x")], &Overrides::default());
+
+    // A single underscore where the section ends: the right name is offered.
+    let err = refused("FEDSYNC_DATABASE_URL");
+    assert!(err.contains("`FEDSYNC_DATABASE_URL`"), "{err}");
+    assert!(err.contains("`FEDSYNC_DATABASE__URL`"), "{err}");
+    let err = refused("FEDSYNC_LOCAL_KIND");
+    assert!(err.contains("`FEDSYNC_LOCAL_KIND`"), "{err}");
+    assert!(err.contains("`FEDSYNC_LOCAL__KIND`"), "{err}");
+    let err = refused("FEDSYNC_NOTIFY_SMTP_HOST");
+    assert!(err.contains("`FEDSYNC_NOTIFY__SMTP__HOST`"), "{err}");
+    // Keys `Serialize` leaves out when unset are known too.
+    let err = refused("FEDSYNC_KEYS_SIGNING_KEY_FILE");
+    assert!(err.contains("`FEDSYNC_KEYS__SIGNING_KEY_FILE`"), "{err}");
+
+    // No such key in the section: the section is named.
+    let err = refused("FEDSYNC_DATABASE_URLL");
+    assert!(err.contains("`FEDSYNC_DATABASE_URLL`"), "{err}");
+    assert!(err.contains("section `database`"), "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+
+    // A top-level key that is not a section matches as a prefix.
+    let err = refused("FEDSYNC_DATA_DIRR");
+    assert!(err.contains("`FEDSYNC_DATA_DIRR`"), "{err}");
+    assert!(err.contains("`data_dir`"), "{err}");
+
+    // An unknown key of a known section is refused by the config, as in a file.
+    let err = refused("FEDSYNC_SYNC__DATA_EVRY");
+    assert!(err.contains("`sync.data_evry`"), "{err}");
+    assert!(err.contains("unknown field"), "{err}");
+    assert!(err.contains("FEDSYNC_SYNC__DATA_EVRY"), "{err}");
+
+    // A section given a value rather than keys.
+    let err = refused("FEDSYNC_LOG");
+    assert!(err.contains("FEDSYNC_LOG"), "{err}");
+}
+
+#[test]
+fn the_env_key_schema_comes_from_the_config_struct() {
+    let schema = environment::Schema::of::<Config>();
+    let leaves = schema.leaves();
+    let rendered = toml::to_string(&Config::default()).unwrap();
+    let table: toml::Table = rendered.parse().unwrap();
+    let mut serialized = Vec::new();
+    fn walk(t: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in t {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(inner) => walk(inner, &path, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    walk(&table, "", &mut serialized);
+    for key in &serialized {
+        assert!(leaves.contains(key), "{key} missing from {leaves:?}");
+    }
+    // What serialization leaves out is the unset `*_file` paths.
+    for key in leaves {
+        assert!(
+            serialized.contains(key) || key.ends_with("_file"),
+            "{key} is not a config key"
+        );
+    }
+    assert!(leaves.contains(&"database.url_file".to_owned()));
+    assert!(leaves.contains(&"notify.smtp.password_file".to_owned()));
+}
+
+#[test]
 fn bad_values_are_named() {
     let mut flags = Overrides::default();
     flags.set("database.url", "mysql://x");

@@ -10,30 +10,28 @@
 mod instance;
 pub mod keys;
 mod notify;
+mod services;
+mod shutdown;
 mod tls;
+mod tokens;
+
+use services::{local_data_plane, notices, pairing_service};
+use tokens::ensure_local_admin_token;
+pub use tokens::{list_admin_tokens, mint_admin_token, revoke_admin_token};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::adapters::{CortezaData, CortezaSettings, CortezaToken, EmbeddedData};
-use crate::admin::node::NodeApi;
-use crate::admin::proto::v1::node_service_server::NodeServiceServer;
 use crate::admin::{self, AdminState};
 use crate::config::Config;
-use crate::crypto::{
-    AdminTokenClaims, EncryptionKey, SigningKey, mint_admin_token as sign_admin_token,
-    verify_admin_token,
-};
-use crate::domain::{self, AdminToken, AdminTokenKind, IdGenerator, TokenId};
-use crate::federation::client::{PeerClient, PeerClientConfig};
+use crate::crypto::{EncryptionKey, SigningKey};
 use crate::federation::server::{
     self as federation_server, FederationState, LimitSettings, Limits,
 };
@@ -44,9 +42,6 @@ use crate::sync::catalog::Catalog;
 use crate::sync::data::DataSync;
 use crate::sync::records::RecordService;
 use crate::sync::structure::StructureSync;
-use crate::sync::{
-    LocalData, LocalRecords, NoticeSettings, Notices, PairingService, PairingSettings,
-};
 use crate::telemetry::Metrics;
 use instance::IdLease;
 
@@ -123,159 +118,6 @@ pub fn load_keys(config: &Config) -> anyhow::Result<Keys> {
             "encryption.key",
         )?),
     })
-}
-
-/// Mints and registers an admin token; returns the bare JWT. Used by
-/// `fedsync token admin`, which may run beside a live daemon.
-pub async fn mint_admin_token(
-    config: &Config,
-    name: &str,
-    ttl: Option<Duration>,
-    kind: AdminTokenKind,
-) -> anyhow::Result<String> {
-    let (store, _) = open_migrated_store(config).await?;
-    let keys = load_keys(config)?;
-    let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
-    let result = issue_admin_token(&*store, &keys.signing, &lease.ids(), name, ttl, kind).await;
-    lease.release().await;
-    store.close().await;
-    result
-}
-
-/// The registered admin tokens (`fedsync token list`), oldest first.
-pub async fn list_admin_tokens(config: &Config) -> anyhow::Result<Vec<AdminToken>> {
-    let (store, _) = open_migrated_store(config).await?;
-    let tokens = store.list_admin_tokens().await;
-    store.close().await;
-    Ok(tokens?)
-}
-
-/// Revokes an admin token at once (`fedsync token revoke ID`): every
-/// daemon on this store refuses it from its next request. Audited.
-pub async fn revoke_admin_token(config: &Config, id: &str) -> anyhow::Result<AdminToken> {
-    let token_id = id
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(crate::domain::Id::new)
-        .map(TokenId)
-        .with_context(|| format!("`{id}` is not a token id (see `fedsync token list`)"))?;
-    let (store, _) = open_migrated_store(config).await?;
-    let result = async {
-        let token = store
-            .get_admin_token(token_id)
-            .await?
-            .with_context(|| format!("no admin token has the id {id}"))?;
-        let now = domain::now();
-        store.revoke_admin_token(token_id, now).await?;
-        let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
-        let event = crate::domain::AuditEvent {
-            id: crate::domain::AuditEventId(lease.ids().next_id()),
-            at: now,
-            event: "admin_token.revoked".to_owned(),
-            result: crate::domain::AuditResult::Ok,
-            node_id: None,
-            actor: "local cli".to_owned(),
-            token_id: Some(token_id),
-            source_addr: String::new(),
-            reason: String::new(),
-            detail: serde_json::json!({ "name": token.name }).to_string(),
-        };
-        let appended = store.append_audit(&event).await;
-        lease.release().await;
-        appended?;
-        Ok(AdminToken {
-            revoked_at: token.revoked_at.or(Some(now)),
-            ..token
-        })
-    }
-    .await;
-    store.close().await;
-    result
-}
-
-async fn issue_admin_token(
-    store: &dyn Store,
-    key: &SigningKey,
-    ids: &IdGenerator,
-    name: &str,
-    ttl: Option<Duration>,
-    kind: AdminTokenKind,
-) -> anyhow::Result<String> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-        bail!("token name must be 1 to 128 printable characters");
-    }
-    let now = domain::now();
-    let expires_at = match ttl {
-        Some(ttl) => Some(now + chrono::Duration::from_std(ttl).context("--ttl is too long")?),
-        None => None,
-    };
-    let claims = AdminTokenClaims {
-        id: TokenId(ids.next_id()),
-        name: name.to_owned(),
-        kind,
-        issued_at: now,
-        expires_at,
-    };
-    let token = sign_admin_token(key, &claims)?;
-    store
-        .insert_admin_token(&AdminToken {
-            id: claims.id,
-            name: claims.name,
-            kind,
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-        })
-        .await
-        .context("cannot register the admin token")?;
-    Ok(token)
-}
-
-/// Makes sure `<data_dir>/admin.token` holds a registered admin token for the
-/// local CLI, minting one on first start.
-async fn ensure_local_admin_token(
-    store: &dyn Store,
-    key: &SigningKey,
-    ids: &IdGenerator,
-    data_dir: &Path,
-) -> anyhow::Result<()> {
-    let path = data_dir.join(keys::ADMIN_TOKEN_FILE);
-    if let Some(text) = keys::read_private_file(&path)? {
-        match verify_admin_token(key, text.trim(), domain::now()) {
-            Ok(claims) => {
-                match store.get_admin_token(claims.id).await? {
-                    Some(registered) if registered.revoked_at.is_some() => {
-                        tracing::warn!(path = %path.display(), "the local admin token was revoked; mint another with `fedsync token admin`");
-                    }
-                    Some(_) => {}
-                    None => {
-                        // A fresh database (e.g. a new PostgreSQL URL) with
-                        // an existing data dir: register the token again.
-                        store
-                            .insert_admin_token(&AdminToken {
-                                id: claims.id,
-                                name: claims.name,
-                                kind: claims.kind,
-                                created_at: claims.issued_at,
-                                expires_at: claims.expires_at,
-                                revoked_at: None,
-                            })
-                            .await?;
-                    }
-                }
-                return Ok(());
-            }
-            Err(rejection) => {
-                tracing::warn!(path = %path.display(), reason = rejection.code(), "the local admin token does not verify with the signing key; minting a new one");
-            }
-        }
-    }
-    let token =
-        issue_admin_token(store, key, ids, "local-admin", None, AdminTokenKind::Admin).await?;
-    keys::replace_private_file(&path, token.as_bytes())?;
-    tracing::info!(path = %path.display(), "wrote the local admin token");
-    Ok(())
 }
 
 /// A daemon that is serving. Drop does not stop it; call `stop`.
@@ -384,9 +226,16 @@ async fn launch(
     }
 
     let metrics = Metrics::new();
+    // Sync attempts and pairing steps run as these tasks, not inside the
+    // requests that start them; shutdown waits for them (then cuts them).
+    let work = crate::sync::work::Work::new();
     let notices = Arc::new(notices(config, store.clone(), ids.clone(), lease.owner())?);
     let (pairing, peer) = pairing_service(config, store.clone(), &keys, ids.clone())?;
-    let pairing = Arc::new(pairing.with_notices(notices.clone()));
+    let pairing = Arc::new(
+        pairing
+            .with_notices(notices.clone())
+            .with_work(work.clone()),
+    );
     let (local, records) = local_data_plane(config, store.clone(), ids.clone())?;
     let catalog = Arc::new(Catalog::new(store.clone(), local.clone(), ids.clone()));
     let record_service = Arc::new(RecordService::new(
@@ -430,7 +279,8 @@ async fn launch(
             crate::scheduler::Clock::start(),
         )
         .with_metrics(metrics.sync.clone())
-        .with_notices(notices.clone()),
+        .with_notices(notices.clone())
+        .with_work(work.clone()),
     );
     let federation_state = FederationState {
         store: store.clone(),
@@ -471,6 +321,7 @@ async fn launch(
         metrics: metrics.clone(),
         ids: ids.clone(),
         notices: notices.clone(),
+        work: work.clone(),
     })
     .await
     .map_err(|e| anyhow!(e))?;
@@ -508,44 +359,22 @@ async fn launch(
         "fedsync is serving"
     );
 
-    let grace = config.daemon.shutdown_grace;
-    let supervisor_shutdown = shutdown.clone();
-    let supervisor = tokio::spawn(async move {
-        supervisor_shutdown.cancelled().await;
-        tracing::info!("shutting down");
-        health.set_not_serving::<NodeServiceServer<NodeApi>>().await;
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        stop_serving.cancel();
-        let servers = async {
-            let (f, a) = tokio::join!(federation_server, admin_server);
-            for (name, result) in [("federation", f), ("admin", a)] {
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::error!(listener = name, error = %error, "listener failed")
-                    }
-                    Err(error) => {
-                        tracing::error!(listener = name, error = %error, "listener task panicked")
-                    }
-                }
-            }
-        };
-        if tokio::time::timeout(grace, servers).await.is_err() {
-            tracing::warn!(
-                grace_secs = grace.as_secs_f64(),
-                "in-flight requests did not finish in time; cancelled"
-            );
+    let supervisor = tokio::spawn(
+        shutdown::Shutdown {
+            requested: shutdown.clone(),
+            grace: config.daemon.shutdown_grace,
+            health,
+            stop_serving,
+            servers: [("federation", federation_server), ("admin", admin_server)],
+            dispatcher,
+            work,
+            notifier,
+            renewer,
+            lease,
+            store,
         }
-        let _ = dispatcher.await;
-        let _ = notifier.await;
-        let _ = renewer.await;
-        lease.release().await;
-        store.close().await;
-        tracing::info!("stopped");
-        Ok(())
-    });
+        .run(),
+    );
 
     Ok(RunningDaemon {
         federation_addr,
@@ -556,95 +385,6 @@ async fn launch(
         supervisor,
         scheduler,
     })
-}
-
-/// The notification service with the real SMTP and webhook sender.
-fn notices(
-    config: &Config,
-    store: Arc<dyn Store>,
-    ids: Arc<IdGenerator>,
-    owner: &str,
-) -> anyhow::Result<Notices> {
-    use crate::adapters::notify::{Sender, SenderSettings, SmtpSecurity, SmtpSettings};
-    let notify = &config.notify;
-    let smtp = &notify.smtp;
-    let sender = Sender::new(SenderSettings {
-        smtp: (!smtp.host.is_empty()).then(|| SmtpSettings {
-            host: smtp.host.clone(),
-            port: smtp.port(),
-            security: match smtp.security {
-                crate::config::SmtpSecurity::Starttls => SmtpSecurity::Starttls,
-                crate::config::SmtpSecurity::Tls => SmtpSecurity::Tls,
-                crate::config::SmtpSecurity::None => SmtpSecurity::None,
-            },
-            credentials: (!smtp.username.is_empty()).then(|| {
-                (
-                    smtp.username.clone(),
-                    zeroize::Zeroizing::new(smtp.password.expose().to_owned()),
-                )
-            }),
-            from: smtp.from.clone(),
-            ca_file: (!smtp.ca_file.as_os_str().is_empty()).then(|| smtp.ca_file.clone()),
-        }),
-        webhook_secret: zeroize::Zeroizing::new(notify.webhook_secret.expose().to_owned()),
-        timeout: notify.timeout,
-    })
-    .map_err(|e| anyhow!(e))?;
-    Ok(Notices::new(
-        store,
-        ids,
-        Arc::new(sender),
-        NoticeSettings {
-            label: config.federation.label.clone(),
-            admin_emails: notify.admin_emails(),
-            webhook_urls: notify.webhook_urls(),
-            failing_for: Some(notify.failing_for).filter(|d| !d.is_zero()),
-            retry_base: notify.retry_base,
-            retry_cap: notify.retry_cap,
-            give_up_after: notify.give_up_after,
-        },
-        owner.to_owned(),
-    ))
-}
-
-/// The pairing service with the real peer client.
-fn pairing_service(
-    config: &Config,
-    store: Arc<dyn Store>,
-    keys: &Keys,
-    ids: Arc<IdGenerator>,
-) -> anyhow::Result<(PairingService, Arc<PeerClient>)> {
-    let federation = &config.federation;
-    let peer = PeerClient::new(&PeerClientConfig {
-        allow_insecure_peers: federation.allow_insecure_peers,
-        ca_file: (!federation.peer_ca_file.as_os_str().is_empty())
-            .then(|| federation.peer_ca_file.clone()),
-        connect_timeout: federation.peer_connect_timeout,
-        request_timeout: federation.peer_request_timeout,
-        max_response_bytes: federation.peer_max_response_bytes,
-    })
-    .map_err(|e| anyhow!("config key `federation.peer_ca_file`: {e}"))?;
-    let public_url = match federation.public_url.as_str() {
-        "" => None,
-        url => Some(url::Url::parse(url).context("config key `federation.public_url`")?),
-    };
-    let peer = Arc::new(peer);
-    let service = PairingService::new(
-        store,
-        peer.clone(),
-        keys.signing.clone(),
-        keys.encryption.clone(),
-        ids,
-        PairingSettings {
-            public_url,
-            label: federation.label.clone(),
-            allow_insecure_peers: federation.allow_insecure_peers,
-            ott_ttl: config.pairing.ott_ttl,
-            max_failed_attempts: config.pairing.max_failed_attempts,
-            token_idle_timeout: Some(config.pairing.token_idle_timeout).filter(|d| !d.is_zero()),
-        },
-    );
-    Ok((service, peer))
 }
 
 /// Serves a router on a bound listener until `stop` fires, then finishes
@@ -708,49 +448,4 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         watchdog.abort();
     }
     result
-}
-
-/// The data plane `[local] kind` names: fedsync's own store, or a Corteza
-/// instance beside it (not contacted here: it may start after us).
-fn local_data_plane(
-    config: &Config,
-    store: Arc<dyn Store>,
-    ids: Arc<IdGenerator>,
-) -> anyhow::Result<(Arc<dyn LocalData>, Arc<dyn LocalRecords>)> {
-    Ok(match config.local.kind {
-        crate::config::LocalKind::Embedded => {
-            let embedded = Arc::new(EmbeddedData::new(store, ids));
-            (embedded.clone(), embedded)
-        }
-        crate::config::LocalKind::Corteza => {
-            let local = &config.local;
-            let token = match &local.corteza_token_file {
-                Some(path) => CortezaToken::File(path.clone()),
-                None => CortezaToken::Inline(zeroize::Zeroizing::new(
-                    local.corteza_token.expose().to_owned(),
-                )),
-            };
-            let corteza = Arc::new(
-                CortezaData::new(
-                    CortezaSettings {
-                        url: local.corteza_url.clone(),
-                        token,
-                        namespace: local.corteza_namespace.trim().to_owned(),
-                        requests_per_second: local.corteza_requests_per_second,
-                        max_concurrent: local.corteza_max_concurrent,
-                        page_size: local.corteza_page_size,
-                        timeout: local.corteza_timeout,
-                    },
-                    store,
-                )
-                .map_err(anyhow::Error::msg)?,
-            );
-            tracing::info!(
-                url = %local.corteza_url,
-                namespace = %local.corteza_namespace,
-                "local data plane: Corteza"
-            );
-            (corteza.clone(), corteza)
-        }
-    })
 }

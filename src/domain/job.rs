@@ -66,8 +66,25 @@ pub struct SyncJob {
     pub stop_reason: String,
     pub lease_owner: String,
     pub lease_expires_at: Option<Timestamp>,
-    /// Set by `sync now`: run at once, whatever the schedule.
+    /// When the pending trigger was recorded (`None` when none is).
     pub triggered_at: Option<Timestamp>,
+    /// Triggers recorded (`sync now`, `sync reset`), counted.
+    pub trigger_seq: i64,
+    /// The `trigger_seq` the last claim took: a trigger is pending (the job
+    /// is due at once) while `trigger_seq > claimed_seq`.
+    pub claimed_seq: i64,
+    /// The `claimed_seq` of the last attempt that wrote its outcome: a
+    /// trigger is served once `served_seq` reaches it.
+    pub served_seq: i64,
+    /// The `trigger_seq` of the last reset asked for.
+    pub reset_seq: i64,
+    /// What recorded the pending trigger (`manual`, ...).
+    pub trigger_reason: String,
+    /// What the last claim serves, its run's `trigger`: `reset`, the
+    /// trigger's reason, or `schedule`.
+    pub claimed_trigger: String,
+    /// The run the last attempt recorded.
+    pub last_run_id: Option<Id>,
     /// When the current run of failed attempts began; `None` while the
     /// last attempt succeeded (or none ran).
     pub failing_since: Option<Timestamp>,
@@ -76,6 +93,23 @@ pub struct SyncJob {
 }
 
 impl SyncJob {
+    /// A trigger is recorded that no claim has taken yet: the job is due
+    /// at once (or once more after the attempt in progress).
+    pub fn trigger_pending(&self) -> bool {
+        self.trigger_seq > self.claimed_seq
+    }
+
+    /// A trigger is recorded that no attempt has finished serving yet
+    /// (pending, or taken by the attempt running now).
+    pub fn trigger_unserved(&self) -> bool {
+        self.trigger_seq > self.served_seq
+    }
+
+    /// The claimed attempt pulls everything again (`sync reset`).
+    pub fn full_pull(&self) -> bool {
+        self.claimed_trigger == "reset"
+    }
+
     pub fn new(
         id: Id,
         node_id: NodeId,
@@ -100,6 +134,13 @@ impl SyncJob {
             lease_owner: String::new(),
             lease_expires_at: None,
             triggered_at: None,
+            trigger_seq: 0,
+            claimed_seq: 0,
+            served_seq: 0,
+            reset_seq: 0,
+            trigger_reason: String::new(),
+            claimed_trigger: String::new(),
+            last_run_id: None,
             failing_since: None,
             created_at: now,
             updated_at: now,

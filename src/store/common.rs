@@ -246,14 +246,8 @@ macro_rules! impl_common_store {
 
         $crate::store::modules_sql::impl_module_stores!($store, $begin);
         $crate::store::records_sql::impl_record_store!($store, $begin, $lock_module, $in_ids);
-        $crate::store::jobs_sql::impl_job_store!(
-            $store,
-            $begin,
-            $lock_module,
-            $skip_locked,
-            $json_agg,
-            $json_row
-        );
+        $crate::store::jobs_sql::impl_job_store!($store, $begin, $lock_module, $skip_locked);
+        $crate::store::schedule_sql::impl_schedule_store!($store, $json_agg, $json_row);
         $crate::store::notify_sql::impl_notification_store!($store, $skip_locked);
 
         #[async_trait::async_trait]

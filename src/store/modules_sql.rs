@@ -577,6 +577,21 @@ macro_rules! impl_module_stores {
                 rows.into_iter().map($crate::domain::SyncRun::try_from).collect()
             }
 
+            async fn get_sync_run(
+                &self,
+                id: $crate::domain::Id,
+            ) -> Result<Option<$crate::domain::SyncRun>, $crate::store::StoreError> {
+                let row = sqlx::query_as::<_, $crate::store::rows::SyncRunRow>(concat!(
+                    "SELECT ",
+                    $crate::store::modules_sql::run_columns!(),
+                    " FROM sync_runs WHERE id = $1"
+                ))
+                .bind(id.as_i64())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map($crate::domain::SyncRun::try_from).transpose()
+            }
+
             async fn unsucceeded_runs_since(
                 &self,
                 run_id: $crate::domain::Id,

@@ -629,6 +629,13 @@ pub struct SyncJobRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub failing_since: Option<i64>,
+    pub trigger_seq: i64,
+    pub claimed_seq: i64,
+    pub served_seq: i64,
+    pub reset_seq: i64,
+    pub trigger_reason: String,
+    pub claimed_trigger: String,
+    pub last_run_id: i64,
 }
 
 impl TryFrom<SyncJobRow> for crate::domain::SyncJob {
@@ -652,6 +659,13 @@ impl TryFrom<SyncJobRow> for crate::domain::SyncJob {
             lease_owner: row.lease_owner,
             lease_expires_at: opt_time(row.lease_expires_at)?,
             triggered_at: opt_time(row.triggered_at)?,
+            trigger_seq: row.trigger_seq,
+            claimed_seq: row.claimed_seq,
+            served_seq: row.served_seq,
+            reset_seq: row.reset_seq,
+            trigger_reason: row.trigger_reason,
+            claimed_trigger: row.claimed_trigger,
+            last_run_id: Id::from_i64(row.last_run_id),
             failing_since: opt_time(row.failing_since)?,
             created_at: from_micros(row.created_at)?,
             updated_at: from_micros(row.updated_at)?,

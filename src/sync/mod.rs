@@ -74,6 +74,7 @@ pub mod progress;
 pub mod records;
 pub mod runs;
 pub mod structure;
+pub mod work;
 
 pub use notices::{Event, NoticeSettings, Notices};
 pub use pairing_flow::{

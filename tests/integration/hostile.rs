@@ -257,6 +257,7 @@ async fn sync_now(
             v1::SyncNowRequest {
                 node_id: node,
                 kind: kind.into(),
+                no_wait: false,
             },
             &b.admin_token(),
         ))

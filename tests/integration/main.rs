@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod cli_wait;
 mod config;
 mod corteza_wire;
 mod crash;
@@ -19,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod notify;
 mod ops;
+mod ownership;
 mod pairing;
 mod replicas;
 mod rest;

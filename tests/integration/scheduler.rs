@@ -341,10 +341,19 @@ async fn a_trigger_runs_at_once_and_never_beside_a_running_attempt() {
     // A trigger on an idle job (as `sync now` from another replica leaves
     // it) runs at once, not at the next period.
     let idle = rig.settled(JobState::Idle).await;
-    let mut triggered = idle.clone();
     let now = rig.scheduler.now();
-    triggered.triggered_at = Some(now);
-    assert!(rig.store.update_job(&triggered, None).await.unwrap());
+    let manual = fedsync::store::TriggerRequest {
+        reason: "manual",
+        reset: false,
+        join: false,
+    };
+    assert!(
+        rig.store
+            .trigger_job(idle.id, now, manual)
+            .await
+            .unwrap()
+            .is_some()
+    );
     rig.scheduler.wake();
     // Nothing moves paused time here: the attempt must start without it.
     let third = rig.seen.recv().await.unwrap();

@@ -63,6 +63,7 @@ async fn sync_structure(d: &TestDaemon, node: u64) -> v1::SyncRun {
             v1::SyncNowRequest {
                 node_id: node,
                 kind: "structure".into(),
+                no_wait: false,
             },
             &d.admin_token(),
         ))

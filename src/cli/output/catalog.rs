@@ -529,7 +529,7 @@ struct StatusJson {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct JobJson {
+pub(super) struct JobJson {
     id: String,
     kind: String,
     shared_module_id: Option<String>,
@@ -541,9 +541,11 @@ struct JobJson {
     last_error_at: Option<String>,
     last_success_at: Option<String>,
     stop_reason: String,
+    /// A sync now or reset is recorded and not yet served.
+    triggered: bool,
 }
 
-fn job_json(j: &v1::Job) -> JobJson {
+pub(super) fn job_json(j: &v1::Job) -> JobJson {
     JobJson {
         id: j.id.to_string(),
         kind: j.kind.clone(),
@@ -556,6 +558,7 @@ fn job_json(j: &v1::Job) -> JobJson {
         last_error_at: rfc3339(&j.last_error_at),
         last_success_at: rfc3339(&j.last_success_at),
         stop_reason: j.stop_reason.clone(),
+        triggered: j.triggered,
     }
 }
 
@@ -588,7 +591,7 @@ pub fn node_sync(json: bool, n: &v1::NodeSyncStatus) {
 fn print_jobs(n: &StatusJson) {
     for j in &n.jobs {
         println!(
-            "  {} job {}{}: {}, next {}, {} failed attempts{}{}",
+            "  {} job {}{}: {}{}, next {}, {} failed attempts{}{}",
             j.kind,
             j.id,
             j.shared_module_id
@@ -596,6 +599,7 @@ fn print_jobs(n: &StatusJson) {
                 .map(|m| format!(" (shared module {m})"))
                 .unwrap_or_default(),
             j.state,
+            if j.triggered { ", triggered" } else { "" },
             j.next_run_at.clone().unwrap_or_else(|| "-".into()),
             j.attempts,
             if j.last_error.is_empty() {

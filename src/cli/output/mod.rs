@@ -482,6 +482,8 @@ pub fn audit(json: bool, events: &[v1::AuditEvent]) {
 }
 
 mod catalog;
+mod jobs;
 mod record;
 pub use catalog::*;
+pub use jobs::*;
 pub use record::*;

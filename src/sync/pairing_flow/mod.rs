@@ -7,7 +7,9 @@
 //! and what to run, and the step can be retried. Secrets (OTTs, tokens) are
 //! stored only as hashes or ciphertext and never logged.
 
+mod handshake;
 mod inbound;
+mod nodes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use zeroize::Zeroizing;
 
 pub use inbound::{AuthenticatedPeer, InboundHandshake, PeerAuthError};
 
-use super::ports::{HandshakeInit, Peer, PeerError};
+use super::ports::{Peer, PeerError};
 use crate::crypto::{
     self, CryptoError, EncryptionKey, PeerTokenClaims, SigningKey, fingerprint, generate_ott,
     mint_peer_token, sha256,
@@ -107,6 +109,8 @@ pub struct PairingService {
     node_locks: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
     /// Who hears of handshake requests; `None`: nobody.
     notices: Option<Arc<super::Notices>>,
+    /// Where steps that call a peer run: the daemon's tasks.
+    work: super::work::Work,
 }
 
 const MAX_NAME_CHARS: usize = 64;
@@ -130,7 +134,14 @@ impl PairingService {
             settings,
             node_locks: Mutex::new(HashMap::new()),
             notices: None,
+            work: super::work::Work::new(),
         }
+    }
+
+    /// Steps that call a peer run as tasks of `work` (the daemon's).
+    pub fn with_work(mut self, work: super::work::Work) -> PairingService {
+        self.work = work;
+        self
     }
 
     /// Admins are told of handshake requests through `notices`.
@@ -322,396 +333,6 @@ impl PairingService {
         Ok((node, readded))
     }
 
-    /// Invitee: sends the handshake request to the inviter and returns once
-    /// it answered. On refusal the node is `failed` and the error says why.
-    pub async fn pair(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = self.load(id).await?;
-        let ott = self.open(id, CredentialKind::PairToken).await?;
-        let facts = Facts {
-            holds_pair_token: ott.is_some(),
-            holds_peer_token: false,
-        };
-        check_action(&before, Action::Pair, facts).map_err(PairingError::WrongState)?;
-        let (Some(ott), Some(shared)) = (ott, before.shared_node_id) else {
-            return Err(PairingError::WrongState(format!(
-                "node {id} has no node URI to pair with"
-            )));
-        };
-        let now = domain::now();
-        let (issued, token) = self.mint(id, now)?;
-
-        // Intent first: our token is live before the peer can use it, and
-        // a handshake-complete that arrives at once finds the node waiting.
-        let mut requested = before.clone();
-        requested.status = PairingStatus::PairRequested;
-        requested.status_reason =
-            "handshake request sent; waiting for the peer's admin to confirm".into();
-        requested.updated_at = now;
-        let mut change = PairingChange::update(requested.clone());
-        change.expect_status = vec![before.status];
-        change.issue_tokens = vec![issued.clone()];
-        change.revoke_tokens = Some(Revocation::AllExcept(
-            vec![issued.id],
-            "superseded by a new pairing attempt".into(),
-        ));
-        change.audit = vec![
-            self.audit(
-                actor,
-                "pairing.started",
-                AuditResult::Ok,
-                Some(id),
-                "",
-                serde_json::json!({ "baseUrl": before.base_url }),
-            ),
-            self.audit(
-                actor,
-                "token.issued",
-                AuditResult::Ok,
-                Some(id),
-                "",
-                serde_json::json!({ "tokenId": issued.id.to_string() }),
-            ),
-        ];
-        self.apply(&change).await?;
-
-        let request = HandshakeInit {
-            shared_node_id: shared,
-            pair_token: ott,
-            auth_token: token,
-        };
-        match self.peer.handshake_init(&before.base_url, &request).await {
-            Ok(reply) => {
-                let mut node = self.load(id).await?;
-                let expect = vec![PairingStatus::PairRequested, PairingStatus::Paired];
-                node.peer_kind = merge_kind(node.peer_kind, reply.peer_kind);
-                node.updated_at = domain::now();
-                let mut change = PairingChange::update(node.clone());
-                change.expect_status = expect;
-                change.delete_credentials = vec![CredentialKind::PairToken];
-                change.audit = vec![self.audit(
-                    actor,
-                    "handshake.sent",
-                    AuditResult::Ok,
-                    Some(id),
-                    "",
-                    serde_json::json!({ "peerKind": reply.peer_kind.as_str() }),
-                )];
-                self.apply(&change).await?;
-                Ok(node)
-            }
-            Err(error) => {
-                let reason = match &error {
-                    e if e.is_unauthorized() => format!(
-                        "the peer refused the handshake ({e}); the node URI may be used, expired or wrong: ask the peer's admin for a new one and run `fedsync node add-uri`"
-                    ),
-                    e if e.is_retriable() => format!(
-                        "the handshake request failed ({e}); retry with `fedsync node pair {id}`"
-                    ),
-                    e => format!("the handshake request failed ({e})"),
-                };
-                self.fail(
-                    actor,
-                    &requested,
-                    &[PairingStatus::PairRequested],
-                    &reason,
-                    "pairing.failed",
-                    Some(issued.id),
-                )
-                .await?;
-                Err(PairingError::Peer {
-                    step: "handshake request",
-                    error,
-                })
-            }
-        }
-    }
-
-    /// Inviter: declines the peer's handshake request. The token the peer
-    /// sent is dropped and the node fails with a reason that says how to
-    /// invite again; nothing is sent to the peer (the protocol has no
-    /// refusal), whose later calls are refused.
-    pub async fn refuse(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = self.load(id).await?;
-        let holds = self.open(id, CredentialKind::AuthToken).await?.is_some();
-        let facts = Facts {
-            holds_peer_token: holds,
-            holds_pair_token: false,
-        };
-        check_action(&before, Action::Refuse, facts).map_err(PairingError::WrongState)?;
-        let now = domain::now();
-        let mut refused = before.clone();
-        refused.status = PairingStatus::Failed;
-        refused.status_reason = format!(
-            "{} refused the handshake request from {} at {}; to invite the peer again, generate a new node URI with `fedsync node uri {id}`",
-            actor.name,
-            if before.handshake_source_addr.is_empty() {
-                "the peer"
-            } else {
-                before.handshake_source_addr.as_str()
-            },
-            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-        refused.handshake_requested_at = None;
-        refused.peer_token_fingerprint = String::new();
-        refused.updated_at = now;
-        let mut change = PairingChange::update(refused.clone());
-        change.expect_status = vec![before.status];
-        change.delete_credentials = vec![CredentialKind::AuthToken];
-        change.revoke_tokens = Some(Revocation::AllExcept(
-            Vec::new(),
-            "the handshake request was refused".into(),
-        ));
-        change.audit = vec![self.audit(
-            actor,
-            "handshake.declined",
-            AuditResult::Ok,
-            Some(id),
-            "refused_by_admin",
-            serde_json::json!({ "sourceAddr": before.handshake_source_addr }),
-        )];
-        if let Some(notices) = &self.notices {
-            change.notifications = notices.render(
-                &super::Event::HandshakeRefused {
-                    node: refused.clone(),
-                    by: actor.name.clone(),
-                },
-                now,
-            );
-        }
-        self.apply(&change).await?;
-        if let Some(notices) = &self.notices {
-            notices.wake();
-        }
-        tracing::info!(node_id = %id, "handshake request refused by the admin");
-        Ok(refused)
-    }
-
-    /// Inviter: approves the peer's handshake request and completes the
-    /// handshake by sending our token to the base URL the admin configured.
-    pub async fn confirm(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = self.load(id).await?;
-        let peer_token = self.open(id, CredentialKind::AuthToken).await?;
-        let facts = Facts {
-            holds_peer_token: peer_token.is_some(),
-            holds_pair_token: false,
-        };
-        check_action(&before, Action::Confirm, facts).map_err(PairingError::WrongState)?;
-        let Some(peer_token) = peer_token else {
-            return Err(PairingError::WrongState(format!(
-                "node {id} holds no token from the peer"
-            )));
-        };
-        let shared = before.shared_node_id.unwrap_or(before.id);
-        let now = domain::now();
-        let (issued, token) = self.mint(id, now)?;
-        let mut confirming = before.clone();
-        confirming.status = PairingStatus::PairRequested;
-        confirming.status_reason = "confirmed; completing the handshake with the peer".into();
-        confirming.updated_at = now;
-        let mut change = PairingChange::update(confirming.clone());
-        change.expect_status = vec![before.status];
-        change.issue_tokens = vec![issued.clone()];
-        change.audit = vec![
-            self.audit(
-                actor,
-                "pairing.confirmed",
-                AuditResult::Ok,
-                Some(id),
-                "",
-                serde_json::json!({}),
-            ),
-            self.audit(
-                actor,
-                "token.issued",
-                AuditResult::Ok,
-                Some(id),
-                "",
-                serde_json::json!({ "tokenId": issued.id.to_string() }),
-            ),
-        ];
-        self.apply(&change).await?;
-
-        match self
-            .peer
-            .handshake_complete(&before.base_url, shared, &peer_token, &token)
-            .await
-        {
-            Ok(reply) => {
-                let mut node = confirming.clone();
-                node.status = PairingStatus::Paired;
-                node.status_reason = String::new();
-                node.peer_kind = merge_kind(node.peer_kind, reply.peer_kind);
-                node.updated_at = domain::now();
-                let mut change = PairingChange::update(node.clone());
-                change.expect_status = vec![PairingStatus::PairRequested];
-                change.revoke_tokens = Some(Revocation::AllExcept(
-                    vec![issued.id],
-                    "superseded by the completed pairing".into(),
-                ));
-                change.audit = vec![self.audit(
-                    actor,
-                    "pairing.finished",
-                    AuditResult::Ok,
-                    Some(id),
-                    "",
-                    serde_json::json!({ "peerKind": node.peer_kind.as_str() }),
-                )];
-                self.apply(&change).await?;
-                Ok(node)
-            }
-            Err(error) => {
-                let reason = match &error {
-                    e if e.is_unauthorized() => format!(
-                        "the peer refused to complete the handshake ({e}); generate a new node URI with `fedsync node uri {id}` and pair again"
-                    ),
-                    // A completion is single use: the peer is past waiting
-                    // for one (it may have taken an earlier one whose answer
-                    // never came back), so confirming again cannot help.
-                    e @ PeerError::Refused { status: 409, .. } => format!(
-                        "the peer is not waiting for a handshake completion ({e}); it may have completed an earlier attempt whose answer was lost. To pair again, generate a new node URI with `fedsync node uri {id}` for the peer's admin to add"
-                    ),
-                    e => format!(
-                        "completing the handshake failed ({e}); retry with `fedsync node confirm {id}`"
-                    ),
-                };
-                self.fail(
-                    actor,
-                    &confirming,
-                    &[PairingStatus::PairRequested],
-                    &reason,
-                    "pairing.failed",
-                    Some(issued.id),
-                )
-                .await?;
-                Err(PairingError::Peer {
-                    step: "handshake completion",
-                    error,
-                })
-            }
-        }
-    }
-
-    pub async fn update_node(
-        &self,
-        actor: &Actor,
-        id: NodeId,
-        update: &NodeUpdate,
-    ) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = self.load(id).await?;
-        let mut node = before.clone();
-        if let Some(name) = &update.name {
-            node.name = check_text("name", name, MAX_NAME_CHARS, false)?;
-        }
-        if let Some(contact) = &update.contact {
-            node.contact = check_text("contact", contact, MAX_CONTACT_CHARS, true)?;
-        }
-        if let Some(base_url) = &update.base_url {
-            node.base_url = parse_base_url(base_url, self.settings.allow_insecure_peers)
-                .map_err(|e| PairingError::Invalid(format!("--base-url: {e}")))?;
-        }
-        node.updated_at = domain::now();
-        let mut change = PairingChange::update(node.clone());
-        change.expect_status = vec![before.status];
-        change.audit = vec![self.audit(
-            actor,
-            "node.updated",
-            AuditResult::Ok,
-            Some(id),
-            "",
-            serde_json::json!({ "name": node.name, "contact": node.contact, "baseUrl": node.base_url }),
-        )];
-        self.apply(&change).await?;
-        Ok(node)
-    }
-
-    /// Removes a node: its tokens are revoked at once, held secrets and the
-    /// OTT deleted; a fedsync peer gets a best-effort unpair notice. Its
-    /// exposures, mappings and record links stay in the store.
-    pub async fn delete_node(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = self.load(id).await?;
-        let mut notified = false;
-        if before.status == PairingStatus::Paired
-            && before.peer_kind == PeerKind::Fedsync
-            && let Some(token) = self.open(id, CredentialKind::AuthToken).await?
-        {
-            let shared = before.shared_node_id.unwrap_or(before.id);
-            match self
-                .peer
-                .unpair_notice(&before.base_url, shared, &token)
-                .await
-            {
-                Ok(()) => notified = true,
-                Err(error) => {
-                    tracing::warn!(node_id = %id, error = %error, "the unpair notice did not reach the peer")
-                }
-            }
-        }
-        let now = domain::now();
-        let mut node = before.clone();
-        node.deleted_at = Some(now);
-        node.updated_at = now;
-        let mut change = PairingChange::update(node.clone());
-        change.expect_status = vec![before.status];
-        change.delete_ott = true;
-        change.delete_credentials = vec![CredentialKind::AuthToken, CredentialKind::PairToken];
-        change.revoke_tokens = Some(Revocation::AllExcept(Vec::new(), "node removed".into()));
-        change.audit = vec![
-            self.audit(
-                actor,
-                "node.deleted",
-                AuditResult::Ok,
-                Some(id),
-                "",
-                serde_json::json!({ "peerNotified": notified }),
-            ),
-            self.audit(
-                actor,
-                "token.revoked",
-                AuditResult::Ok,
-                Some(id),
-                "node_removed",
-                serde_json::json!({ "all": true }),
-            ),
-        ];
-        self.apply(&change).await?;
-        Ok(node)
-    }
-
-    /// Calls the peer with the token it gave us.
-    pub async fn check_node(&self, id: NodeId) -> Result<NodeCheck, PairingError> {
-        let node = self.load(id).await?;
-        if node.status != PairingStatus::Paired {
-            return Ok(NodeCheck {
-                ok: false,
-                message: format!("node {id} is {}, not paired", node.status.as_str()),
-            });
-        }
-        let Some(token) = self.open(id, CredentialKind::AuthToken).await? else {
-            return Ok(NodeCheck {
-                ok: false,
-                message: format!("node {id} holds no token from the peer"),
-            });
-        };
-        let shared = node.shared_node_id.unwrap_or(node.id);
-        Ok(
-            match self.peer.check_token(&node.base_url, shared, &token).await {
-                Ok(()) => NodeCheck {
-                    ok: true,
-                    message: format!("{} answers and accepts our token", node.base_url),
-                },
-                Err(error) => NodeCheck {
-                    ok: false,
-                    message: error.to_string(),
-                },
-            },
-        )
-    }
-
     // ---- helpers ----
 
     fn public_url(&self) -> Result<url::Url, PairingError> {
@@ -729,53 +350,6 @@ impl PairingService {
             locks.entry(id).or_default().clone()
         };
         lock.lock_owned().await
-    }
-
-    /// Shows a removed node again (Corteza's undelete). Its tokens were
-    /// revoked when it was removed, so it comes back `pending` and must be
-    /// paired again.
-    pub async fn undelete_node(&self, actor: &Actor, id: NodeId) -> Result<Node, PairingError> {
-        let _guard = self.lock(id).await;
-        let before = match self.store.get_node(id).await? {
-            Some(node) => node,
-            None => return Err(PairingError::NotFound(id)),
-        };
-        if before.deleted_at.is_none() {
-            return Ok(before);
-        }
-        let mut node = before.clone();
-        node.deleted_at = None;
-        node.status = PairingStatus::Pending;
-        node.status_reason = "restored after removal: pair again (its tokens were revoked)".into();
-        node.updated_at = domain::now();
-        let mut change = PairingChange::update(node.clone());
-        change.expect_status = vec![before.status];
-        change.audit = vec![self.audit(
-            actor,
-            "node.undeleted",
-            AuditResult::Ok,
-            Some(id),
-            "",
-            serde_json::json!({}),
-        )];
-        self.apply(&change).await?;
-        Ok(node)
-    }
-
-    /// The federation base URL for a bare domain (Corteza's documented
-    /// `domain`): `https://DOMAIN/federation`, or `http://` when insecure
-    /// peers are allowed. A value with a scheme is taken as a base URL.
-    pub fn base_url_for_domain(&self, domain: &str) -> String {
-        let domain = domain.trim();
-        if domain.contains("://") {
-            return domain.to_owned();
-        }
-        let scheme = if self.settings.allow_insecure_peers {
-            "http"
-        } else {
-            "https"
-        };
-        format!("{scheme}://{}/federation", domain.trim_end_matches('/'))
     }
 
     async fn load(&self, id: NodeId) -> Result<Node, PairingError> {

@@ -71,6 +71,10 @@ pub enum Reply {
     /// 200 with a body that never ends (JSON whitespace, chunked, no
     /// length); the bytes the client took are counted (`flooded`).
     Flood,
+    /// Holds the request until the semaphore has a permit, then answers
+    /// with the inner reply (the permit goes back: an opened gate stays
+    /// open).
+    Gate(Arc<tokio::sync::Semaphore>, Box<Reply>),
 }
 
 /// Answers requests the script does not: `None` leaves the request to
@@ -253,8 +257,13 @@ async fn answer(State(shared): State<Shared>, request: Request) -> Response {
         state.requests.push(recorded);
         reply
     };
-    let reply = reply
+    let mut reply = reply
         .unwrap_or_else(|| Reply::Json(200, serde_json::json!({ "success": { "message": "OK" } })));
+    while let Reply::Gate(gate, inner) = reply {
+        // The permit goes back at once.
+        let _ = gate.acquire().await;
+        reply = *inner;
+    }
     match reply {
         Reply::Json(status, value) => Response::builder()
             .status(status)
@@ -269,6 +278,7 @@ async fn answer(State(shared): State<Shared>, request: Request) -> Response {
             builder.body(Body::from(body)).unwrap()
         }
         Reply::Stall => std::future::pending().await,
+        Reply::Gate(..) => unreachable!("gates are passed above"),
         Reply::Drip {
             status,
             body,

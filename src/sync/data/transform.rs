@@ -1,0 +1,379 @@
+//! A page of the origin's records made local: mapped field by field,
+//! references translated, written with links, cursor and counts in one
+//! transaction; and the local copies a full pull did not see removed.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{DataSync, Usable};
+
+use crate::domain::{
+    self, FieldKind, Id, LocalModule, ModuleMapping, Node, Record, RecordLink, SharedModule,
+    SyncRun,
+};
+use crate::mapping::convertible;
+use crate::mapping::values::normalize;
+use crate::store::{RecordBatch, RunError};
+use crate::sync::ports::RemoteRecord;
+use crate::sync::structure::SyncError;
+
+impl DataSync {
+    /// Turns a page of origin records into local writes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn transform(
+        &self,
+        node: &Node,
+        shared: &SharedModule,
+        local: &LocalModule,
+        usable: &[Usable<'_>],
+        page: &[RemoteRecord],
+        run: &mut SyncRun,
+        seq: &mut u64,
+        full: bool,
+    ) -> Result<RecordBatch, SyncError> {
+        let now = domain::now();
+        let origin_ids: Vec<Id> = page.iter().map(|r| r.id).collect();
+        let links: HashMap<Id, RecordLink> = self
+            .store
+            .find_links(node.id, shared.external_module_id, &origin_ids)
+            .await?
+            .into_iter()
+            .map(|l| (l.origin_record_id, l))
+            .collect();
+        let local_ids: Vec<Id> = links.values().map(|l| l.local_record_id).collect();
+        let mut current: HashMap<Id, Record> = self
+            .records
+            .get_module_records(local.id, &local_ids)
+            .await
+            .map_err(SyncError::from)?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        // Record references of the pair, translated to local ids.
+        let referenced: Vec<Id> = page
+            .iter()
+            .flat_map(|r| {
+                usable
+                    .iter()
+                    .filter(|u| u.dest_kind == FieldKind::Record)
+                    .flat_map(move |u| origin_values(r, &u.mapping.origin.name))
+                    .filter_map(|v| v.parse::<Id>().ok())
+            })
+            .collect();
+        let translations: HashMap<Id, Id> = self
+            .store
+            .find_links_any_module(node.id, &referenced)
+            .await?
+            .into_iter()
+            .map(|l| (l.origin_record_id, l.local_record_id))
+            .collect();
+        // References the origin sent back as our own ids: kept if the record
+        // is still here.
+        let ours: Vec<Id> = page
+            .iter()
+            .flat_map(|r| r.values.iter().filter(|v| v.yours))
+            .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
+            .collect();
+        let own: HashSet<Id> = if ours.is_empty() {
+            HashSet::new()
+        } else {
+            self.records
+                .get_records(&ours)
+                .await
+                .map_err(SyncError::from)?
+                .into_iter()
+                .filter(|r| r.deleted_at.is_none())
+                .map(|r| r.id)
+                .collect()
+        };
+        let refs = References {
+            translations: &translations,
+            own: &own,
+        };
+
+        let mut batch = RecordBatch {
+            seen_run: if full { run.id.as_i64() } else { 0 },
+            ..Default::default()
+        };
+        let mut written: HashMap<Id, usize> = HashMap::new();
+        let mut new_links: HashMap<Id, RecordLink> = HashMap::new();
+        for remote in page {
+            let origin_changed = [remote.created_at, remote.updated_at, remote.deleted_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .map(|t| t.timestamp_micros())
+                .unwrap_or(0);
+            let link = new_links.get(&remote.id).or(links.get(&remote.id)).cloned();
+            let existing = link
+                .as_ref()
+                .and_then(|l| current.get(&l.local_record_id))
+                .cloned();
+            let mut record = if remote.deleted_at.is_some() {
+                match existing {
+                    Some(mut record) if record.deleted_at.is_none() => {
+                        record.deleted_at = Some(now);
+                        record.updated_at = now;
+                        run.counts.deleted += 1;
+                        Some(record)
+                    }
+                    _ => {
+                        run.counts.skipped += 1;
+                        None
+                    }
+                }
+            } else {
+                let mapped = self.map_values(remote, usable, &refs, run, seq, &mut batch.errors);
+                match existing {
+                    Some(record) if record.deleted_at.is_some() => {
+                        // Removed here: the origin does not bring it back.
+                        run.counts.skipped += 1;
+                        None
+                    }
+                    Some(mut record) => {
+                        let before = record.values.clone();
+                        for u in usable {
+                            let name = &u.mapping.destination.name;
+                            match mapped.get(name) {
+                                Some(values) => {
+                                    record.values.insert(name.clone(), values.clone());
+                                }
+                                None => {
+                                    record.values.remove(name);
+                                }
+                            }
+                        }
+                        if record.values == before {
+                            // Nothing to write (a re-delivery, a reset).
+                            run.counts.skipped += 1;
+                            None
+                        } else {
+                            record.updated_at = now;
+                            run.counts.updated += 1;
+                            Some(record)
+                        }
+                    }
+                    None => {
+                        run.counts.created += 1;
+                        Some(Record {
+                            id: self.ids.next_id(),
+                            module_id: local.id,
+                            values: mapped,
+                            origin_node_id: Some(node.id),
+                            created_at: now,
+                            updated_at: now,
+                            deleted_at: None,
+                            changed_at: 0,
+                            revision: 0,
+                        })
+                    }
+                }
+            };
+            let local_record_id = record
+                .as_ref()
+                .map(|r| r.id)
+                .or(link.as_ref().map(|l| l.local_record_id));
+            if let Some(local_record_id) = local_record_id {
+                let l = RecordLink {
+                    node_id: node.id,
+                    exposed_module_id: shared.external_module_id,
+                    origin_record_id: remote.id,
+                    local_module_id: local.id,
+                    local_record_id,
+                    origin_changed_at: origin_changed,
+                    created_at: link.as_ref().map(|l| l.created_at).unwrap_or(now),
+                    updated_at: now,
+                };
+                new_links.insert(remote.id, l);
+            }
+            if let Some(record) = record.take() {
+                // The same origin record twice in a page: the later wins.
+                current.insert(record.id, record.clone());
+                match written.get(&record.id) {
+                    Some(&index) => batch.records[index] = record,
+                    None => {
+                        written.insert(record.id, batch.records.len());
+                        batch.records.push(record);
+                    }
+                }
+            }
+        }
+        // Links that stay as they were but for their timestamps are only
+        // touched (a full re-pull marks every link seen, so it writes all).
+        for link in new_links.into_values() {
+            let unmoved = links.get(&link.origin_record_id).is_some_and(|old| {
+                old.local_module_id == link.local_module_id
+                    && old.local_record_id == link.local_record_id
+            });
+            if unmoved && !full {
+                batch.touched.push(link);
+            } else {
+                batch.links.push(link);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The mapped values of one origin record, converted; values that do not
+    /// fit are reported, never written wrong.
+    fn map_values(
+        &self,
+        remote: &RemoteRecord,
+        usable: &[Usable<'_>],
+        refs: &References<'_>,
+        run: &mut SyncRun,
+        seq: &mut u64,
+        errors: &mut Vec<RunError>,
+    ) -> crate::domain::RecordValues {
+        let mut out = crate::domain::RecordValues::new();
+        for u in usable {
+            let mut converted = Vec::new();
+            for (value, yours) in origin_values_with_bool(remote, &u.mapping.origin) {
+                let result = if u.dest_kind == FieldKind::Record {
+                    value
+                        .parse::<Id>()
+                        .ok()
+                        .and_then(|id| {
+                            if yours {
+                                refs.own.get(&id).copied()
+                            } else {
+                                refs.translations.get(&id).copied()
+                            }
+                        })
+                        .map(|local| local.to_string())
+                        .ok_or_else(|| {
+                            format!("`{value}` is not a record of this peer that arrived here")
+                        })
+                } else {
+                    normalize(u.dest_kind, &value)
+                };
+                match result {
+                    Ok(v) => converted.push(v),
+                    Err(e) => {
+                        run.counts.errors += 1;
+                        *seq += 1;
+                        errors.push(RunError {
+                            run_id: run.id,
+                            seq: *seq,
+                            origin_record_id: Some(remote.id),
+                            message: format!(
+                                "{} -> {}: {e}",
+                                u.mapping.origin.name, u.mapping.destination.name
+                            ),
+                        });
+                    }
+                }
+            }
+            if !u.dest_multi {
+                converted.truncate(1);
+            }
+            if !converted.is_empty() {
+                out.insert(u.mapping.destination.name.clone(), converted);
+            }
+        }
+        out
+    }
+
+    /// After a full pull: local copies of records the origin no longer has.
+    pub(super) async fn remove_unseen(
+        &self,
+        node: &Node,
+        shared: &SharedModule,
+        run: &mut SyncRun,
+    ) -> Result<(), SyncError> {
+        let mut after = None;
+        loop {
+            let unseen = self
+                .store
+                .links_not_seen(
+                    node.id,
+                    shared.external_module_id,
+                    run.id.as_i64(),
+                    after,
+                    500,
+                )
+                .await?;
+            let Some(last) = unseen.last() else { break };
+            after = Some(last.origin_record_id);
+            let ids: Vec<Id> = unseen.iter().map(|l| l.local_record_id).collect();
+            let now = domain::now();
+            let mut batch = RecordBatch::default();
+            for mut record in self
+                .records
+                .get_module_records(last.local_module_id, &ids)
+                .await
+                .map_err(SyncError::from)?
+            {
+                if record.deleted_at.is_none() {
+                    record.deleted_at = Some(now);
+                    record.updated_at = now;
+                    run.counts.deleted += 1;
+                    batch.records.push(record);
+                }
+            }
+            self.records
+                .apply_batch(&batch)
+                .await
+                .map_err(SyncError::from)?;
+        }
+        Ok(())
+    }
+}
+pub(super) fn usable_fields<'a>(
+    mapping: &'a ModuleMapping,
+    shared: &SharedModule,
+    local: &LocalModule,
+) -> Vec<Usable<'a>> {
+    mapping
+        .fields
+        .iter()
+        .filter_map(|m| {
+            let origin = shared.field(&m.origin.name)?;
+            let dest = local.field(&m.destination.name)?;
+            convertible(&origin.kind, origin.is_multi, dest).ok()?;
+            Some(Usable {
+                mapping: m,
+                dest_kind: dest.kind,
+                dest_multi: dest.is_multi,
+            })
+        })
+        .collect()
+}
+
+/// Origin values of a field that are references of the origin's (not ours).
+pub(super) fn origin_values<'a>(
+    remote: &'a RemoteRecord,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    remote
+        .values
+        .iter()
+        .filter(move |v| v.name == name && !v.yours)
+        .filter_map(|v| v.value.clone())
+}
+
+/// Values of an origin field, each with its `yours` flag; Corteza sends a
+/// false Bool as a name without value.
+pub(super) fn origin_values_with_bool(
+    remote: &RemoteRecord,
+    origin: &crate::domain::ModuleField,
+) -> Vec<(String, bool)> {
+    let is_bool = origin.kind.eq_ignore_ascii_case("Bool");
+    remote
+        .values
+        .iter()
+        .filter(|v| v.name == origin.name)
+        .filter_map(|v| match &v.value {
+            Some(value) => Some((value.clone(), v.yours)),
+            None if is_bool => Some(("0".to_owned(), false)),
+            None => None,
+        })
+        .collect()
+}
+
+/// How Record-field values become local ids.
+pub(super) struct References<'a> {
+    /// Origin record id -> our copy of it.
+    translations: &'a HashMap<Id, Id>,
+    /// Our own records the origin referenced (sent back as ours).
+    own: &'a HashSet<Id>,
+}
