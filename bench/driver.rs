@@ -24,10 +24,14 @@ type Records = v1::record_service_client::RecordServiceClient<Channel>;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+mod live;
+
 struct Args {
     quick: bool,
     /// Only the flood scenario.
     flood_only: bool,
+    /// Only the live-changes round (`--live`).
+    live_only: bool,
     /// Only the many-peers round (`--many-peers`).
     many_peers_only: bool,
     /// Only the initial sync at N and the incremental one (`--incremental`).
@@ -43,6 +47,7 @@ fn args() -> Result<Args> {
     let mut args = Args {
         quick: false,
         flood_only: false,
+        live_only: false,
         many_peers_only: false,
         incremental_only: false,
         records: 0,
@@ -58,6 +63,7 @@ fn args() -> Result<Args> {
             "--quick" => args.quick = true,
             "--flood" => args.flood_only = true,
             "--many-peers" => args.many_peers_only = true,
+            "--live" => args.live_only = true,
             "--incremental" => args.incremental_only = true,
             "--records" => args.records = it.next().ok_or("--records needs a number")?.parse()?,
             "--peers" => args.peers = it.next().ok_or("--peers needs a number")?.parse()?,
@@ -77,6 +83,7 @@ fn args() -> Result<Args> {
                      --quick      N = 20,000 and 50 peers (under two minutes)\n\
                      --flood      only the flood scenario (one pair floods, another's latency is measured)\n\
                      --many-peers only the many-peers round (to profile GetSyncStatus)\n\
+                     --live       only the live-changes round (20 destinations, 180 fake peers, 100 changes)\n\
                      --incremental only the initial sync at N and the incremental sync after it\n\
                      --records N  records of the initial sync (default 200,000); growth runs N and 5N\n\
                      --peers P    peers of the many-peers round (default 200)\n\
@@ -1176,6 +1183,24 @@ fn main() -> Result<()> {
     runtime.block_on(run(args))
 }
 
+/// The live-changes round: 20 destinations and 180 fake peers, 100
+/// changes, 30 s idle (`--quick`: 5, 45, 30 and 10 s).
+async fn live_round(quick: bool) -> Result<Value> {
+    let (dests, fakes, changes, idle) = if quick {
+        (5, 45, 30, 10)
+    } else {
+        (20, 180, 100, 30)
+    };
+    let live = live::live(dests, fakes, changes, Duration::from_secs(idle)).await?;
+    let mut figures = live.print();
+    figures["targets"] = json!({
+        "p50_under_250_ms": live.latency.p50_ms < 250.0,
+        "p99_under_1_s": live.latency.p99_ms < 1000.0,
+        "idle_silent": live.idle_requests == 0,
+    });
+    Ok(figures)
+}
+
 fn print_many_peers(many: &ManyPeers) {
     println!(
         "many peers     {} peers, one round {:.2} s; GetSyncStatus p50 {:.2} ms, p99 {:.2} ms ({} calls; idle p50 {:.2} ms); peak RSS {:.1} MiB",
@@ -1209,6 +1234,16 @@ async fn run(args: Args) -> Result<()> {
     if args.many_peers_only {
         println!("fedsync bench: many peers only, {} peers", args.peers);
         print_many_peers(&many_peers(args.peers).await?);
+        return Ok(());
+    }
+    if args.live_only {
+        println!("fedsync bench: live changes only");
+        let figures = live_round(args.quick).await?;
+        report.insert("live".into(), figures);
+        if let Some(out) = &args.out {
+            std::fs::write(out, serde_json::to_string_pretty(&Value::Object(report))?)?;
+            println!("written to {}", out.display());
+        }
         return Ok(());
     }
     println!(
@@ -1269,6 +1304,9 @@ async fn run(args: Args) -> Result<()> {
 
     let flood_figures = print_flood(&flood(flood_secs).await?);
     let flood_ok = flood_figures["within_margin"] == json!(true);
+    let live_figures = live_round(args.quick).await?;
+    let live_targets = live_figures["targets"].clone();
+    report.insert("live".into(), live_figures);
     report.insert("flood".into(), flood_figures);
     report.insert("records".into(), json!(n));
     report.insert("bytes_per_record".into(), json!(bytes_per_record));
@@ -1322,6 +1360,9 @@ async fn run(args: Args) -> Result<()> {
         "incremental_under_5_percent": inc.secs < 0.05 * first.secs,
         "status_p99_under_20_ms": many.p99_ms < 20.0,
         "flood_p50_within_margin": flood_ok,
+        "live_p50_under_250_ms": live_targets["p50_under_250_ms"],
+        "live_p99_under_1_s": live_targets["p99_under_1_s"],
+        "live_idle_silent": live_targets["idle_silent"],
     });
     println!("targets        {targets}");
     report.insert("targets".into(), targets);

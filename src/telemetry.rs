@@ -156,6 +156,14 @@ pub struct Metrics {
     /// 1 while the store answers readiness checks, else 0.
     pub store_up: Gauge,
     pub sync: SyncMetrics,
+    /// Live change notices, by event: `sent`, `received`, `coalesced`,
+    /// `dropped`, `refused`, `failed`.
+    pub live_notices: Family<EventLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
 }
 
 impl Metrics {
@@ -226,9 +234,16 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             sync.backoff.clone(),
         );
+        let live_notices = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "live_notices",
+            "Live change notices sent, received, coalesced, dropped, refused or failed",
+            live_notices.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             sync,
+            live_notices,
             http_responses,
             admin_auth_failures,
             federation_limited,

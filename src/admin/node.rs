@@ -85,7 +85,11 @@ impl v1::node_service_server::NodeService for NodeApi {
     ) -> Result<Response<v1::Node>, Status> {
         let id = node_id(request.get_ref().id)?;
         match self.state.store.get_node(id).await.map_err(from_store)? {
-            Some(node) => Ok(Response::new(proto::node(&node))),
+            Some(node) => {
+                let mut shown = proto::node(&node);
+                shown.live = Some(self.state.live_status(&node).await.map_err(from_store)?);
+                Ok(Response::new(shown))
+            }
             None => Err(Status::not_found(format!("node {id} does not exist"))),
         }
     }

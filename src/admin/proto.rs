@@ -57,6 +57,21 @@ pub fn node(node: &Node) -> v1::Node {
         updated_at: Some(timestamp(node.updated_at)),
         deleted_at: opt_timestamp(node.deleted_at),
         role: node.role.as_str().to_owned(),
+        live: None,
+    }
+}
+
+/// Live changes with one peer.
+pub fn live(
+    live: &crate::sync::live::PeerLive,
+    caps: Option<&crate::domain::PeerCapabilities>,
+) -> v1::LiveStatus {
+    v1::LiveStatus {
+        on: live.on,
+        last_received_at: opt_timestamp(live.last_received),
+        last_sent_at: opt_timestamp(live.last_sent),
+        peer_version: caps.map(|c| c.version.clone()).unwrap_or_default(),
+        peer_capabilities: caps.map(|c| c.capabilities.clone()).unwrap_or_default(),
     }
 }
 

@@ -48,6 +48,20 @@ pub struct AdminState {
     /// The daemon's tasks: work a request starts runs here, not in the
     /// request.
     pub work: crate::sync::work::Work,
+    /// Live changes with peers (their status on node and sync pages).
+    pub live: Arc<crate::sync::live::LiveChanges>,
+}
+
+impl AdminState {
+    /// Live changes with a node, its peer's capabilities read from the store.
+    pub async fn live_status(
+        &self,
+        node: &crate::domain::Node,
+    ) -> Result<super::proto::v1::LiveStatus, crate::store::StoreError> {
+        let caps = self.store.peer_capabilities(node.id).await?;
+        let seen = self.live.peer_status(node, caps.as_ref());
+        Ok(super::proto::live(&seen, caps.as_ref()))
+    }
 }
 
 /// The admin router and the health reporter that flips it to NOT_SERVING on

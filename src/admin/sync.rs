@@ -159,11 +159,15 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 nodes: vec![self.node_status(&node).await?],
             }));
         }
-        // Every node: two statements whatever their number, at once (a
+        // Every node: three statements whatever their number, at once (a
         // status page polled during a busy round must stay quick).
-        let (snapshot, broken) =
-            tokio::try_join!(store.status_snapshot(), store.list_broken_mappings())
-                .map_err(from_store)?;
+        let (snapshot, broken, capabilities) = tokio::try_join!(
+            store.status_snapshot(),
+            store.list_broken_mappings(),
+            store.all_peer_capabilities()
+        )
+        .map_err(from_store)?;
+        let capabilities: std::collections::HashMap<_, _> = capabilities.into_iter().collect();
         let mut problems = std::collections::HashMap::<NodeId, Vec<_>>::new();
         for b in broken {
             problems
@@ -183,11 +187,14 @@ impl v1::sync_service_server::SyncService for SyncApi {
             .nodes
             .into_iter()
             .map(|(node, structure, data)| {
+                let caps = capabilities.get(&node.id);
+                let live = proto::live(&self.state.live.peer_status(&node, caps), caps);
                 status_view(
                     &node,
                     problems.remove(&node.id).unwrap_or_default(),
                     (structure, data),
                     jobs.remove(&node.id).unwrap_or_default(),
+                    live,
                 )
             })
             .collect();
@@ -296,7 +303,8 @@ impl SyncApi {
         }
         let schedule = store.node_schedule(node.id).await.map_err(from_store)?;
         let jobs = store.list_jobs(Some(node.id)).await.map_err(from_store)?;
-        Ok(status_view(node, problems, schedule, jobs))
+        let live = self.state.live_status(node).await.map_err(from_store)?;
+        Ok(status_view(node, problems, schedule, jobs, live))
     }
 
     async fn live_node(&self, id: u64) -> Result<crate::domain::Node, Status> {
@@ -318,6 +326,7 @@ fn status_view(
     problems: Vec<v1::MappingProblem>,
     (schedule_structure, schedule_data): (String, String),
     jobs: Vec<crate::domain::SyncJob>,
+    live: v1::LiveStatus,
 ) -> v1::NodeSyncStatus {
     let full = proto::node(node);
     v1::NodeSyncStatus {
@@ -335,5 +344,6 @@ fn status_view(
         schedule_structure,
         schedule_data,
         jobs: jobs.iter().map(proto::job).collect(),
+        live: Some(live),
     }
 }

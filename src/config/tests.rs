@@ -1,3 +1,7 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::load::resolve_data_dir;
 use super::*;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {

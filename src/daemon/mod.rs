@@ -15,7 +15,7 @@ mod shutdown;
 mod tls;
 mod tokens;
 
-use services::{local_data_plane, notices, pairing_service};
+use services::{live_changes, local_data_plane, notices, pairing_service};
 use tokens::ensure_local_admin_token;
 pub use tokens::{list_admin_tokens, mint_admin_token, revoke_admin_token};
 
@@ -236,8 +236,13 @@ async fn launch(
             .with_notices(notices.clone())
             .with_work(work.clone()),
     );
-    let (local, records) = local_data_plane(config, store.clone(), ids.clone())?;
-    let catalog = Arc::new(Catalog::new(store.clone(), local.clone(), ids.clone()));
+    let (local, plain_records) = local_data_plane(config, store.clone(), ids.clone())?;
+    // Claims wake on this too: change notices from peers record triggers.
+    let wake = Arc::new(crate::sync::wake::Wake::new());
+    let live = live_changes(config, &store, &pairing, &peer, &wake, &work, &metrics);
+    let records = live.watch(plain_records.clone());
+    let catalog =
+        Arc::new(Catalog::new(store.clone(), local.clone(), ids.clone()).with_live(live.clone()));
     let record_service = Arc::new(RecordService::new(
         local.clone(),
         records.clone(),
@@ -262,7 +267,8 @@ async fn launch(
             config.sync.structure_page_size,
             lease.owner().to_owned(),
         )
-        .with_notices(notices.clone()),
+        .with_notices(notices.clone())
+        .with_live(live.clone()),
     );
     let settings =
         crate::scheduler::SchedulerSettings::from_config(&config.sync).map_err(|e| anyhow!(e))?;
@@ -280,7 +286,8 @@ async fn launch(
         )
         .with_metrics(metrics.sync.clone())
         .with_notices(notices.clone())
-        .with_work(work.clone()),
+        .with_work(work.clone())
+        .with_wake(wake),
     );
     let federation_state = FederationState {
         store: store.clone(),
@@ -304,6 +311,8 @@ async fn launch(
             max_concurrent_requests: config.federation.max_concurrent_requests,
         })),
         listeners_bound: Arc::new(AtomicBool::new(false)),
+        live: live.clone(),
+        capabilities: Arc::new(services::our_capabilities(config)),
         trusted_proxies: Arc::new(
             crate::domain::net::parse_ip_ranges(&config.federation.trusted_proxies)
                 .map_err(|e| anyhow!("config key `federation.trusted_proxies`: {e}"))?,
@@ -322,6 +331,7 @@ async fn launch(
         ids: ids.clone(),
         notices: notices.clone(),
         work: work.clone(),
+        live: live.clone(),
     })
     .await
     .map_err(|e| anyhow!(e))?;
@@ -348,6 +358,9 @@ async fn launch(
             .keep_renewed(stop_serving.clone(), shutdown.clone()),
     );
     let dispatcher = tokio::spawn(scheduler.clone().run(stop_serving.clone()));
+    // Owned by the daemon's work: shutdown waits for them to end.
+    drop(work.start(live.clone().run(stop_serving.clone())));
+    drop(work.start(live.poll_local(plain_records, stop_serving.clone())));
     let notifier = tokio::spawn(notices.run(stop_serving.clone()));
 
     tracing::info!(

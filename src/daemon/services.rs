@@ -79,6 +79,7 @@ pub(super) fn pairing_service(
         connect_timeout: federation.peer_connect_timeout,
         request_timeout: federation.peer_request_timeout,
         max_response_bytes: federation.peer_max_response_bytes,
+        capabilities: our_capabilities(config),
     })
     .map_err(|e| anyhow!("config key `federation.peer_ca_file`: {e}"))?;
     let public_url = match federation.public_url.as_str() {
@@ -147,4 +148,47 @@ pub(super) fn local_data_plane(
             (corteza.clone(), corteza)
         }
     })
+}
+
+/// What we tell fedsync peers we can do.
+pub(super) fn our_capabilities(config: &Config) -> Vec<String> {
+    let mut capabilities = Vec::new();
+    if config.sync.live_changes {
+        capabilities.push(crate::domain::PeerCapabilities::CHANGE_NOTICES.to_owned());
+    }
+    capabilities
+}
+
+/// Live changes to and from fedsync peers, counted on the daemon's metrics.
+pub(super) fn live_changes(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    pairing: &Arc<PairingService>,
+    peer: &Arc<PeerClient>,
+    wake: &Arc<crate::sync::wake::Wake>,
+    work: &crate::sync::work::Work,
+    metrics: &crate::telemetry::Metrics,
+) -> Arc<crate::sync::live::LiveChanges> {
+    use crate::sync::live::{LiveChanges, LiveSettings};
+    let notices = metrics.live_notices.clone();
+    Arc::new(LiveChanges::new(
+        LiveSettings {
+            enabled: config.sync.live_changes,
+            window: config.sync.live_window,
+            reexport: config.sync.reexport,
+            poll: config.local.corteza_change_poll,
+        },
+        store.clone(),
+        pairing.clone(),
+        peer.clone(),
+        wake.clone(),
+        work.clone(),
+        Arc::new(move |event, n| {
+            notices
+                .get_or_create(&crate::telemetry::EventLabels {
+                    event: event.as_str(),
+                })
+                .inc_by(n);
+        }),
+    ))
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod id;
 pub mod job;
+pub mod live;
 pub mod module;
 pub mod net;
 pub mod node;
@@ -19,6 +20,7 @@ pub mod token;
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditResult};
 pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
 pub use job::{JobState, SyncJob};
+pub use live::PeerCapabilities;
 pub use module::{
     ExposedModule, FieldKind, FieldMapping, LocalField, LocalModule, MappingStatus, ModuleField,
     ModuleMapping, SharedModule,

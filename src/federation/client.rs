@@ -8,6 +8,8 @@
 //! sending. A Corteza error body with HTTP 200 is a refusal (W7). Tokens go
 //! only in the `Authorization` header, marked sensitive, and never in logs.
 
+mod live;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct PeerClientConfig {
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
+    /// What we tell peers we can do, in our handshakes.
+    pub capabilities: Vec<String>,
 }
 
 pub struct PeerClient {
@@ -48,6 +52,7 @@ pub struct PeerClient {
     policy: AddressPolicy,
     request_timeout: Duration,
     max_response_bytes: u64,
+    capabilities: Vec<String>,
 }
 
 /// The SSRF guard's refusal, found again in reqwest's error chain.
@@ -129,6 +134,7 @@ impl PeerClient {
             policy,
             request_timeout: config.request_timeout,
             max_response_bytes: config.max_response_bytes,
+            capabilities: config.capabilities.clone(),
         })
     }
 
@@ -251,6 +257,7 @@ impl PeerClient {
             } else {
                 PeerKind::Corteza
             },
+            capabilities: probe.capabilities(),
         })
     }
 }
@@ -295,7 +302,7 @@ impl Peer for PeerClient {
             pair_token: Some(request.pair_token.to_string()),
             auth_token: Some(request.auth_token.to_string()),
             shared_node_id: Some(request.shared_node_id.to_string()),
-            fedsync: Some(FedsyncExtension::ours()),
+            fedsync: Some(FedsyncExtension::with_capabilities(&self.capabilities)),
             ..HandshakeInitBody::default()
         };
         let url = endpoint(
@@ -315,7 +322,7 @@ impl Peer for PeerClient {
     ) -> Result<PeerReply, PeerError> {
         let body = HandshakeCompleteBody {
             auth_token: Some(auth_token.to_owned()),
-            fedsync: Some(FedsyncExtension::ours()),
+            fedsync: Some(FedsyncExtension::with_capabilities(&self.capabilities)),
             ..HandshakeCompleteBody::default()
         };
         let url = endpoint(

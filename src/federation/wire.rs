@@ -7,6 +7,8 @@
 //! object to handshake bodies and answers, which Corteza ignores; its absence
 //! tells us the peer is Corteza.
 
+pub mod live;
+
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ExposedModule, NodeId, Timestamp};
@@ -15,12 +17,29 @@ use crate::domain::{ExposedModule, NodeId, Timestamp};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FedsyncExtension {
     pub version: String,
+    /// What the sender can do (`change-notices`); absent from versions
+    /// before live changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
 }
 
 impl FedsyncExtension {
     pub fn ours() -> FedsyncExtension {
+        FedsyncExtension::with_capabilities(&[])
+    }
+
+    pub fn with_capabilities(capabilities: &[String]) -> FedsyncExtension {
         FedsyncExtension {
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            capabilities: capabilities.to_vec(),
+        }
+    }
+
+    /// What it says, as the store keeps it.
+    pub fn capabilities(&self) -> crate::domain::PeerCapabilities {
+        crate::domain::PeerCapabilities {
+            version: self.version.chars().take(64).collect(),
+            capabilities: self.capabilities.iter().take(32).cloned().collect(),
         }
     }
 }
@@ -39,11 +58,16 @@ pub struct SuccessBody {
 
 impl SuccessBody {
     pub fn ok() -> SuccessBody {
+        SuccessBody::with_capabilities(&[])
+    }
+
+    /// A handshake's answer: it says what we can do too.
+    pub fn with_capabilities(capabilities: &[String]) -> SuccessBody {
         SuccessBody {
             success: Message {
                 message: "OK".to_owned(),
             },
-            fedsync: FedsyncExtension::ours(),
+            fedsync: FedsyncExtension::with_capabilities(capabilities),
         }
     }
 }
@@ -301,6 +325,16 @@ pub struct AnswerProbe {
     pub fedsync: Option<serde_json::Value>,
 }
 
+impl AnswerProbe {
+    /// What a fedsync peer's answer says it can do (`None` from Corteza;
+    /// an extension that does not parse says nothing).
+    pub fn capabilities(&self) -> Option<crate::domain::PeerCapabilities> {
+        let value = self.fedsync.clone()?;
+        let extension: FedsyncExtension = serde_json::from_value(value).ok()?;
+        Some(extension.capabilities())
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ErrorProbe {
     #[serde(default)]
@@ -531,6 +565,8 @@ pub struct DecodedHandshake {
     pub body_node_id: String,
     /// Fedsync when the body carries our extension.
     pub peer_kind: crate::domain::PeerKind,
+    /// What a fedsync peer says it can do.
+    pub capabilities: Option<crate::domain::PeerCapabilities>,
 }
 
 /// The handshake body in either spelling: (OTT, token for us, node id named).
@@ -540,6 +576,7 @@ pub fn decode_handshake(body: HandshakeInitBody) -> Result<DecodedHandshake, Ref
     } else {
         crate::domain::PeerKind::Corteza
     };
+    let capabilities = body.fedsync.as_ref().map(FedsyncExtension::capabilities);
     // Corteza's spelling first, then the documentation's.
     if body.pair_token.is_some() || body.shared_node_id.is_some() {
         return Ok(DecodedHandshake {
@@ -547,6 +584,7 @@ pub fn decode_handshake(body: HandshakeInitBody) -> Result<DecodedHandshake, Ref
             auth_token: present_token(body.auth_token, "authToken")?,
             body_node_id: body.shared_node_id.unwrap_or_default(),
             peer_kind,
+            capabilities,
         });
     }
     let Some(uri) = body.node_uri else {
@@ -567,6 +605,7 @@ pub fn decode_handshake(body: HandshakeInitBody) -> Result<DecodedHandshake, Ref
         auth_token: token,
         body_node_id: parsed.node_id.to_string(),
         peer_kind,
+        capabilities,
     })
 }
 

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, broadcast};
+use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Id, IdGenerator, NodeId, SyncJob, SyncKind, Timestamp};
@@ -76,6 +76,11 @@ pub struct SchedulerSettings {
     pub per_peer: u32,
     pub lease: Duration,
     pub history_retention: Duration,
+    /// Runs kept per job whatever their age.
+    pub history_runs_per_job: u32,
+    /// The default data schedule of peers that send change notices;
+    /// `None` with live changes off.
+    pub live_data_every: Option<String>,
     /// The longest the dispatcher sleeps; also how often it reconciles jobs
     /// with nodes and mappings.
     pub tick: Duration,
@@ -87,6 +92,8 @@ impl SchedulerSettings {
             .map_err(|e| format!("config key `sync.structure_every`: {e}"))?;
         Schedule::parse(&sync.data_every)
             .map_err(|e| format!("config key `sync.data_every`: {e}"))?;
+        Schedule::parse(&sync.live_data_every)
+            .map_err(|e| format!("config key `sync.live_data_every`: {e}"))?;
         Ok(SchedulerSettings {
             structure_every: sync.structure_every.clone(),
             data_every: sync.data_every.clone(),
@@ -99,6 +106,8 @@ impl SchedulerSettings {
             per_peer: sync.per_peer,
             lease: sync.job_lease,
             history_retention: sync.history_retention,
+            history_runs_per_job: sync.history_runs_per_job,
+            live_data_every: sync.live_changes.then(|| sync.live_data_every.clone()),
             tick: Duration::from_secs(5),
         })
     }
@@ -123,7 +132,7 @@ pub struct Scheduler {
     settings: SchedulerSettings,
     owner: String,
     clock: Clock,
-    wake: Notify,
+    wake: Arc<crate::sync::wake::Wake>,
     permits: Arc<Semaphore>,
     /// Where attempts run: tasks of the daemon.
     work: Work,
@@ -173,7 +182,7 @@ impl Scheduler {
             settings,
             owner,
             clock,
-            wake: Notify::new(),
+            wake: Arc::new(crate::sync::wake::Wake::new()),
             permits,
             work: Work::new(),
             landed: broadcast::Sender::new(256),
@@ -196,6 +205,13 @@ impl Scheduler {
     /// Reports stopped jobs, and jobs failing for long, through `notices`.
     pub fn with_notices(mut self, notices: Arc<crate::sync::Notices>) -> Scheduler {
         self.notices = Some(notices);
+        self
+    }
+
+    /// Wakes when `wake` is notified too (live change notices record
+    /// triggers from outside the scheduler).
+    pub fn with_wake(mut self, wake: Arc<crate::sync::wake::Wake>) -> Scheduler {
+        self.wake = wake;
         self
     }
 
@@ -227,7 +243,7 @@ impl Scheduler {
 
     /// Wakes the dispatcher: something changed (a trigger, a mapping, a pause).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.claim();
     }
 
     pub fn now(&self) -> Timestamp {
@@ -244,6 +260,11 @@ impl Scheduler {
         loop {
             *self.beat.lock().unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
             let now = self.clock.now();
+            if self.wake.take_reconcile()
+                && let Err(error) = self.reconcile().await
+            {
+                tracing::warn!(error = %error, "cannot reconcile sync jobs; retrying");
+            }
             if last_reconcile.is_none_or(|t| now - t >= chrono_of(self.settings.tick)) {
                 self.housekeeping().await;
                 last_reconcile = Some(now);
@@ -260,7 +281,7 @@ impl Scheduler {
                 // A stop wins over a wake-up that is due at the same time.
                 biased;
                 _ = stop.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = self.wake.woken() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
             self.parked.send_replace(None);

@@ -4,9 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Scheduler, chrono_of};
+use super::{JobKey, Scheduler, chrono_of};
 use crate::domain::{
-    Id, JobState, NodeFilter, NodeId, PairingStatus, SyncJob, SyncKind, SyncRun, Timestamp,
+    JobState, NodeFilter, NodeId, PairingStatus, PeerCapabilities, SyncJob, SyncKind, SyncRun,
+    Timestamp,
 };
 use crate::store::StoreError;
 
@@ -79,8 +80,12 @@ impl Scheduler {
         Ok(())
     }
 
-    async fn reconcile_pass(&self) -> Result<(), StoreError> {
-        let now = self.clock.now();
+    /// The jobs the paired nodes and their mappings call for, with their
+    /// schedules and when what they depend on last changed. A data job of
+    /// a peer that sends change notices defaults to the live schedule.
+    /// Four queries whatever the number of nodes (this runs before every
+    /// `sync now` and on every change of nodes or mappings).
+    async fn wanted_jobs(&self) -> Result<HashMap<JobKey, (String, Timestamp)>, StoreError> {
         let nodes = self
             .store
             .list_nodes(&NodeFilter {
@@ -88,10 +93,6 @@ impl Scheduler {
                 ..NodeFilter::default()
             })
             .await?;
-        let mut wanted: HashMap<(NodeId, SyncKind, Option<Id>), (String, Timestamp)> =
-            HashMap::new();
-        // Three queries whatever the number of nodes (this runs before every
-        // `sync now` and on every change of nodes or mappings).
         let mut schedules: HashMap<NodeId, (String, String)> = self
             .store
             .node_schedules()
@@ -103,8 +104,23 @@ impl Scheduler {
         for mapping in self.store.list_all_mappings().await? {
             mappings.entry(mapping.node_id).or_default().push(mapping);
         }
+        let live: HashSet<NodeId> = match &self.settings.live_data_every {
+            None => HashSet::new(),
+            Some(_) => self
+                .store
+                .all_peer_capabilities()
+                .await?
+                .into_iter()
+                .filter(|(_, caps)| caps.has(PeerCapabilities::CHANGE_NOTICES))
+                .map(|(node, _)| node)
+                .collect(),
+        };
+        let mut wanted = HashMap::new();
         for node in &nodes {
-            let (structure, data) = schedules.remove(&node.id).unwrap_or_default();
+            let (structure, mut data) = schedules.remove(&node.id).unwrap_or_default();
+            if data.is_empty() && live.contains(&node.id) {
+                data = self.settings.live_data_every.clone().unwrap_or_default();
+            }
             wanted.insert(
                 (node.id, SyncKind::Structure, None),
                 (structure, node.updated_at),
@@ -116,6 +132,12 @@ impl Scheduler {
                 );
             }
         }
+        Ok(wanted)
+    }
+
+    async fn reconcile_pass(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let wanted = self.wanted_jobs().await?;
         let mut present = HashSet::new();
         for mut job in self.store.list_jobs(None).await? {
             let key = (job.node_id, job.kind, job.shared_module_id);
@@ -170,6 +192,15 @@ impl Scheduler {
                 )
             }
             Err(error) => tracing::warn!(error = %error, "cannot remove old history"),
+        }
+        match self
+            .store
+            .prune_runs_beyond(self.settings.history_runs_per_job)
+            .await
+        {
+            Ok(0) => {}
+            Ok(runs) => tracing::info!(runs, "removed runs beyond the number kept per job"),
+            Err(error) => tracing::warn!(error = %error, "cannot remove old runs"),
         }
     }
 }

@@ -58,6 +58,8 @@ async fn rig(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Arc<Scheduler>, Arc<No
         per_peer: 2,
         lease: LEASE,
         history_retention: Duration::from_secs(3600),
+        history_runs_per_job: 1000,
+        live_data_every: None,
         tick: Duration::from_secs(5),
     };
     let scheduler = Arc::new(Scheduler::new(

@@ -249,6 +249,7 @@ macro_rules! impl_common_store {
         $crate::store::jobs_sql::impl_job_store!($store, $begin, $lock_module, $skip_locked);
         $crate::store::schedule_sql::impl_schedule_store!($store, $json_agg, $json_row);
         $crate::store::notify_sql::impl_notification_store!($store, $skip_locked);
+        $crate::store::live_sql::impl_live_store!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::AdminTokenStore for $store {

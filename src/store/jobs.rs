@@ -118,4 +118,8 @@ pub trait ScheduleStore: Send + Sync {
     /// Removes finished runs (with their errors) and audit events older than
     /// `before`; returns (runs, audit events) removed.
     async fn prune_history(&self, before: Timestamp) -> Result<(u64, u64), StoreError>;
+    /// Keeps at most `keep` runs of each job (node, kind, shared module):
+    /// older finished runs go with their errors (live changes make many
+    /// small runs). Returns how many were removed.
+    async fn prune_runs_beyond(&self, keep: u32) -> Result<u64, StoreError>;
 }

@@ -16,11 +16,14 @@ mod catalog;
 mod common;
 mod jobs;
 mod jobs_sql;
+mod live;
+mod live_sql;
 pub use catalog::{
     BrokenMapping, ExposedPageQuery, LocalModuleStore, ModuleStore, SharedStore, StructureChange,
 };
 pub use jobs::{JobStore, ScheduleStore, StatusSnapshot, TriggerRequest};
 pub use jobs_sql::CLAIM_LOCK;
+pub use live::LiveStore;
 pub use records::{ChangeQuery, CursorWrite, RecordBatch, RecordStore, RunError, SyncStore};
 mod modules_sql;
 mod notify_sql;
@@ -301,6 +304,7 @@ pub trait Store:
     + RecordStore
     + JobStore
     + ScheduleStore
+    + LiveStore
     + NotificationStore
     + AdminTokenStore
     + AuditStore
@@ -321,6 +325,7 @@ impl<T> Store for T where
         + RecordStore
         + JobStore
         + ScheduleStore
+        + LiveStore
         + NotificationStore
         + AdminTokenStore
         + AuditStore

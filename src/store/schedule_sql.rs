@@ -1,6 +1,17 @@
 //! The SQL of nodes' schedules and pauses, the status of every node, and
 //! pruning old history (`ScheduleStore`).
 
+/// The finished runs of job (`$1` node, `$2` kind, `$3` shared module)
+/// older than its `$4 + 1`-th newest run.
+macro_rules! older_than_kept {
+    () => {
+        "node_id = $1 AND kind = $2 AND shared_module_id = $3 AND status <> 'running' \
+         AND id < (SELECT id FROM sync_runs WHERE node_id = $1 AND kind = $2 \
+         AND shared_module_id = $3 ORDER BY id DESC LIMIT 1 OFFSET $4)"
+    };
+}
+pub(crate) use older_than_kept;
+
 macro_rules! impl_schedule_store {
     ($store:ty, $json_agg:literal, $json_row:literal) => {
         #[async_trait::async_trait]
@@ -122,6 +133,49 @@ macro_rules! impl_schedule_store {
                     .rows_affected();
                 tx.commit().await?;
                 Ok((runs, audit))
+            }
+
+            async fn prune_runs_beyond(
+                &self,
+                keep: u32,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let keep = i64::from(keep.max(1));
+                let jobs: Vec<(i64, String, i64)> = sqlx::query_as(
+                    "SELECT node_id, kind, shared_module_id FROM sync_runs \
+                     GROUP BY node_id, kind, shared_module_id HAVING COUNT(*) > $1",
+                )
+                .bind(keep)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut removed = 0;
+                for (node, kind, shared) in jobs {
+                    // Finished runs older than the oldest one kept go.
+                    let mut tx = self.pool.begin().await?;
+                    sqlx::query(concat!(
+                        "DELETE FROM sync_run_errors WHERE run_id IN (SELECT id FROM sync_runs WHERE ",
+                        $crate::store::schedule_sql::older_than_kept!(),
+                        ")"
+                    ))
+                    .bind(node)
+                    .bind(&kind)
+                    .bind(shared)
+                    .bind(keep - 1)
+                    .execute(&mut *tx)
+                    .await?;
+                    removed += sqlx::query(concat!(
+                        "DELETE FROM sync_runs WHERE ",
+                        $crate::store::schedule_sql::older_than_kept!()
+                    ))
+                    .bind(node)
+                    .bind(&kind)
+                    .bind(shared)
+                    .bind(keep - 1)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    tx.commit().await?;
+                }
+                Ok(removed)
             }
         }
     };

@@ -67,6 +67,7 @@ pub(crate) use sealed_cursor_properties;
 pub mod audit;
 pub mod catalog;
 pub mod data;
+pub mod live;
 pub mod notices;
 pub mod pairing_flow;
 pub mod ports;
@@ -74,6 +75,7 @@ pub mod progress;
 pub mod records;
 pub mod runs;
 pub mod structure;
+pub mod wake;
 pub mod work;
 
 pub use notices::{Event, NoticeSettings, Notices};

@@ -19,10 +19,12 @@ pub struct HandshakeInit {
 }
 
 /// What we learnt from a successful answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerReply {
     /// `Fedsync` when the peer answered with our extension, else `Corteza`.
     pub peer_kind: PeerKind,
+    /// What a fedsync peer says it can do.
+    pub capabilities: Option<crate::domain::PeerCapabilities>,
 }
 
 /// A failed call to a peer, classified where it happened.
@@ -340,6 +342,30 @@ pub trait LocalRecords: Send + Sync {
     async fn ready(&self) -> Result<(), String> {
         Ok(())
     }
+    /// Whether its records change without us (Corteza's do): then live
+    /// changes look at `newest_change` of the modules peers want to hear of.
+    fn polls_for_changes(&self) -> bool {
+        false
+    }
+    /// The newest change of a module's records (created, updated or
+    /// removed), as cheaply as the data plane can tell it.
+    async fn newest_change(
+        &self,
+        module_id: crate::domain::Id,
+    ) -> Result<Option<NewestChange>, LocalError> {
+        let _ = module_id;
+        Ok(None)
+    }
+}
+
+/// The newest change of a module, as a data plane whose records change
+/// without us tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewestChange {
+    /// Its time (an opaque, increasing mark: microseconds for Corteza).
+    pub at: i64,
+    /// When a page of changes can serve it (a second is served once over).
+    pub servable_at: crate::domain::Timestamp,
 }
 
 /// Why a notification was not delivered.

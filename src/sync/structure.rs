@@ -198,6 +198,8 @@ pub struct StructureSync {
     running: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
     /// Who hears of mappings a structure change broke.
     notices: Option<Arc<super::Notices>>,
+    /// Asked to learn what the peer can do after each pull.
+    live: Option<Arc<super::live::LiveChanges>>,
 }
 
 impl StructureSync {
@@ -218,7 +220,15 @@ impl StructureSync {
             page_size: page_size.clamp(1, MAX_PAGE_SIZE),
             running: Mutex::new(HashMap::new()),
             notices: None,
+            live: None,
         }
+    }
+
+    /// After each successful pull, the peer's capabilities are fetched
+    /// again through `live` (a fedsync peer that was upgraded says so).
+    pub fn with_live(mut self, live: Arc<super::live::LiveChanges>) -> StructureSync {
+        self.live = Some(live);
+        self
     }
 
     /// Mappings a structure change breaks are reported through `notices`.
@@ -303,6 +313,9 @@ impl StructureSync {
                     )
                     .await?;
                 tracing::info!(node_id = %node_id, kind = "structure", created = run.counts.created, updated = run.counts.updated, deleted = run.counts.deleted, pages = run.counts.pages, duration_ms = run_ms(&run), "sync run finished");
+                if let Some(live) = &self.live {
+                    live.learn_capabilities(&node).await;
+                }
                 Ok((run, None))
             }
             Err(error) => {

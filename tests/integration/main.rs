@@ -18,6 +18,8 @@ mod hostile;
 mod layering;
 mod lifecycle;
 mod limits;
+mod live;
+mod live_more;
 mod notify;
 mod ops;
 mod ownership;

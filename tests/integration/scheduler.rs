@@ -140,6 +140,8 @@ async fn rig_every(script: Vec<Verdict>, work: Duration, every: &str) -> Rig {
         per_peer: 2,
         lease: Duration::from_secs(30),
         history_retention: Duration::from_secs(30 * 24 * 3600),
+        history_runs_per_job: 1000,
+        live_data_every: None,
         tick: TICK,
     };
     let scheduler = Arc::new(Scheduler::new(

@@ -314,17 +314,13 @@ async fn no_secret_reaches_logs_errors_audit_or_the_database() {
         &mut cli_errors,
     )
     .await;
-    assert_eq!(
-        (&runs[0]["status"], &runs[0]["created"]),
-        (&serde_json::json!("succeeded"), &serde_json::json!(50)),
-        "{runs}"
-    );
+    // Live changes (on by default here: their notices are traced too)
+    // may have brought the records before this pull did.
+    assert_eq!(runs[0]["status"], "succeeded", "{runs}");
     answers.push_str(&runs.to_string());
-    answers.push_str(
-        &cli(&["record", "list", "Contact"], &b_dir, &mut cli_errors)
-            .await
-            .to_string(),
-    );
+    let on_b = cli(&["record", "list", "Contact"], &b_dir, &mut cli_errors).await;
+    assert_eq!(on_b.as_array().map(Vec::len), Some(50), "{on_b}");
+    answers.push_str(&on_b.to_string());
     for (dir, id) in [(&a_dir, &a_id), (&b_dir, &b_id)] {
         for command in [
             vec!["node", "check", id],

@@ -16,9 +16,9 @@ use crate::common::{
 };
 use crate::data::{account_file, create_account, records, share_account};
 
-const TOKEN: &str = "corteza-token-one";
+pub(crate) const TOKEN: &str = "corteza-token-one";
 
-fn token_file(dir: &Path, token: &str) -> PathBuf {
+pub(crate) fn token_file(dir: &Path, token: &str) -> PathBuf {
     let path = dir.join("corteza-token");
     std::fs::write(&path, format!("{token}\n")).unwrap();
     path
@@ -29,7 +29,7 @@ async fn sidecar(label: &str, corteza_url: &str, token: &Path, namespace: &str) 
     sidecar_with(label, corteza_url, token, namespace, |_| {}).await
 }
 
-async fn sidecar_with(
+pub(crate) async fn sidecar_with(
     label: &str,
     corteza_url: &str,
     token: &Path,
@@ -54,13 +54,13 @@ async fn sidecar_with(
     .await
 }
 
-fn body(name: &str) -> Value {
+pub(crate) fn body(name: &str) -> Value {
     fixture(name)["request"]["body"].clone()
 }
 
 /// Corteza A as recorded (013-017): namespace `fedsrc`, module `contact`
 /// with six fields, Alice, Bob and Carol. Returns (module id, record ids).
-fn recorded_source(fake: &FakeCorteza) -> (String, Vec<String>) {
+pub(crate) fn recorded_source(fake: &FakeCorteza) -> (String, Vec<String>) {
     let ns = fake.add_namespace("Fed Source", "fedsrc");
     let module = fake.add_module(&ns, &body("014-A-compose-create-module.json"));
     let ids = [
@@ -75,7 +75,7 @@ fn recorded_source(fake: &FakeCorteza) -> (String, Vec<String>) {
 }
 
 /// Live records of an embedded module as name -> values.
-async fn live(d: &TestDaemon, module: &str, name: &str) -> BTreeMap<String, Value> {
+pub(crate) async fn live(d: &TestDaemon, module: &str, name: &str) -> BTreeMap<String, Value> {
     records(d, module, false)
         .await
         .into_iter()
@@ -143,7 +143,7 @@ async fn share_contact(
 /// Pairs `origin` with `dest`, which maps the `name` of `module` into its
 /// new embedded module `Person` (`Name`). Returns the origin's node id on
 /// `dest`.
-async fn share_names(origin: &TestDaemon, dest: &TestDaemon, module: &str) -> u64 {
+pub(crate) async fn share_names(origin: &TestDaemon, dest: &TestDaemon, module: &str) -> u64 {
     let (origin_node, dest_node) = pair(origin, dest).await;
     cli_json(
         dest,

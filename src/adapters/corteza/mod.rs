@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 mod changes;
+mod live;
 
 #[cfg(test)]
 use changes::ChangeList;
@@ -158,6 +159,9 @@ pub struct CortezaData {
     /// (peer, module) -> the run in which, and when, Corteza was counted
     /// to hold no record of that peer without its link (see `all_linked`).
     all_linked_in: std::sync::Mutex<HashMap<(NodeId, Id), (Id, std::time::Instant)>>,
+    /// Module -> (the second it was last looked at for changes, the mark
+    /// of the newest change seen): see `live.rs`.
+    looked: std::sync::Mutex<HashMap<Id, (i64, i64)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +199,7 @@ impl CortezaData {
             no_ids_query: std::sync::atomic::AtomicBool::new(false),
             no_id_continuation: std::sync::atomic::AtomicBool::new(false),
             all_linked_in: std::sync::Mutex::new(HashMap::new()),
+            looked: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -1241,6 +1246,17 @@ impl LocalRecords for CortezaData {
     /// unit. A batch cut between the two is safe to run again: a record
     /// made for an origin record is found by its meta and updated, never
     /// made twice.
+    fn polls_for_changes(&self) -> bool {
+        true
+    }
+
+    async fn newest_change(
+        &self,
+        module_id: Id,
+    ) -> Result<Option<crate::sync::ports::NewestChange>, LocalError> {
+        self.look_for_changes(module_id).await
+    }
+
     async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
         let mut origin_of: HashMap<Id, (NodeId, Id)> = HashMap::new();
         for link in batch.links.iter().chain(&batch.touched) {

@@ -525,6 +525,8 @@ struct StatusJson {
     schedule_structure: String,
     schedule_data: String,
     jobs: Vec<JobJson>,
+    #[serde(flatten)]
+    live: super::live::LiveJson,
 }
 
 #[derive(Serialize)]
@@ -640,6 +642,7 @@ fn status_json(n: &v1::NodeSyncStatus) -> StatusJson {
         schedule_structure: n.schedule_structure.clone(),
         schedule_data: n.schedule_data.clone(),
         jobs: n.jobs.iter().map(job_json).collect(),
+        live: super::live::LiveJson::of(&n.live),
     }
 }
 
@@ -678,6 +681,7 @@ pub fn sync_status(json: bool, nodes: &[v1::NodeSyncStatus]) {
         &table_rows,
     );
     for n in &rows {
+        println!("node {}: live changes {}", n.node_id, n.live.human());
         print_jobs(n);
         for p in &n.problems {
             println!(

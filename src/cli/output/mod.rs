@@ -41,6 +41,8 @@ struct NodeJson {
     created_at: Option<String>,
     updated_at: Option<String>,
     deleted_at: Option<String>,
+    #[serde(flatten)]
+    live: live::LiveJson,
 }
 
 impl From<&v1::Node> for NodeJson {
@@ -68,6 +70,7 @@ impl From<&v1::Node> for NodeJson {
             created_at: rfc3339(&n.created_at),
             updated_at: rfc3339(&n.updated_at),
             deleted_at: rfc3339(&n.deleted_at),
+            live: live::LiveJson::of(&n.live),
         }
     }
 }
@@ -247,6 +250,7 @@ pub fn node(json: bool, node: &v1::Node) {
         ),
         ("data error", or_dash(&view.data_error)),
         ("paused", view.paused.to_string()),
+        ("live changes", view.live.human()),
         ("created", view.created_at.unwrap_or_else(|| "-".into())),
         ("updated", view.updated_at.unwrap_or_else(|| "-".into())),
         ("deleted", view.deleted_at.unwrap_or_else(|| "-".into())),
@@ -483,6 +487,7 @@ pub fn audit(json: bool, events: &[v1::AuditEvent]) {
 
 mod catalog;
 mod jobs;
+mod live;
 mod record;
 pub use catalog::*;
 pub use jobs::*;

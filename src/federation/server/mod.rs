@@ -4,6 +4,7 @@
 mod data;
 mod health;
 mod limits;
+mod live;
 mod peer;
 
 pub use limits::{LimitSettings, Limits, RateLimiter, Verdict, address_key};
@@ -45,6 +46,9 @@ pub struct FederationState {
     pub listeners_bound: Arc<AtomicBool>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<crate::domain::net::IpRange>>,
+    /// Change notices from peers, and what we tell peers we can do.
+    pub live: Arc<crate::sync::live::LiveChanges>,
+    pub capabilities: Arc<Vec<String>>,
 }
 
 impl FederationState {
@@ -74,6 +78,14 @@ pub fn router(state: FederationState) -> Router {
             get(peer::exposed_modules),
         )
         .route("/federation/nodes/{id}/fedsync/unpair", post(peer::unpair))
+        .route(
+            "/federation/nodes/{id}/fedsync/changes",
+            post(live::changes),
+        )
+        .route(
+            "/federation/nodes/{id}/fedsync/capabilities",
+            get(live::capabilities),
+        )
         .route(
             "/federation/nodes/{id}/modules/exposed/records/",
             get(data::records_index),

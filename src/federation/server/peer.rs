@@ -54,8 +54,36 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn success() -> Response {
+pub(super) fn success() -> Response {
     (StatusCode::OK, Json(SuccessBody::ok())).into_response()
+}
+
+/// A handshake's success: it says what we can do.
+fn handshake_success(state: &FederationState) -> Response {
+    (
+        StatusCode::OK,
+        Json(SuccessBody::with_capabilities(&state.capabilities)),
+    )
+        .into_response()
+}
+
+/// Keeps what a fedsync peer said it can do (a failure is only logged:
+/// the next structure sync asks again).
+async fn keep_capabilities(
+    state: &FederationState,
+    node: NodeId,
+    capabilities: Option<crate::domain::PeerCapabilities>,
+) {
+    let Some(capabilities) = capabilities else {
+        return;
+    };
+    if let Err(error) = state
+        .store
+        .set_peer_capabilities(node, &capabilities, crate::domain::now())
+        .await
+    {
+        tracing::warn!(node_id = %node, error = %error, "cannot keep a peer's capabilities");
+    }
 }
 
 fn source(info: &ConnectInfo<SocketAddr>) -> String {
@@ -63,7 +91,7 @@ fn source(info: &ConnectInfo<SocketAddr>) -> String {
 }
 
 /// Reads a small JSON body's bytes: 415 unless JSON, 413 past the cap.
-async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Refusal> {
+pub(super) async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Refusal> {
     let is_json = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -85,7 +113,10 @@ async fn json_bytes(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Ref
 
 /// Reads a small JSON body: 415 unless JSON, 413 past the cap, 400 when it
 /// does not decode (wrong types, duplicate keys, too deep).
-async fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, Refusal> {
+pub(super) async fn json_body<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Refusal> {
     let bytes = json_bytes(headers, body).await?;
     Ok(decode_json_body(&bytes)?)
 }
@@ -156,6 +187,7 @@ async fn handshake_checked(
         Ok(decoded) => decoded,
         Err(refusal) => return refusal.into_response(),
     };
+    let node = id.parse::<u64>().ok().and_then(NodeId::from_u64);
     let inbound = InboundHandshake {
         path_node_id: id,
         body_node_id: decoded.body_node_id,
@@ -165,7 +197,12 @@ async fn handshake_checked(
         source_addr: addr.to_string(),
     };
     match state.pairing.accept_handshake(inbound).await {
-        Ok(()) => success(),
+        Ok(()) => {
+            if let Some(node) = node {
+                keep_capabilities(state, node, decoded.capabilities).await;
+            }
+            handshake_success(state)
+        }
         Err(None) => error(StatusCode::UNAUTHORIZED, "pairing token invalid"),
         Err(Some(e)) => {
             tracing::error!(error = %e, "handshake request failed");
@@ -243,8 +280,12 @@ pub async fn handshake_complete(
         Ok(token) => token,
         Err(refused) => return Refusal::from(refused).into_response(),
     };
+    let capabilities = body.fedsync.as_ref().map(|f| f.capabilities());
     match state.pairing.complete_handshake(&peer, &token, kind).await {
-        Ok(()) => success(),
+        Ok(()) => {
+            keep_capabilities(&state, peer.node.id, capabilities).await;
+            handshake_success(&state)
+        }
         Err(PairingError::WrongState(message)) => error(StatusCode::CONFLICT, &message),
         Err(PairingError::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
         Err(e) => {

@@ -52,11 +52,38 @@ pub struct Catalog {
     store: Arc<dyn Store>,
     local: Arc<dyn LocalData>,
     ids: Arc<IdGenerator>,
+    /// Told when what peers see changes (live changes).
+    live: Option<Arc<super::live::LiveChanges>>,
 }
 
 impl Catalog {
     pub fn new(store: Arc<dyn Store>, local: Arc<dyn LocalData>, ids: Arc<IdGenerator>) -> Catalog {
-        Catalog { store, local, ids }
+        Catalog {
+            store,
+            local,
+            ids,
+            live: None,
+        }
+    }
+
+    /// Exposure and module changes are announced to peers through `live`.
+    pub fn with_live(mut self, live: Arc<super::live::LiveChanges>) -> Catalog {
+        self.live = Some(live);
+        self
+    }
+
+    /// A mapping came or went: its job does at once, not on the next tick
+    /// (a change notice can wake only a job that exists).
+    fn jobs_changed(&self) {
+        if let Some(live) = &self.live {
+            live.jobs_changed();
+        }
+    }
+
+    fn exposures_changed(&self, node: NodeId) {
+        if let Some(live) = &self.live {
+            live.exposures_changed(node);
+        }
     }
 
     pub fn local(&self) -> &Arc<dyn LocalData> {
@@ -149,6 +176,9 @@ impl Catalog {
         }
         module.updated_at = domain::now();
         self.local.update_module(&module).await?;
+        if let Some(live) = &self.live {
+            live.module_changed(module.id);
+        }
         self.record(
             actor,
             "module.updated",
@@ -320,6 +350,7 @@ impl Catalog {
             }),
         )
         .await?;
+        self.exposures_changed(node.id);
         Ok(exposed)
     }
 
@@ -366,6 +397,7 @@ impl Catalog {
             }),
         )
         .await?;
+        self.exposures_changed(node.id);
         Ok(exposed)
     }
 
@@ -389,6 +421,7 @@ impl Catalog {
             serde_json::json!({ "exposedModuleId": exposed.id.to_string() }),
         )
         .await?;
+        self.exposures_changed(node.id);
         Ok(exposed)
     }
 
@@ -471,6 +504,7 @@ impl Catalog {
             "sharedModuleId": shared.id.to_string(), "moduleId": local.id.to_string(),
             "fields": mapping.fields.iter().map(|m| format!("{}={}", m.origin.name, m.destination.name)).collect::<Vec<_>>(),
         })).await?;
+        self.jobs_changed();
         Ok(MappingView {
             mapping,
             shared,
@@ -516,6 +550,7 @@ impl Catalog {
             serde_json::json!({ "sharedModuleId": view.shared.id.to_string() }),
         )
         .await?;
+        self.jobs_changed();
         Ok(view)
     }
 }

@@ -41,6 +41,25 @@ impl PairingService {
             .await
     }
 
+    /// Keeps what a fedsync peer said it can do in its answer (a failure is
+    /// only logged: the next structure sync asks again).
+    async fn keep_capabilities(
+        &self,
+        id: NodeId,
+        capabilities: Option<crate::domain::PeerCapabilities>,
+    ) {
+        let Some(capabilities) = capabilities else {
+            return;
+        };
+        if let Err(error) = self
+            .store
+            .set_peer_capabilities(id, &capabilities, domain::now())
+            .await
+        {
+            tracing::warn!(node_id = %id, error = %error, "cannot keep a peer's capabilities");
+        }
+    }
+
     /// Runs `step` as a task of the daemon and waits for its result.
     pub(super) async fn owned<T, F, Fut>(self: &Arc<Self>, step: F) -> Result<T, PairingError>
     where
@@ -129,6 +148,7 @@ impl PairingService {
                     serde_json::json!({ "peerKind": reply.peer_kind.as_str() }),
                 )];
                 self.apply(&change).await?;
+                self.keep_capabilities(id, reply.capabilities).await;
                 Ok(node)
             }
             Err(error) => {
@@ -289,6 +309,7 @@ impl PairingService {
                     serde_json::json!({ "peerKind": node.peer_kind.as_str() }),
                 )];
                 self.apply(&change).await?;
+                self.keep_capabilities(id, reply.capabilities).await;
                 Ok(node)
             }
             Err(error) => {

@@ -77,6 +77,9 @@ struct World {
     no_id_continuation: bool,
     /// The clock stays in its second (a bulk import).
     clock_held: bool,
+    /// Changes are stamped with the real time, as a Corteza beside fedsync
+    /// stamps them.
+    wall_clock: bool,
     /// Record creates taken before they answer 503.
     creates_left: Option<usize>,
 }
@@ -90,6 +93,11 @@ pub struct FakeCorteza {
 
 /// The next second of the fake's clock (the same while it is held).
 fn now(w: &mut World) -> String {
+    if w.wall_clock {
+        let now = chrono::Utc::now();
+        w.clock = Some(now);
+        return now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
     let step = match (w.clock, w.clock_held) {
         (Some(_), true) => chrono::Duration::zero(),
         _ => chrono::Duration::seconds(1),
@@ -240,6 +248,12 @@ impl FakeCorteza {
     /// failing in the middle of a batch); `None` takes them all again.
     pub fn fail_creates_after(&self, n: Option<usize>) {
         self.world.lock().unwrap().creates_left = n;
+    }
+
+    /// From now on, changes are stamped with the real time (a Corteza
+    /// beside fedsync, whose clock is the same).
+    pub fn wall_clock(&self) {
+        self.world.lock().unwrap().wall_clock = true;
     }
 
     /// While held, every change happens in the same second.

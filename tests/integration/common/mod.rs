@@ -171,7 +171,10 @@ pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) ->
         .set("sync.structure_every", "1h")
         .set("sync.data_every", "1h")
         .set("sync.retry_base", "1h")
-        .set("sync.retry_cap", "1h");
+        .set("sync.retry_cap", "1h")
+        // Polling only: the runs tests count are the ones they start.
+        // Tests of live changes turn them on.
+        .set("sync.live_changes", false);
     extra(&mut overrides);
     let config = Config::load(None, Vec::new(), &overrides).expect("test config is valid");
     let daemon = fedsync::daemon::start_with_listeners(config, federation, admin)
@@ -466,6 +469,7 @@ pub async fn spawn_child_daemon(
         .env("FEDSYNC_SYNC__STRUCTURE_EVERY", "1h")
         .env("FEDSYNC_SYNC__RETRY_BASE", "1h")
         .env("FEDSYNC_SYNC__RETRY_CAP", "1h")
+        .env("FEDSYNC_SYNC__LIVE_CHANGES", "false")
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(child_log(data_dir, socket_dir)).unwrap(),
