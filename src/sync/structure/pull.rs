@@ -1,266 +1,25 @@
-//! Structure: serving our exposed modules to a peer page by page (origin),
-//! and pulling a peer's exposed modules into shared modules (destination).
-//!
-//! Serving pages by a keyset on the exposed module id, with opaque,
-//! tamper-evident, pair-bound cursors that carry the `lastSync` filter (a
-//! Corteza destination drops `lastSync` on the next page). Pulling reads
-//! every page, then writes all changes in one transaction: created, changed
-//! and removed shared modules, and the status of every mapping they touch.
-//! A changed structure freezes nothing (Corteza W18): new fields arrive
-//! unmapped, mappings of removed fields are marked broken with the reason.
+//! The destination side of structure sync: a pull of a peer's exposed
+//! modules, every page read first (loops cut off), then created, changed
+//! and removed shared modules and the status of every mapping they touch
+//! written in one transaction, and the run recorded.
+
+use std::collections::{HashMap, HashSet};
 
 use backon::Retryable;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
-use super::audit;
-use super::pairing_flow::PairingService;
-use super::ports::{PeerError, RemoteModule, StructurePeer};
-use super::runs::{bounded_if_down, run_ms};
-use crate::crypto::{SigningKey, mac};
+use super::{MAX_PAGES, StructureSync, SyncError};
 use crate::domain::{
-    self, Actor, AuditResult, ExposedModule, Id, IdGenerator, MappingStatus, Node, NodeId,
-    PairingStatus, RunCounts, RunStatus, SharedModule, SyncKind, SyncRun, SyncStatus, Timestamp,
+    self, Actor, AuditResult, Id, MappingStatus, Node, NodeId, PairingStatus, RunCounts, RunStatus,
+    SharedModule, SyncKind, SyncRun, SyncStatus, Timestamp,
 };
 use crate::mapping::check_mapping;
-use crate::store::{ExposedPageQuery, Store, StoreError, StructureChange};
-
-/// Rows per page when the peer asks for none or for too many.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-pub const MAX_PAGE_SIZE: u32 = 500;
-/// A pull that needs more pages than this is cut off (a looping origin).
-pub const MAX_PAGES: u64 = 10_000;
-const CURSOR_PURPOSE: &str = "structure-page";
-
-/// What a page request asked for.
-#[derive(Debug, Clone, Default)]
-pub struct PageRequest {
-    /// Corteza's `lastSync`: unix seconds.
-    pub last_sync: Option<i64>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
-
-/// A page of exposed modules, ready to encode.
-#[derive(Debug, Clone)]
-pub struct ServedPage {
-    pub modules: Vec<ExposedModule>,
-    pub next_cursor: Option<String>,
-    pub last_sync: i64,
-    pub limit: u32,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("the local data plane failed: {0}")]
-    Local(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// What a structure page cursor carries (sealed: a peer cannot forge one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CursorPayload {
-    /// The node (pair) the cursor belongs to.
-    pub n: u64,
-    /// The last exposed module id served.
-    pub a: u64,
-    /// The `lastSync` filter, unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub s: Option<i64>,
-}
-
-/// Seals a structure page cursor.
-pub fn seal_cursor(key: &SigningKey, cursor: &CursorPayload) -> String {
-    let payload = serde_json::to_vec(cursor).unwrap_or_default();
-    mac::seal(key, CURSOR_PURPOSE, &payload)
-}
-
-/// The structure page cursor in `text`, or `None` when this node (with
-/// `key`) did not issue it.
-pub fn open_cursor(key: &SigningKey, text: &str) -> Option<CursorPayload> {
-    mac::open(key, CURSOR_PURPOSE, text).and_then(|bytes| serde_json::from_slice(&bytes).ok())
-}
-
-/// Serves one page of `node`'s exposed modules. Tombstones (unexposed
-/// modules) are served only to peers that understand them.
-pub async fn serve_page(
-    store: &dyn Store,
-    key: &SigningKey,
-    node: &Node,
-    include_deleted: bool,
-    request: PageRequest,
-) -> Result<ServedPage, ServeError> {
-    let limit = match request.limit {
-        None | Some(0) => DEFAULT_PAGE_SIZE,
-        Some(n) => n.min(MAX_PAGE_SIZE),
-    };
-    let (after, last_sync) = match &request.cursor {
-        Some(text) => {
-            let payload = open_cursor(key, text).ok_or_else(|| {
-                ServeError::BadRequest("pageCursor is not a cursor this node issued".into())
-            })?;
-            if payload.n != node.id.get() {
-                return Err(ServeError::BadRequest(
-                    "pageCursor belongs to another pair".into(),
-                ));
-            }
-            (Id::new(payload.a), payload.s)
-        }
-        None => (None, request.last_sync),
-    };
-    if let Some(t) = last_sync
-        && t < 0
-    {
-        return Err(ServeError::BadRequest(
-            "lastSync must not be negative".into(),
-        ));
-    }
-    let since = last_sync
-        .filter(|t| *t > 0)
-        .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
-    let mut modules = store
-        .page_exposed_modules(&ExposedPageQuery {
-            node_id: node.id,
-            since,
-            after,
-            include_deleted,
-            limit: limit + 1,
-        })
-        .await?;
-    let next_cursor = if modules.len() > limit as usize {
-        modules.truncate(limit as usize);
-        let last = modules.last().map(|m| m.id.get()).unwrap_or(0);
-        Some(seal_cursor(
-            key,
-            &CursorPayload {
-                n: node.id.get(),
-                a: last,
-                s: last_sync,
-            },
-        ))
-    } else {
-        None
-    };
-    Ok(ServedPage {
-        modules,
-        next_cursor,
-        last_sync: last_sync.unwrap_or(0),
-        limit,
-    })
-}
-
-/// Why a structure sync did not run or did not finish.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("node {0} does not exist")]
-    NotFound(NodeId),
-    #[error("{0}")]
-    WrongState(String),
-    #[error("the origin failed: {0}")]
-    Peer(#[from] PeerError),
-    #[error("{0}")]
-    Protocol(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The local data plane (a Corteza beside us) cannot be reached now.
-    #[error("{0}")]
-    LocalUnavailable(String),
-}
-
-impl From<super::ports::LocalError> for SyncError {
-    /// An unreachable data plane is retried; a refusal is an admin's to fix.
-    fn from(error: super::ports::LocalError) -> SyncError {
-        use super::ports::LocalError;
-        match error {
-            LocalError::Unavailable(_) => SyncError::LocalUnavailable(error.to_string()),
-            LocalError::Store(e) => SyncError::Store(e),
-            other => SyncError::WrongState(other.to_string()),
-        }
-    }
-}
-
-/// The destination side of structure sync.
-pub struct StructureSync {
-    store: Arc<dyn Store>,
-    pairing: Arc<PairingService>,
-    peer: Arc<dyn StructurePeer>,
-    ids: Arc<IdGenerator>,
-    /// This process, as written into its runs.
-    owner: String,
-    page_size: u32,
-    running: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
-    /// Who hears of mappings a structure change broke.
-    notices: Option<Arc<super::Notices>>,
-    /// Asked to learn what the peer can do after each pull.
-    live: Option<Arc<super::live::LiveChanges>>,
-}
+use crate::store::StructureChange;
+use crate::sync::audit;
+use crate::sync::ports::RemoteModule;
+use crate::sync::runs::{bounded_if_down, run_ms};
 
 impl StructureSync {
-    pub fn new(
-        store: Arc<dyn Store>,
-        pairing: Arc<PairingService>,
-        peer: Arc<dyn StructurePeer>,
-        ids: Arc<IdGenerator>,
-        page_size: u32,
-        owner: String,
-    ) -> StructureSync {
-        StructureSync {
-            store,
-            pairing,
-            peer,
-            ids,
-            owner,
-            page_size: page_size.clamp(1, MAX_PAGE_SIZE),
-            running: Mutex::new(HashMap::new()),
-            notices: None,
-            live: None,
-        }
-    }
-
-    /// After each successful pull, the peer's capabilities are fetched
-    /// again through `live` (a fedsync peer that was upgraded says so).
-    pub fn with_live(mut self, live: Arc<super::live::LiveChanges>) -> StructureSync {
-        self.live = Some(live);
-        self
-    }
-
-    /// Mappings a structure change breaks are reported through `notices`.
-    pub fn with_notices(mut self, notices: Arc<super::Notices>) -> StructureSync {
-        self.notices = Some(notices);
-        self
-    }
-
-    /// Pulls the node's exposed modules now and returns the finished run.
-    /// Two pulls of one node never overlap: a second waits for the first.
-    pub async fn run(&self, node_id: NodeId, trigger: &str) -> Result<SyncRun, SyncError> {
-        match self.run_attempt(node_id, trigger).await {
-            (Some(run), None) => Ok(run),
-            (_, Some(error)) => Err(error),
-            (None, None) => Err(SyncError::NotFound(node_id)),
-        }
-    }
-
-    /// One pull: the run it recorded (none when it could not start), and
-    /// why it failed when it did.
-    pub async fn run_attempt(
-        &self,
-        node_id: NodeId,
-        trigger: &str,
-    ) -> (Option<SyncRun>, Option<SyncError>) {
-        match self.run_inner(node_id, trigger).await {
-            Ok((run, error)) => (Some(run), error),
-            Err(error) => (None, Some(error)),
-        }
-    }
-
-    async fn run_inner(
+    pub(super) async fn run_inner(
         &self,
         node_id: NodeId,
         trigger: &str,
@@ -321,7 +80,7 @@ impl StructureSync {
             Err(error) => {
                 run.status = RunStatus::Failed;
                 run.error = error.to_string();
-                let down = super::runs::store_failed(&error);
+                let down = crate::sync::runs::store_failed(&error);
                 bounded_if_down(down, self.store.finish_sync_run(&run)).await?;
                 bounded_if_down(
                     down,
@@ -378,9 +137,9 @@ impl StructureSync {
                     cursor.as_deref(),
                 )
             })
-            .retry(super::ports::page_retry())
-            .when(super::ports::retry_page)
-            .adjust(super::ports::page_wait)
+            .retry(crate::sync::ports::page_retry())
+            .when(crate::sync::ports::retry_page)
+            .adjust(crate::sync::ports::page_wait)
             .await?;
             counts.pages += 1;
             if page.next_cursor.is_some() && page.modules.is_empty() {
@@ -425,7 +184,7 @@ impl StructureSync {
         if let Some(notices) = &self.notices {
             for (module, reason) in broken {
                 notices
-                    .post(super::Event::MappingBroken {
+                    .post(crate::sync::Event::MappingBroken {
                         node: node.clone(),
                         module,
                         reason,
@@ -557,41 +316,5 @@ impl StructureSync {
             }
         }
         Ok((changes, broken))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_payloads_are_compact() {
-        let payload = serde_json::to_string(&CursorPayload {
-            n: 523615093115650149,
-            a: 912285089520418816,
-            s: None,
-        })
-        .unwrap();
-        assert_eq!(
-            payload,
-            r#"{"n":523615093115650149,"a":912285089520418816}"#
-        );
-    }
-
-    mod properties {
-        use proptest::prelude::*;
-
-        use super::*;
-
-        fn cursor() -> impl Strategy<Value = CursorPayload> {
-            (
-                any::<u64>(),
-                any::<u64>(),
-                proptest::option::of(any::<i64>()),
-            )
-                .prop_map(|(n, a, s)| CursorPayload { n, a, s })
-        }
-
-        crate::sync::sealed_cursor_properties!(crate::sync::data::open_cursor);
     }
 }

@@ -1,0 +1,287 @@
+//! Calls to Corteza's compose REST API: one request with the API token
+//! (re-read from the token file on every request), bounded in number at
+//! once and paced (`Pace`); reads retried while Corteza may come back;
+//! every page of a list; and how a failure is classified (`CallError`).
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use super::json::set;
+use super::{CortezaData, CortezaToken};
+use crate::sync::ports::LocalError;
+
+/// A failed call to Corteza.
+#[derive(Debug)]
+pub(super) enum CallError {
+    /// Corteza could not be asked or answered 5xx/429: try again later.
+    Unavailable(String),
+    /// Corteza answered with an error of this type (`notFound`...).
+    Refused { kind: String, message: String },
+}
+
+impl CallError {
+    pub(super) fn not_found(&self) -> bool {
+        matches!(self, CallError::Refused { kind, .. } if kind == "notFound" || kind == "http404")
+    }
+}
+
+impl From<CallError> for LocalError {
+    fn from(error: CallError) -> LocalError {
+        match error {
+            CallError::Unavailable(m) => LocalError::Unavailable(m),
+            CallError::Refused { message, kind } if kind.starts_with("notAllowed") => {
+                LocalError::Invalid(format!(
+                    "Corteza refused: {message} (give the token's user the permission)"
+                ))
+            }
+            CallError::Refused { message, .. } => {
+                LocalError::Invalid(format!("Corteza refused: {message}"))
+            }
+        }
+    }
+}
+
+/// Spaces requests at least `interval` apart.
+pub(super) struct Pace {
+    pub(super) interval: Duration,
+    pub(super) next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    pub(super) async fn wait(&self) {
+        let mut next = self.next.lock().await;
+        let now = tokio::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep_until(*next).await;
+        }
+        *next = (*next).max(now) + self.interval;
+    }
+}
+
+impl CortezaData {
+    fn token(&self) -> Result<Zeroizing<String>, CallError> {
+        match &self.settings.token {
+            CortezaToken::Inline(token) => Ok(token.clone()),
+            CortezaToken::File(path) => {
+                let mut last = self.last_token.lock().expect("token lock");
+                match std::fs::read_to_string(path) {
+                    Ok(text) if !text.trim().is_empty() => {
+                        let token = Zeroizing::new(text.trim().to_owned());
+                        *last = Some(token.clone());
+                        Ok(token)
+                    }
+                    read => last.clone().ok_or_else(|| {
+                        CallError::Unavailable(match read {
+                            Ok(_) => format!("the Corteza token file {} is empty", path.display()),
+                            Err(e) => format!(
+                                "cannot read the Corteza token file {}: {e}",
+                                path.display()
+                            ),
+                        })
+                    }),
+                }
+            }
+        }
+    }
+
+    /// One request; returns Corteza's `response`.
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let _slot = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| CallError::Unavailable("shutting down".into()))?;
+        self.pace.wait().await;
+        self.send(method, path, query, body).await
+    }
+
+    /// One request, at once.
+    pub(super) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        let mut url = url::Url::parse(&format!("{}{path}", self.base))
+            .map_err(|e| CallError::Unavailable(format!("bad Corteza URL {}: {e}", self.base)))?;
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        let token = self.token()?;
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .header("Accept", "application/json")
+            .bearer_auth(token.as_str());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let where_ = || format!("Corteza at {}", self.base);
+        let response = request.send().await.map_err(|e| {
+            CallError::Unavailable(if e.is_timeout() {
+                format!(
+                    "{} did not answer within {}s",
+                    where_(),
+                    self.settings.timeout.as_secs()
+                )
+            } else {
+                format!("cannot reach {}: {}", where_(), root_cause(&e))
+            })
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| CallError::Unavailable(format!("{}: {}", where_(), root_cause(&e))))?;
+        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let message = parsed
+            .as_ref()
+            .and_then(|v| v.pointer("/error/message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(CallError::Unavailable(format!(
+                "{} answered HTTP {}{}",
+                where_(),
+                status.as_u16(),
+                message.map(|m| format!(": {m}")).unwrap_or_default()
+            )));
+        }
+        if status.as_u16() == 401 {
+            return Err(CallError::Refused {
+                kind: "unauthorized".into(),
+                message: format!(
+                    "{} does not accept the token (HTTP 401{}); check local.corteza_token_file",
+                    where_(),
+                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+            });
+        }
+        if !status.is_success() {
+            return Err(CallError::Refused {
+                kind: format!("http{}", status.as_u16()),
+                message: message.unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            });
+        }
+        let Some(value) = parsed else {
+            return Err(CallError::Unavailable(format!(
+                "{} answered {} {path} with something that is not JSON",
+                where_(),
+                method
+            )));
+        };
+        if let Some(error) = value.get("error") {
+            return Err(CallError::Refused {
+                kind: error
+                    .pointer("/meta/type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+                message: message.unwrap_or_else(|| error.to_string()),
+            });
+        }
+        Ok(value.get("response").cloned().unwrap_or(value))
+    }
+
+    /// A read, tried up to three times when Corteza may come back.
+    pub(super) async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, CallError> {
+        let mut wait = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            match self.call(Method::GET, path, query, None).await {
+                Err(CallError::Unavailable(_)) if tries < 2 => {
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Every page of a list, following Corteza's `filter.nextPage`.
+    pub(super) async fn list_all(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut each: impl FnMut(&Value) -> Result<(), LocalError>,
+    ) -> Result<(), LocalError> {
+        let mut cursor: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("limit", self.settings.page_size.to_string()));
+            if let Some(c) = &cursor {
+                q.push(("pageCursor", c.clone()));
+            }
+            let page = self.get(path, &q).await?;
+            for item in set(&page) {
+                each(item)?;
+            }
+            match page
+                .pointer("/filter/nextPage")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+            {
+                Some(next) if set(&page).is_empty() || !seen.insert(next.to_owned()) => {
+                    return Err(LocalError::Unavailable(format!(
+                        "Corteza's list {path} loops (the same page cursor twice)"
+                    )));
+                }
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = error;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    source.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On tokio's paused clock: nothing sleeps for real.
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_paced_to_the_configured_rate() {
+        let pace = Pace {
+            interval: Duration::from_secs(1) / 5,
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        };
+        let start = tokio::time::Instant::now();
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        // Ten requests at five a second: the tenth goes 1.8 s after the first.
+        assert_eq!(start.elapsed(), Duration::from_millis(1800));
+        // An idle spell is not saved up for a burst.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let idle = tokio::time::Instant::now();
+        pace.wait().await;
+        pace.wait().await;
+        assert_eq!(idle.elapsed(), Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,95 @@
+//! Records from a peer (`DataPeer`): a page of an exposed module's
+//! records, and the data document read the way a destination must.
+
+use async_trait::async_trait;
+use http::Method;
+
+use super::PeerClient;
+use super::request::{endpoint, sanitize};
+use crate::domain::{Id, NodeId};
+use crate::federation::wire::{DataDocIn, Envelope};
+use crate::sync::{DataPeer, PeerError, RecordsPage, RecordsRequest, RemoteRecord, RemoteValue};
+
+#[async_trait]
+impl DataPeer for PeerClient {
+    async fn records_page(
+        &self,
+        base_url: &str,
+        shared_node_id: NodeId,
+        exposed_module_id: Id,
+        bearer: &str,
+        request: &RecordsRequest,
+    ) -> Result<RecordsPage, PeerError> {
+        let path = format!("/nodes/{shared_node_id}/modules/{exposed_module_id}/records/");
+        let mut url = url::Url::parse(&endpoint(base_url, &path))
+            .map_err(|e| PeerError::Protocol(format!("bad peer URL: {e}")))?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("limit", &request.limit.to_string());
+            if let Some(last_sync) = request.last_sync {
+                query.append_pair("lastSync", &last_sync.to_string());
+            }
+            if let Some(cursor) = &request.cursor {
+                query.append_pair("pageCursor", cursor);
+            }
+            if request.include_total {
+                query.append_pair("incTotal", "true");
+            }
+        }
+        let (status, body) = self
+            .call::<()>(Method::GET, url.as_str(), Some(bearer), None)
+            .await?;
+        PeerClient::judge(status, &body)?;
+        parse_records_page(&body)
+    }
+}
+
+/// Reads a data document the way a destination must: `response.set` with
+/// `recordID`, `values` and the timestamps, and `response.filter.nextPage`.
+pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
+    let doc: Envelope<DataDocIn> = serde_json::from_slice(body)
+        .map_err(|e| PeerError::Protocol(format!("the data document does not decode: {e}")))?;
+    let time = |what: &str,
+                text: &Option<String>|
+     -> Result<Option<crate::domain::Timestamp>, PeerError> {
+        match text.as_deref() {
+            None | Some("") => Ok(None),
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    PeerError::Protocol(format!("{what} `{}` is not RFC 3339", sanitize(t)))
+                }),
+        }
+    };
+    let mut records = Vec::new();
+    for r in doc.response.set.unwrap_or_default() {
+        records.push(RemoteRecord {
+            id: r.record_id.parse::<Id>().map_err(|_| {
+                PeerError::Protocol(format!(
+                    "recordID `{}` is not an id",
+                    sanitize(&r.record_id)
+                ))
+            })?,
+            values: r
+                .values
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| RemoteValue {
+                    name: v.name,
+                    value: v.value,
+                    yours: v.yours,
+                })
+                .collect(),
+            created_at: time("createdAt", &r.created_at)?,
+            updated_at: time("updatedAt", &r.updated_at)?,
+            deleted_at: time("deletedAt", &r.deleted_at)?,
+        });
+    }
+    let filter = doc.response.filter.unwrap_or_default();
+    Ok(RecordsPage {
+        records,
+        next_cursor: filter.next_page.filter(|c| !c.is_empty()),
+        resume_cursor: filter.resume.filter(|c| !c.is_empty()),
+        total: filter.total,
+    })
+}
