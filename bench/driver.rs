@@ -535,6 +535,7 @@ async fn record_ids(d: &Daemon, module: &str) -> Result<Vec<u64>> {
         .list_records(d.req(v1::ListRecordsRequest {
             module: module.into(),
             include_deleted: false,
+            ..Default::default()
         }))
         .await?
         .into_inner();

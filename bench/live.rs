@@ -297,6 +297,7 @@ async fn arrived(d: &Daemon) -> Result<BTreeMap<String, i64>> {
         .list_records(d.req(v1::ListRecordsRequest {
             module: "Contact".into(),
             include_deleted: false,
+            ..Default::default()
         }))
         .await?
         .into_inner();

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::auth::AdminIdentity;
 use super::proto::{self, v1};
 use super::server::AdminState;
-use super::status::{from_pairing, from_store};
+use super::status::{from_invite, from_pairing, from_store};
 use crate::domain::{Actor, NodeFilter, NodeId, PairingStatus};
 use crate::sync::{IssuedUri, NodeUpdate};
 
@@ -181,52 +181,23 @@ impl v1::node_service_server::NodeService for NodeApi {
         let actor = writer(&request)?;
         let id = node_id(request.get_ref().id)?;
         let to = request.get_ref().email.trim().to_owned();
-        if to.is_empty() {
-            return Err(Status::invalid_argument(
-                "email is required: the address the node URI is sent to",
-            ));
-        }
-        crate::sync::Notices::check_address(&to).map_err(Status::invalid_argument)?;
-        let notices = &self.state.notices;
-        if !notices.email_enabled() {
-            return Err(Status::failed_precondition(
-                "email is not configured: set notify.smtp.host (or copy the URI from `fedsync node uri`)",
-            ));
-        }
-        let (node, uri) = self
-            .state
-            .pairing
-            .generate_uri(&actor, id)
-            .await
-            .map_err(from_pairing)?;
-        let sent = notices.send_invite(&node, &to, &uri).await;
-        let event = crate::sync::audit::event(
-            &self.state.ids,
+        let state = &self.state;
+        let (node, uri) = crate::sync::invite::invite(
+            &state.pairing,
+            &state.notices,
+            &*state.store,
+            &state.ids,
             &actor,
-            "node.invited",
-            if sent.is_ok() {
-                crate::domain::AuditResult::Ok
-            } else {
-                crate::domain::AuditResult::Failed
-            },
-            Some(id),
-            sent.as_ref().err().map(String::as_str).unwrap_or(""),
-            serde_json::json!({ "to": to }),
-        );
-        if let Err(error) = self.state.store.append_audit(&event).await {
-            tracing::warn!(error = %error, "cannot record the invite in the audit log");
-        }
-        match sent {
-            Ok(()) => Ok(Response::new(v1::InviteNodeResponse {
-                node: Some(proto::node(&node)),
-                sent_to: to,
-                node_uri_expires_at: Some(proto::timestamp(uri.expires_at)),
-            })),
-            Err(error) => Err(Status::unavailable(format!(
-                "a new node URI was generated for node {id} but could not be sent to {to}: {error}; \
-                 run `fedsync node invite {id} --email {to}` again, or copy a URI from `fedsync node uri {id}`"
-            ))),
-        }
+            id,
+            &to,
+        )
+        .await
+        .map_err(from_invite)?;
+        Ok(Response::new(v1::InviteNodeResponse {
+            node: Some(proto::node(&node)),
+            sent_to: to,
+            node_uri_expires_at: Some(proto::timestamp(uri.expires_at)),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node_id = request.get_ref().id))]

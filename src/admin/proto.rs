@@ -241,3 +241,15 @@ pub fn job(j: &crate::domain::SyncJob) -> v1::Job {
         triggered: j.trigger_pending(),
     }
 }
+
+pub fn admin_token(t: &crate::domain::AdminToken, now: Timestamp) -> v1::AdminToken {
+    v1::AdminToken {
+        id: t.id.get(),
+        name: t.name.clone(),
+        kind: t.kind.as_str().to_owned(),
+        created_at: Some(timestamp(t.created_at)),
+        expires_at: opt_timestamp(t.expires_at),
+        revoked_at: opt_timestamp(t.revoked_at),
+        state: t.state(now).to_owned(),
+    }
+}

@@ -98,13 +98,18 @@ impl v1::record_service_server::RecordService for RecordApi {
         let r = request.into_inner();
         let records = self.state.records.clone();
         let module = records.module(&r.module).await.map_err(from_record)?;
+        // One page when asked for (`limit`), else every record.
+        let (page_size, one_page) = match r.limit {
+            0 => (LIST_PAGE, false),
+            limit => (limit.min(LIST_PAGE), true),
+        };
         // A small buffer: the reader's pace sets ours.
         let (tx, rx) = tokio::sync::mpsc::channel(LIST_PAGE as usize);
         tokio::spawn(async move {
-            let mut after = None;
+            let mut after = Id::new(r.after);
             loop {
                 let page = match records
-                    .list_page(&module, r.include_deleted, after, LIST_PAGE)
+                    .list_page(&module, r.include_deleted, after, page_size)
                     .await
                 {
                     Ok(page) => page,
@@ -115,13 +120,13 @@ impl v1::record_service_server::RecordService for RecordApi {
                 };
                 let Some(last) = page.last() else { return };
                 after = Some(last.id);
-                let full = page.len() == LIST_PAGE as usize;
+                let full = page.len() == page_size as usize;
                 for record in &page {
                     if tx.send(Ok(proto::record(record, &module))).await.is_err() {
                         return; // the reader went away
                     }
                 }
-                if !full {
+                if !full || one_page {
                     return;
                 }
             }

@@ -1,5 +1,6 @@
 //! Assembles the admin listener: gRPC services behind admin auth, open health
-//! and reflection, `/metrics`, and a fallback that answers gRPC callers with
+//! and reflection, Corteza's REST API, the web console under `/ui/`,
+//! `/metrics`, and a fallback that answers gRPC callers with
 //! UNIMPLEMENTED and everyone else with 404.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use http::header::CONTENT_TYPE;
 use tonic::Status;
 use tonic_health::server::HealthReporter;
 
+use super::admin_token::AdminTokenApi;
 use super::audit::AuditApi;
 use super::auth::require_admin;
 use super::catalog::{ExposureApi, MappingApi, ModuleApi, SharedApi};
@@ -50,6 +52,10 @@ pub struct AdminState {
     pub work: crate::sync::work::Work,
     /// Live changes with peers (their status on node and sync pages).
     pub live: Arc<crate::sync::live::LiveChanges>,
+    /// Admin credentials: tokens, console sessions and login links.
+    pub tokens: Arc<crate::sync::admin_tokens::AdminTokens>,
+    /// The web console's settings.
+    pub console: super::ui::ConsoleSettings,
 }
 
 impl AdminState {
@@ -111,6 +117,11 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     .add_service(v1::record_service_server::RecordServiceServer::new(
         RecordApi::new(state.clone()),
     ))
+    .add_service(
+        v1::admin_token_service_server::AdminTokenServiceServer::new(AdminTokenApi::new(
+            state.clone(),
+        )),
+    )
     .add_service(health_service)
     .add_service(reflection_v1)
     .add_service(reflection_v1alpha)
@@ -118,10 +129,15 @@ pub async fn router(state: AdminState) -> Result<(Router, HealthReporter), Strin
     .layer(from_fn_with_state(state.clone(), require_admin));
 
     let rest = super::rest::router(state.clone());
+    let console = super::ui::router(state.clone());
     let http = Router::new()
         .route("/metrics", get(metrics))
         .with_state(state);
-    let router = grpc.merge(rest).merge(http).fallback(fallback);
+    let router = grpc
+        .merge(rest)
+        .merge(console)
+        .merge(http)
+        .fallback(fallback);
     Ok((router, health_reporter))
 }
 

@@ -5,6 +5,7 @@ use tonic::Status;
 use crate::store::StoreError;
 use crate::sync::LocalError;
 use crate::sync::PairingError;
+use crate::sync::admin_tokens::TokenError;
 use crate::sync::catalog::CatalogError;
 use crate::sync::records::RecordError;
 use crate::sync::structure::SyncError;
@@ -75,5 +76,34 @@ pub fn from_record(error: RecordError) -> Status {
         RecordError::NotFound(_) => Status::not_found(error.to_string()),
         RecordError::Invalid(_) => Status::invalid_argument(error.to_string()),
         RecordError::Local(e) => from_local(e),
+    }
+}
+
+pub fn from_tokens(error: TokenError) -> Status {
+    match error {
+        TokenError::NotFound(_) => Status::not_found(error.to_string()),
+        TokenError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        TokenError::Store(e) => from_store(e),
+        TokenError::Crypto(e) => {
+            tracing::error!(error = %e, "crypto error in admin request");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+pub fn from_control(error: crate::scheduler::ControlError) -> Status {
+    match error {
+        crate::scheduler::ControlError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        crate::scheduler::ControlError::Store(e) => from_store(e),
+    }
+}
+
+pub fn from_invite(error: crate::sync::invite::InviteError) -> Status {
+    use crate::sync::invite::InviteError;
+    match error {
+        InviteError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        InviteError::NotConfigured(_) => Status::failed_precondition(error.to_string()),
+        InviteError::Pairing(e) => from_pairing(e),
+        InviteError::NotSent { .. } => Status::unavailable(error.to_string()),
     }
 }

@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 use super::node::writer;
 use super::proto::{self, v1};
 use super::server::AdminState;
-use super::status::{from_catalog, from_store};
+use super::status::{from_catalog, from_control, from_store};
 use super::sync_now;
 use crate::domain::{Id, MappingStatus, NodeId, SyncKind};
 
@@ -209,24 +209,11 @@ impl v1::sync_service_server::SyncService for SyncApi {
         writer(&request)?;
         let r = request.into_inner();
         let node = self.live_node(r.node_id).await?;
-        for (flag, value) in [("--structure", &r.structure), ("--data", &r.data)] {
-            if let Some(text) = value.as_deref().filter(|t| !t.trim().is_empty()) {
-                crate::scheduler::Schedule::parse(text)
-                    .map_err(|e| Status::invalid_argument(format!("{flag}: {e}")))?;
-            }
-        }
-        let store = &self.state.store;
-        let (structure, data) = store.node_schedule(node.id).await.map_err(from_store)?;
-        store
-            .set_node_schedule(
-                node.id,
-                r.structure.as_deref().map(str::trim).unwrap_or(&structure),
-                r.data.as_deref().map(str::trim).unwrap_or(&data),
-            )
+        self.state
+            .scheduler
+            .set_schedule(node.id, r.structure.as_deref(), r.data.as_deref())
             .await
-            .map_err(from_store)?;
-        self.state.scheduler.reconcile().await.map_err(from_store)?;
-        self.state.scheduler.wake();
+            .map_err(from_control)?;
         Ok(Response::new(self.node_status(&node).await?))
     }
 
@@ -238,24 +225,11 @@ impl v1::sync_service_server::SyncService for SyncApi {
         writer(&request)?;
         let r = request.into_inner();
         let node = self.live_node(r.node_id).await?;
-        let store = &self.state.store;
-        store
-            .set_node_paused(node.id, r.paused)
+        self.state
+            .scheduler
+            .set_paused(node.id, r.paused)
             .await
             .map_err(from_store)?;
-        if !r.paused {
-            let now = self.state.scheduler.now();
-            for mut job in store.list_jobs(Some(node.id)).await.map_err(from_store)? {
-                if job.state == crate::domain::JobState::Stopped {
-                    job.state = crate::domain::JobState::Idle;
-                    job.stop_reason.clear();
-                    job.next_run_at = now;
-                    job.updated_at = now;
-                    store.update_job(&job, None).await.map_err(from_store)?;
-                }
-            }
-        }
-        self.state.scheduler.wake();
         let node = self.live_node(r.node_id).await?;
         Ok(Response::new(self.node_status(&node).await?))
     }

@@ -40,9 +40,11 @@ impl DemoNode {
             // Loopback peers over plain http: for this demo only.
             .set("federation.allow_insecure_peers", true)
             .set("daemon.shutdown_grace", "2s")
-            // The demo runs each sync itself.
+            // The demo runs each sync itself, and counts what each pull brings:
+            // no schedule and no live changes pull behind its back.
             .set("sync.structure_every", "1h")
-            .set("sync.data_every", "1h");
+            .set("sync.data_every", "1h")
+            .set("sync.live_changes", false);
         let config = Config::load(None, Vec::new(), &overrides)?;
         let daemon = crate::daemon::start_with_listeners(config, federation, admin).await?;
         let token = std::fs::read_to_string(data_dir.join("admin.token"))
@@ -93,6 +95,7 @@ impl DemoNode {
             .list_records(self.ask(v1::ListRecordsRequest {
                 module: module.into(),
                 include_deleted: false,
+                ..Default::default()
             })?)
             .await?
             .into_inner();

@@ -21,16 +21,15 @@ mod import_file;
 mod output;
 mod record;
 mod sync_cmd;
+mod token;
 mod wait;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_TOML, LogFormat, Overrides};
 use crate::daemon;
-use crate::domain::AdminTokenKind;
 
 pub use client::{error_text, exit_code};
 pub use wait::Interrupted;
@@ -101,7 +100,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Mint credentials.
     #[command(subcommand)]
-    Token(TokenCommand),
+    Token(token::TokenCommand),
+    /// Print a one-time login link to the web console (valid a few minutes).
+    Ui(token::UiArgs),
     /// Peers this node federates with, and pairing with them.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -215,26 +216,6 @@ pub enum ConfigCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Mint an admin token and print it alone on stdout.
-    Admin {
-        /// Who the token is for.
-        #[arg(long, default_value = "admin")]
-        name: String,
-        /// Lifetime, e.g. 1h, 24h, 30d; `never` for no expiry.
-        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
-        ttl: Ttl,
-        /// A token that may only read.
-        #[arg(long)]
-        readonly: bool,
-    },
-    /// The registered admin tokens: id, name, kind, created, expires, state.
-    List,
-    /// Revoke an admin token at once (every daemon on this store refuses it).
-    Revoke { id: String },
-}
-
-#[derive(Debug, Subcommand)]
 pub enum NodeCommand {
     /// List nodes.
     List {
@@ -343,21 +324,6 @@ pub enum NodeCommand {
     },
 }
 
-/// A token lifetime; `None` never expires.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Ttl(pub Option<Duration>);
-
-fn parse_ttl(text: &str) -> Result<Ttl, String> {
-    if text == "never" {
-        return Ok(Ttl(None));
-    }
-    let ttl = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
-    if ttl.is_zero() {
-        return Err("a lifetime must be positive (or `never`)".into());
-    }
-    Ok(Ttl(Some(ttl)))
-}
-
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -370,35 +336,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check { file }) => {
             config_check(&cli.global, file.as_deref())
         }
-        Command::Token(TokenCommand::Admin {
-            name,
-            ttl,
-            readonly,
-        }) => {
+        Command::Token(command) => {
             quiet_logs(&cli.global);
             let config = load_config(&cli.global, Overrides::default())?;
-            let kind = if *readonly {
-                AdminTokenKind::ReadOnly
-            } else {
-                AdminTokenKind::Admin
-            };
-            let token = daemon::mint_admin_token(&config, name, ttl.0, kind).await?;
-            println!("{token}");
-            Ok(())
+            token::token(&cli.global, &config, command).await
         }
-        Command::Token(TokenCommand::List) => {
+        Command::Ui(args) => {
             quiet_logs(&cli.global);
             let config = load_config(&cli.global, Overrides::default())?;
-            let tokens = daemon::list_admin_tokens(&config).await?;
-            output::admin_tokens(cli.global.json, &tokens);
-            Ok(())
-        }
-        Command::Token(TokenCommand::Revoke { id }) => {
-            quiet_logs(&cli.global);
-            let config = load_config(&cli.global, Overrides::default())?;
-            let token = daemon::revoke_admin_token(&config, id).await?;
-            output::admin_token_revoked(cli.global.json, &token);
-            Ok(())
+            token::ui(&cli.global, &config, args).await
         }
         Command::Node(command) => {
             quiet_logs(&cli.global);

@@ -146,6 +146,7 @@ pub async fn record(global: &GlobalArgs, command: &RecordCommand) -> anyhow::Res
             let request = v1::ListRecordsRequest {
                 module: module.clone(),
                 include_deleted: *deleted,
+                ..Default::default()
             };
             let mut stream = client
                 .list_records(authorized(&target, request)?)
@@ -162,6 +163,7 @@ pub async fn record(global: &GlobalArgs, command: &RecordCommand) -> anyhow::Res
             let request = v1::ListRecordsRequest {
                 module: module.clone(),
                 include_deleted: false,
+                ..Default::default()
             };
             let mut stream = client
                 .list_records(authorized(&target, request)?)

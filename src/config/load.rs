@@ -286,6 +286,10 @@ impl Config {
             )
             .map_err(|m| invalid("federation.public_url", m))?;
         }
+        if !self.admin.public_url.is_empty() {
+            check_console_url(&self.admin.public_url)
+                .map_err(|m| invalid("admin.public_url", m))?;
+        }
         if self.federation.label.chars().count() > 64
             || self.federation.label.chars().any(char::is_control)
         {
@@ -439,6 +443,27 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
+}
+
+/// The console's public URL: http(s), a host, no path beyond `/`, no query.
+fn check_console_url(value: &str) -> Result<(), String> {
+    let url = url::Url::parse(value).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("scheme `{}` is not http(s)", url.scheme()));
+    }
+    if url.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(
+            "must be an origin such as https://fedsync-admin.example.com (the console is under /ui/), with no path, query or user info".into(),
+        );
+    }
+    Ok(())
 }
 
 fn check_public_url(value: &str, allow_insecure: bool) -> Result<(), String> {

@@ -4,6 +4,11 @@
 //! a peer token (audience `federation`) can never pass as an admin token. The
 //! `jti` must also be registered and active in the store; that check is the
 //! caller's, because it needs IO.
+//!
+//! The web console's credentials are the same registered tokens with other
+//! audiences (`Audience`): a console session (the cookie) or a one-time
+//! login link. Each verifies only for its own audience, so a console cookie
+//! presented to gRPC or REST is refused there like a peer token.
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -14,6 +19,27 @@ use crate::domain::{AdminTokenKind, Id, Timestamp, TokenId};
 
 pub const ISSUER: &str = "fedsync";
 pub const ADMIN_AUDIENCE: &str = "fedsync-admin";
+
+/// Which door a registered admin credential opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// gRPC and REST (`Authorization: Bearer`).
+    Admin,
+    /// The web console's session cookie, accepted under `/ui/` only.
+    ConsoleSession,
+    /// A one-time console login link, exchanged for a session.
+    ConsoleLogin,
+}
+
+impl Audience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Admin => ADMIN_AUDIENCE,
+            Audience::ConsoleSession => "fedsync-console",
+            Audience::ConsoleLogin => "fedsync-console-login",
+        }
+    }
+}
 
 /// What an admin token says about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,9 +125,27 @@ pub fn mint_admin_token(
     key: &SigningKey,
     claims: &AdminTokenClaims,
 ) -> Result<String, CryptoError> {
+    mint_token(key, claims, Audience::Admin)
+}
+
+/// Checks signature, issuer, the admin audience and expiry at `now`.
+pub fn verify_admin_token(
+    key: &SigningKey,
+    token: &str,
+    now: Timestamp,
+) -> Result<AdminTokenClaims, TokenRejection> {
+    verify_token(key, token, now, Audience::Admin)
+}
+
+/// Signs a registered credential for one audience.
+pub fn mint_token(
+    key: &SigningKey,
+    claims: &AdminTokenClaims,
+    audience: Audience,
+) -> Result<String, CryptoError> {
     let wire = WireClaims {
         iss: ISSUER.to_owned(),
-        aud: ADMIN_AUDIENCE.to_owned(),
+        aud: audience.as_str().to_owned(),
         sub: claims.name.clone(),
         jti: claims.id.to_string(),
         iat: claims.issued_at.timestamp(),
@@ -116,15 +160,16 @@ pub fn mint_admin_token(
     .map_err(|e| CryptoError::Sign(e.to_string()))
 }
 
-/// Checks signature, issuer, audience and expiry at `now`.
-pub fn verify_admin_token(
+/// Checks signature, issuer, `audience` and expiry at `now`.
+pub fn verify_token(
     key: &SigningKey,
     token: &str,
     now: Timestamp,
+    audience: Audience,
 ) -> Result<AdminTokenClaims, TokenRejection> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_issuer(&[ISSUER]);
-    validation.set_audience(&[ADMIN_AUDIENCE]);
+    validation.set_audience(&[audience.as_str()]);
     validation.set_required_spec_claims(&["iss", "aud", "sub"]);
     // Expiry is checked below against the injected clock.
     validation.validate_exp = false;
@@ -218,6 +263,32 @@ mod tests {
         // A token without expiry never expires by time.
         let forever = mint_admin_token(&key(1), &claims(None)).unwrap();
         assert!(verify_admin_token(&key(1), &forever, at(4_000_000_000)).is_ok());
+    }
+
+    #[test]
+    fn each_audience_opens_only_its_own_door() {
+        let c = claims(None);
+        let now = at(1_800_000_100);
+        let all = [
+            Audience::Admin,
+            Audience::ConsoleSession,
+            Audience::ConsoleLogin,
+        ];
+        for minted in all {
+            let token = mint_token(&key(1), &c, minted).unwrap();
+            for presented in all {
+                let verdict = verify_token(&key(1), &token, now, presented);
+                if minted == presented {
+                    assert_eq!(verdict, Ok(c.clone()));
+                } else {
+                    assert_eq!(
+                        verdict,
+                        Err(TokenRejection::WrongAudience),
+                        "{minted:?} as {presented:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ pub mod secretbox;
 pub mod tls;
 
 pub use admin_token::{
-    AdminTokenClaims, TokenRejection, mint_admin_token, parse_bearer, verify_admin_token,
+    AdminTokenClaims, Audience, TokenRejection, mint_admin_token, mint_token, parse_bearer,
+    verify_admin_token, verify_token,
 };
 pub use hash::{constant_time_eq, fingerprint, sha256};
 pub use keys::{EncryptionKey, KeyMaterial, SigningKey};

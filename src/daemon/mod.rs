@@ -17,7 +17,7 @@ mod tokens;
 
 use services::{live_changes, local_data_plane, notices, pairing_service};
 use tokens::ensure_local_admin_token;
-pub use tokens::{list_admin_tokens, mint_admin_token, revoke_admin_token};
+pub use tokens::{list_admin_tokens, mint_admin_token, mint_console_login, revoke_admin_token};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -332,6 +332,12 @@ async fn launch(
         notices: notices.clone(),
         work: work.clone(),
         live: live.clone(),
+        tokens: Arc::new(crate::sync::admin_tokens::AdminTokens::new(
+            store.clone(),
+            keys.signing.clone(),
+            ids.clone(),
+        )),
+        console: admin::ui::ConsoleSettings::new(&config.admin.public_url),
     })
     .await
     .map_err(|e| anyhow!(e))?;

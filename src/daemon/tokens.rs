@@ -5,16 +5,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use super::instance::IdLease;
 use super::{keys, load_keys, open_migrated_store};
 use crate::config::Config;
-use crate::crypto::{
-    AdminTokenClaims, SigningKey, mint_admin_token as sign_admin_token, verify_admin_token,
-};
+use crate::crypto::{Audience, SigningKey, verify_admin_token};
 use crate::domain::{self, AdminToken, AdminTokenKind, IdGenerator, TokenId};
 use crate::store::Store;
+use crate::sync::admin_tokens;
 
 /// Mints and registers an admin token; returns the bare JWT. Used by
 /// `fedsync token admin`, which may run beside a live daemon.
@@ -53,32 +52,37 @@ pub async fn revoke_admin_token(config: &Config, id: &str) -> anyhow::Result<Adm
         .with_context(|| format!("`{id}` is not a token id (see `fedsync token list`)"))?;
     let (store, _) = open_migrated_store(config).await?;
     let result = async {
-        let token = store
-            .get_admin_token(token_id)
-            .await?
-            .with_context(|| format!("no admin token has the id {id}"))?;
-        let now = domain::now();
-        store.revoke_admin_token(token_id, now).await?;
         let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
-        let event = crate::domain::AuditEvent {
-            id: crate::domain::AuditEventId(lease.ids().next_id()),
-            at: now,
-            event: "admin_token.revoked".to_owned(),
-            result: crate::domain::AuditResult::Ok,
-            node_id: None,
-            actor: "local cli".to_owned(),
-            token_id: Some(token_id),
+        let actor = domain::Actor {
+            name: "local cli".to_owned(),
+            token_id: None,
             source_addr: String::new(),
-            reason: String::new(),
-            detail: serde_json::json!({ "name": token.name }).to_string(),
         };
-        let appended = store.append_audit(&event).await;
+        let revoked = admin_tokens::revoke(&*store, &lease.ids(), &actor, token_id).await;
         lease.release().await;
-        appended?;
-        Ok(AdminToken {
-            revoked_at: token.revoked_at.or(Some(now)),
-            ..token
-        })
+        Ok(revoked?)
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// Mints a one-time login link for the web console (`fedsync ui`): its
+/// secret and expiry, registered in the store beside a live daemon.
+pub async fn mint_console_login(
+    config: &Config,
+    kind: AdminTokenKind,
+    ttl: Duration,
+) -> anyhow::Result<admin_tokens::Minted> {
+    let (store, _) = open_migrated_store(config).await?;
+    let keys = load_keys(config)?;
+    let result = async {
+        let lease = IdLease::acquire(store.clone(), Duration::from_secs(60)).await?;
+        let service =
+            admin_tokens::AdminTokens::new(store.clone(), keys.signing.clone(), lease.ids());
+        let minted = service.console_login(kind, ttl).await;
+        lease.release().await;
+        Ok(minted?)
     }
     .await;
     store.close().await;
@@ -93,34 +97,15 @@ pub(super) async fn issue_admin_token(
     ttl: Option<Duration>,
     kind: AdminTokenKind,
 ) -> anyhow::Result<String> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
-        bail!("token name must be 1 to 128 printable characters");
-    }
-    let now = domain::now();
     let expires_at = match ttl {
-        Some(ttl) => Some(now + chrono::Duration::from_std(ttl).context("--ttl is too long")?),
+        Some(ttl) => Some(admin_tokens::expiry(domain::now(), ttl)?),
         None => None,
     };
-    let claims = AdminTokenClaims {
-        id: TokenId(ids.next_id()),
-        name: name.to_owned(),
-        kind,
-        issued_at: now,
-        expires_at,
-    };
-    let token = sign_admin_token(key, &claims)?;
-    store
-        .insert_admin_token(&AdminToken {
-            id: claims.id,
-            name: claims.name,
-            kind,
-            created_at: now,
-            expires_at,
-            revoked_at: None,
-        })
-        .await
-        .context("cannot register the admin token")?;
-    Ok(token)
+    match admin_tokens::mint(store, key, ids, name, kind, expires_at, Audience::Admin).await {
+        Ok(minted) => Ok(minted.token),
+        Err(invalid @ admin_tokens::TokenError::Invalid(_)) => Err(invalid.into()),
+        Err(error) => Err(anyhow::Error::new(error).context("cannot register the admin token")),
+    }
 }
 
 /// Makes sure `<data_dir>/admin.token` holds a registered admin token for the

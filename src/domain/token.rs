@@ -49,4 +49,15 @@ impl AdminToken {
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|exp| exp > now)
     }
+
+    /// `active`, `expired` or `revoked` at `now`.
+    pub fn state(&self, now: Timestamp) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.is_active(now) {
+            "active"
+        } else {
+            "expired"
+        }
+    }
 }

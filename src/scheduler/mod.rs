@@ -21,6 +21,7 @@
 
 mod attempt;
 pub mod backoff;
+mod controls;
 mod outcome;
 mod reconcile;
 mod runner;
@@ -40,6 +41,7 @@ use crate::domain::{Id, IdGenerator, NodeId, SyncJob, SyncKind, Timestamp};
 use crate::store::Store;
 use crate::sync::work::Work;
 pub use backoff::Backoff;
+pub use controls::ControlError;
 pub use runner::{Attempt, JobRunner, MAX_RETRY_AFTER, SyncJobs, Verdict, classify};
 pub use schedule::Schedule;
 pub use trigger::Tickets;

@@ -64,9 +64,11 @@ macro_rules! sealed_cursor_properties {
 #[cfg(test)]
 pub(crate) use sealed_cursor_properties;
 
+pub mod admin_tokens;
 pub mod audit;
 pub mod catalog;
 pub mod data;
+pub mod invite;
 pub mod live;
 pub mod notices;
 pub mod pairing_flow;

@@ -300,6 +300,7 @@ async fn records(b: &TestDaemon, module: &str) -> BTreeMap<u64, v1::Record> {
             v1::ListRecordsRequest {
                 module: module.into(),
                 include_deleted: true,
+                ..Default::default()
             },
             &b.admin_token(),
         ))

@@ -186,25 +186,24 @@ async fn a_notice_at_a_replica_not_running_the_job_still_wakes_it() {
     let b1 = replica("B").await;
     let (a_for_b, b_for_a) = pair(&a, &b1).await;
     crate::data::share_account(&a, &b1, a_for_b, b_for_a).await;
-    // B1 runs the data job; its pull waits at A.
+    // B2: a process of its own, as replicas are (in-process replicas share
+    // a pid, and a daemon starting takes a live pid of its own for a
+    // restarted container's).
+    let env = [
+        ("FEDSYNC_DATABASE__URL", db.url.as_str()),
+        ("FEDSYNC_KEYS__SIGNING_KEY_FILE", signing.as_str()),
+        ("FEDSYNC_KEYS__ENCRYPTION_KEY_FILE", encryption.as_str()),
+        ("FEDSYNC_SYNC__LIVE_CHANGES", "true"),
+        ("FEDSYNC_FEDERATION__PEER_REQUEST_TIMEOUT", "300s"),
+    ];
+    let (b2, b2_federation) =
+        common::spawn_child_daemon(&scratch.path().join("b2"), scratch.path(), &env).await;
+    let b2_pid = b2.id().unwrap();
+    // One replica runs the data job; its pull waits at A.
     relay.fault("/records/", 1, Fault::Hold);
     let node = b_for_a.to_string();
     cli_json(&b1, &["sync", "now", &node, "--kind", "data", "--no-wait"]).await;
     relay.wait_held().await;
-    // B2 starts; A's notices go to it, the replica that does not hold the job.
-    let b2 = replica("B").await;
-    cli_json(
-        &a,
-        &[
-            "node",
-            "update",
-            &a_for_b.to_string(),
-            "--base-url",
-            &b2.base_url(),
-        ],
-    )
-    .await;
-    create_account(&a, "told-b2").await;
     let store = fedsync::daemon::open_store(&common::test_config(&b1.data_dir, Some(&db.url)))
         .await
         .unwrap();
@@ -212,28 +211,65 @@ async fn a_notice_at_a_replica_not_running_the_job_still_wakes_it() {
         let jobs = store.list_jobs(NodeId::from_u64(b_for_a)).await.unwrap();
         jobs.into_iter().find(|j| j.kind == SyncKind::Data).unwrap()
     };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !job_of().await.trigger_pending() {
-        assert!(
-            Instant::now() < deadline,
-            "the notice never reached the job row"
-        );
+    // A's notices go to the replica that does not hold the job.
+    let holder = job_of().await.lease_owner;
+    let other = if holder.contains(&format!(":{b2_pid}:")) {
+        b1.base_url()
+    } else {
+        format!("http://{b2_federation}/federation")
+    };
+    cli_json(
+        &a,
+        &["node", "update", &a_for_b.to_string(), "--base-url", &other],
+    )
+    .await;
+    create_account(&a, "told-b2").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = job_of().await;
+        if job.trigger_pending() {
+            break job;
+        }
+        if Instant::now() > deadline {
+            let metrics = common::http()
+                .get(a.admin_url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let notices: Vec<&str> = metrics
+                .lines()
+                .filter(|l| l.starts_with("fedsync_live_notices"))
+                .collect();
+            panic!("the notice never reached the job row: {job:?}; A's notices: {notices:?}");
+        }
         tokio::task::yield_now().await;
-    }
-    assert!(
-        job_of().await.lease_expires_at.is_some(),
-        "B1 still holds it"
+    };
+    assert_eq!(
+        job.lease_owner, holder,
+        "recorded while the other replica holds the job"
     );
     relay.release();
     converged(&a, &b1, Duration::from_secs(20)).await;
-    let runs = cli_json(&b1, &["sync", "runs", &node]).await;
-    assert!(
-        runs.as_array()
-            .unwrap()
+    // The job ran once more for the notice, after the run it waited for.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = cli_json(&b1, &["sync", "runs", &node]).await;
+        let runs = runs.as_array().unwrap();
+        if runs
             .iter()
-            .any(|r| r["trigger"] == "notice" && r["status"] == "succeeded"),
-        "{runs}"
-    );
+            .any(|r| r["trigger"] == "notice" && r["status"] == "succeeded")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run served the notice: {runs:?}"
+        );
+        tokio::task::yield_now().await;
+    }
     store.close().await;
     drop(b2);
     db.drop_database().await;
@@ -267,6 +303,22 @@ async fn a_change_made_in_corteza_beside_a_sidecar_reaches_its_peer_in_seconds()
     let node = b_for_a.to_string();
     cli_json(&b, &["sync", "now", &node, "--kind", "data"]).await;
     assert_eq!(live(&b, "Person", "Name").await.len(), 3);
+    // The sidecar has looked at the module once (what it finds first is
+    // where the module stands, not a change).
+    let looks = || {
+        fake.seen()
+            .iter()
+            .filter(|s| s.query.starts_with("query=%28updated_at") && s.query.ends_with("limit=1"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while looks() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sidecar never looked for changes"
+        );
+        tokio::task::yield_now().await;
+    }
     // A Corteza user adds a record, now: nobody tells fedsync.
     fake.wall_clock();
     let mut dave = body("109-A-compose-create-record-dave.json");

@@ -33,3 +33,5 @@ mod store_outage;
 mod store_story;
 mod structure;
 mod tls;
+mod ui;
+mod ui_browser;

@@ -105,13 +105,7 @@ fn admin_token_json(t: &crate::domain::AdminToken) -> AdminTokenJson {
         created_at: time(t.created_at),
         expires_at: t.expires_at.map(time),
         revoked_at: t.revoked_at.map(time),
-        state: if t.revoked_at.is_some() {
-            "revoked"
-        } else if t.is_active(now) {
-            "active"
-        } else {
-            "expired"
-        },
+        state: t.state(now),
     }
 }
 

@@ -185,6 +185,9 @@ impl Default for PairingConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// The web console's address as browsers reach it (an SSH tunnel, a
+    /// TLS reverse proxy); empty: the listener's own address.
+    pub public_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -282,6 +285,7 @@ impl Default for AdminConfig {
     fn default() -> AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8091)),
+            public_url: String::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! change is checked against what depends on it, so nothing is left
 //! pointing at a field that no longer exists, and is audited.
 
+mod choices;
 mod exposures;
 mod mappings;
 mod modules;
@@ -15,6 +16,7 @@ use super::ports::{LocalData, LocalError};
 use crate::domain::{Actor, AuditResult, Id, IdGenerator, Node, NodeId};
 use crate::store::{Store, StoreError};
 
+pub use choices::{FieldChoice, field_choices};
 pub use mappings::MappingView;
 pub use modules::ModuleUpdate;
 pub use rules::{check_field_name, check_handle, parse_field_spec};
