@@ -142,10 +142,14 @@ impl SyncMetrics {
     }
 }
 
+mod pacing;
+pub use pacing::{PacingFigures, PacingSource};
+
 /// The daemon's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
+    pacing: pacing::PacingCollector,
     /// HTTP responses by listener (`federation`, `admin`) and status code.
     pub http_responses: Family<HttpLabels, Counter>,
     /// Admin requests refused for their credential, by reason code.
@@ -240,8 +244,11 @@ impl Metrics {
             "Live change notices sent, received, coalesced, dropped, refused or failed",
             live_notices.clone(),
         );
+        let pacing = pacing::PacingCollector::default();
+        registry.register_collector(Box::new(pacing.clone()));
         Metrics {
             registry: Arc::new(registry),
+            pacing,
             sync,
             live_notices,
             http_responses,
@@ -249,6 +256,12 @@ impl Metrics {
             federation_limited,
             store_up,
         }
+    }
+
+    /// Where `/metrics` reads the data plane's pacing (set once, by the
+    /// daemon with a Corteza data plane).
+    pub fn read_pacing_from(&self, source: PacingSource) {
+        let _ = self.pacing.source.set(source);
     }
 
     /// The registry in Prometheus text exposition format.

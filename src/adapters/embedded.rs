@@ -119,7 +119,7 @@ impl LocalRecords for EmbeddedData {
         Ok(self.store.page_record_changes(query).await?)
     }
 
-    async fn count_changes(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
-        Ok(self.store.count_record_changes(query).await?)
+    async fn count_changes(&self, query: &ChangeQuery) -> Result<Option<u64>, LocalError> {
+        Ok(Some(self.store.count_record_changes(query).await?))
     }
 }

@@ -61,6 +61,21 @@ pub fn node(node: &Node) -> v1::Node {
     }
 }
 
+/// The pacing of the Corteza data plane.
+pub fn pacing(p: crate::sync::ports::PacingStatus) -> v1::CortezaPacing {
+    v1::CortezaPacing {
+        limit: p.limit,
+        max: p.max,
+        in_flight: p.in_flight,
+        p50_latency_ms: p.p50_latency.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        requests: p.requests,
+        throttled: p.throttled,
+        server_errors: p.server_errors,
+        timeouts: p.timeouts,
+        limit_cuts: p.cuts,
+    }
+}
+
 /// Live changes with one peer.
 pub fn live(
     live: &crate::sync::live::PeerLive,

@@ -157,6 +157,7 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 .ok_or_else(|| Status::not_found(format!("node {id} does not exist")))?;
             return Ok(Response::new(v1::GetSyncStatusResponse {
                 nodes: vec![self.node_status(&node).await?],
+                corteza_pacing: self.state.records.pacing().map(proto::pacing),
             }));
         }
         // Every node: three statements whatever their number, at once (a
@@ -198,7 +199,10 @@ impl v1::sync_service_server::SyncService for SyncApi {
                 )
             })
             .collect();
-        Ok(Response::new(v1::GetSyncStatusResponse { nodes: out }))
+        Ok(Response::new(v1::GetSyncStatusResponse {
+            nodes: out,
+            corteza_pacing: self.state.records.pacing().map(proto::pacing),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node_id = request.get_ref().node_id))]

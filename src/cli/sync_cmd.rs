@@ -73,7 +73,7 @@ pub async fn sync(global: &GlobalArgs, command: &SyncCommand) -> anyhow::Result<
                 .get_sync_status(authorized(&target, v1::GetSyncStatusRequest { node_id })?)
                 .await
                 .map_err(RpcError::from)?;
-            output::sync_status(json, &status.into_inner().nodes);
+            output::sync_status(json, &status.into_inner());
         }
         SyncCommand::Runs { node, limit } => {
             let request = v1::ListSyncRunsRequest {

@@ -244,10 +244,13 @@ fn the_env_key_schema_comes_from_the_config_struct() {
     for key in &serialized {
         assert!(leaves.contains(key), "{key} missing from {leaves:?}");
     }
-    // What serialization leaves out is the unset `*_file` paths.
+    // What serialization leaves out is the unset `*_file` paths and the
+    // optional cap on requests to Corteza.
     for key in leaves {
         assert!(
-            serialized.contains(key) || key.ends_with("_file"),
+            serialized.contains(key)
+                || key.ends_with("_file")
+                || key == "local.corteza_requests_per_second",
             "{key} is not a config key"
         );
     }

@@ -66,6 +66,11 @@ pub fn u32_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     d.deserialize_any(V)
 }
 
+/// An optional u32, as `u32_lenient` (with `#[serde(default)]`).
+pub fn u32_opt_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    u32_lenient(d).map(Some)
+}
+
 /// A u64 from TOML or from a decimal string (environment).
 pub fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct V;

@@ -15,7 +15,7 @@ mod shutdown;
 mod tls;
 mod tokens;
 
-use services::{live_changes, local_data_plane, notices, pairing_service};
+use services::{live_changes, local_data_plane, notices, pairing_service, read_pacing};
 use tokens::ensure_local_admin_token;
 pub use tokens::{list_admin_tokens, mint_admin_token, mint_console_login, revoke_admin_token};
 
@@ -237,6 +237,7 @@ async fn launch(
             .with_work(work.clone()),
     );
     let (local, plain_records) = local_data_plane(config, store.clone(), ids.clone())?;
+    read_pacing(&metrics, &plain_records);
     // Claims wake on this too: change notices from peers record triggers.
     let wake = Arc::new(crate::sync::wake::Wake::new());
     let live = live_changes(config, &store, &pairing, &peer, &wake, &work, &metrics);

@@ -150,6 +150,28 @@ pub(super) fn local_data_plane(
     })
 }
 
+/// `/metrics` reads the data plane's pacing (Corteza's) at each scrape.
+pub(super) fn read_pacing(metrics: &crate::telemetry::Metrics, records: &Arc<dyn LocalRecords>) {
+    if records.pacing().is_none() {
+        return;
+    }
+    let records = Arc::downgrade(records);
+    metrics.read_pacing_from(Arc::new(move || {
+        let p = records.upgrade()?.pacing()?;
+        Some(crate::telemetry::PacingFigures {
+            limit: p.limit,
+            max: p.max,
+            in_flight: p.in_flight,
+            p50_latency_seconds: p.p50_latency.map_or(0.0, |d| d.as_secs_f64()),
+            requests: p.requests,
+            throttled: p.throttled,
+            server_errors: p.server_errors,
+            timeouts: p.timeouts,
+            limit_cuts: p.cuts,
+        })
+    }));
+}
+
 /// What we tell fedsync peers we can do.
 pub(super) fn our_capabilities(config: &Config) -> Vec<String> {
     let mut capabilities = Vec::new();

@@ -335,8 +335,13 @@ pub trait LocalRecords: Send + Sync {
         &self,
         query: &crate::store::ChangeQuery,
     ) -> Result<Vec<crate::domain::Record>, LocalError>;
-    /// How many changed records `page_changes` would page through.
-    async fn count_changes(&self, query: &crate::store::ChangeQuery) -> Result<u64, LocalError>;
+    /// How many changed records `page_changes` would page through; `None`
+    /// when the data plane cannot tell without reading them all (Corteza):
+    /// the destination then shows progress without a total.
+    async fn count_changes(
+        &self,
+        query: &crate::store::ChangeQuery,
+    ) -> Result<Option<u64>, LocalError>;
     /// Whether the data plane answers now (for `/readyz`); the reason when
     /// not. The embedded one lives in the store, which is checked apart.
     async fn ready(&self) -> Result<(), String> {
@@ -356,6 +361,10 @@ pub trait LocalRecords: Send + Sync {
         let _ = module_id;
         Ok(None)
     }
+    /// How hard the data plane is being used, when it is paced (Corteza).
+    fn pacing(&self) -> Option<PacingStatus> {
+        None
+    }
 }
 
 /// The newest change of a module, as a data plane whose records change
@@ -366,6 +375,29 @@ pub struct NewestChange {
     pub at: i64,
     /// When a page of changes can serve it (a second is served once over).
     pub servable_at: crate::domain::Timestamp,
+}
+
+/// The pacing of a data plane fedsync must not overload (Corteza): its
+/// adaptive limit on requests in flight and what it has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PacingStatus {
+    /// Requests allowed in flight now.
+    pub limit: u32,
+    /// The bound of `limit` (`local.corteza_max_concurrent`).
+    pub max: u32,
+    pub in_flight: u32,
+    /// The median latency of the recent answers.
+    pub p50_latency: Option<std::time::Duration>,
+    /// Requests sent since the daemon started.
+    pub requests: u64,
+    /// Answers 429.
+    pub throttled: u64,
+    /// Answers 5xx.
+    pub server_errors: u64,
+    /// Requests not answered in time.
+    pub timeouts: u64,
+    /// Times the limit was cut.
+    pub cuts: u64,
 }
 
 /// Why a notification was not delivered.

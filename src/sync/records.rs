@@ -109,6 +109,11 @@ pub struct RecordService {
 }
 
 impl RecordService {
+    /// How hard the data plane is used, when it is paced (Corteza).
+    pub fn pacing(&self) -> Option<crate::sync::ports::PacingStatus> {
+        self.records.pacing()
+    }
+
     pub fn new(
         local: Arc<dyn LocalData>,
         records: Arc<dyn LocalRecords>,

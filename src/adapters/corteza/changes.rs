@@ -33,7 +33,7 @@ pub(super) const MAX_SCAN: usize = 200_000;
 
 /// A list of changed records Corteza can give: the column it filters on
 /// (as Corteza's query language names it) and the attribute it sorts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum ChangeList {
     Created,
     Updated,
@@ -101,6 +101,7 @@ pub(super) struct ChangeMerge {
     /// Per list: every record whose (time in it, id) is at or before this
     /// has been read; `None` once the list has been read to its end.
     read_through: [Option<(i64, i64)>; 3],
+
     /// The records that may be served, by (change time, id).
     found: BTreeMap<(i64, i64), Record>,
     keys: HashMap<Id, (i64, i64)>,
@@ -137,6 +138,19 @@ impl ChangeMerge {
     pub(super) fn start(&self) -> Option<(i64, Option<i64>)> {
         let second = self.since_second()?;
         Some((second, (self.lower.1 != i64::MIN).then_some(self.lower.1)))
+    }
+
+    /// `list` is known to hold nothing from where every list starts
+    /// (`start`): it is not read.
+    pub(super) fn read_out(&mut self, list: ChangeList) {
+        self.read_through[list.index()] = None;
+    }
+
+    /// How many more changes the page needs: the records to ask the next
+    /// list read for.
+    pub(super) fn wanted(&self) -> usize {
+        let ready = self.found.range(..self.known_below()).count();
+        self.limit.saturating_sub(ready).max(1)
     }
 
     /// Every change before this (change time, id) has been seen.
@@ -299,6 +313,10 @@ mod tests {
         /// Takes the continuation by id (else lists whole seconds, as a
         /// Corteza that refused it is read).
         continue_by_id: bool,
+        /// Tells the merge which lists are empty from the start, as the
+        /// adapter does after one query for both updates and removals
+        /// (`read_out`).
+        seed: bool,
     }
 
     impl Corteza {
@@ -309,6 +327,7 @@ mod tests {
             list: ChangeList,
             start: (i64, Option<i64>),
             from: usize,
+            limit: usize,
         ) -> (Vec<Listed>, Option<usize>) {
             let (second, after) = if self.continue_by_id {
                 start
@@ -331,7 +350,7 @@ mod tests {
                 })
                 .collect();
             rows.sort_by_key(|(t, id, _)| (*t, *id));
-            let end = (from + self.page).min(rows.len());
+            let end = (from + limit).min(rows.len());
             let page: Vec<Listed> = rows[from..end]
                 .iter()
                 .map(|(_, _, s)| Listed {
@@ -348,9 +367,23 @@ mod tests {
         fn serve(&mut self, query: &ChangeQuery, settled: i64) -> Vec<Record> {
             let mut merge = ChangeMerge::new(query, settled);
             let start = merge.start().unwrap_or((0, None));
+            if self.seed {
+                for list in ChangeList::ALL {
+                    let empty = !self.records.iter().any(|s| {
+                        list.time(&s.record, s.updated)
+                            .is_some_and(|t| t >= start.0 * 1_000_000)
+                    });
+                    if empty {
+                        merge.read_out(list);
+                    }
+                }
+            }
             let mut next = [0usize; 3];
             while let Some(list) = merge.next_list() {
-                let (page, more) = self.list(list, start, next[list as usize]);
+                // As the adapter asks: what the page still needs, at most
+                // a page of Corteza's.
+                let limit = merge.wanted().min(self.page);
+                let (page, more) = self.list(list, start, next[list as usize], limit);
                 merge.add(list, page, more.is_some()).unwrap();
                 next[list as usize] = more.unwrap_or(usize::MAX);
             }
@@ -411,6 +444,7 @@ mod tests {
             settled_second in 0i64..25,
             exclude_received in proptest::bool::ANY,
             continue_by_id in proptest::bool::ANY,
+            seed in proptest::bool::ANY,
         ) {
             let records = times
                 .iter()
@@ -426,7 +460,7 @@ mod tests {
                     s
                 })
                 .collect();
-            let mut corteza = Corteza { records, page, sent: 0, continue_by_id };
+            let mut corteza = Corteza { records, page, sent: 0, continue_by_id, seed };
             let settled = settled_second * 1_000_000;
             let walked = corteza.walk(limit, settled, exclude_received);
             proptest::prop_assert_eq!(walked, corteza.expected(settled, exclude_received));
@@ -455,6 +489,7 @@ mod tests {
             page: 200,
             sent: 0,
             continue_by_id: true,
+            seed: false,
         };
         let walked = corteza.walk(201, i64::MAX, true);
         assert_eq!(walked.len() as u64, n);

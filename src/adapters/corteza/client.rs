@@ -1,7 +1,8 @@
 //! Calls to Corteza's compose REST API: one request with the API token
-//! (re-read from the token file on every request), bounded in number at
-//! once and paced (`Pace`); reads retried while Corteza may come back;
-//! every page of a list; and how a failure is classified (`CallError`).
+//! (re-read from the token file on every request), under the adaptive
+//! limit and the optional cap of `limiter`; reads retried while Corteza may
+//! come back; every page of a list; and how a failure is classified
+//! (`CallError`), and what it tells the limiter.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::json::set;
+use super::limiter::{Kind, Signal};
 use super::{CortezaData, CortezaToken};
 use crate::sync::ports::LocalError;
 
@@ -17,7 +19,8 @@ use crate::sync::ports::LocalError;
 #[derive(Debug)]
 pub(super) enum CallError {
     /// Corteza could not be asked or answered 5xx/429: try again later.
-    Unavailable(String),
+    /// `signal` is what the answer told of Corteza's load.
+    Unavailable { message: String, signal: Signal },
     /// Corteza answered with an error of this type (`notFound`...).
     Refused { kind: String, message: String },
 }
@@ -26,12 +29,27 @@ impl CallError {
     pub(super) fn not_found(&self) -> bool {
         matches!(self, CallError::Refused { kind, .. } if kind == "notFound" || kind == "http404")
     }
+
+    fn unreached(message: String) -> CallError {
+        CallError::Unavailable {
+            message,
+            signal: Signal::Unreached,
+        }
+    }
+
+    /// What the limiter learns from this outcome.
+    fn signal(&self) -> Signal {
+        match self {
+            CallError::Unavailable { signal, .. } => *signal,
+            CallError::Refused { .. } => Signal::Answered,
+        }
+    }
 }
 
 impl From<CallError> for LocalError {
     fn from(error: CallError) -> LocalError {
         match error {
-            CallError::Unavailable(m) => LocalError::Unavailable(m),
+            CallError::Unavailable { message, .. } => LocalError::Unavailable(message),
             CallError::Refused { message, kind } if kind.starts_with("notAllowed") => {
                 LocalError::Invalid(format!(
                     "Corteza refused: {message} (give the token's user the permission)"
@@ -44,20 +62,29 @@ impl From<CallError> for LocalError {
     }
 }
 
-/// Spaces requests at least `interval` apart.
-pub(super) struct Pace {
-    pub(super) interval: Duration,
-    pub(super) next: tokio::sync::Mutex<tokio::time::Instant>,
+/// The load signal of an HTTP status Corteza answered with, if any.
+fn status_signal(status: u16) -> Option<Signal> {
+    match status {
+        429 => Some(Signal::Throttled),
+        502..=504 => Some(Signal::Overloaded(status)),
+        500..=599 => Some(Signal::ServerError(status)),
+        _ => None,
+    }
 }
 
-impl Pace {
-    pub(super) async fn wait(&self) {
-        let mut next = self.next.lock().await;
-        let now = tokio::time::Instant::now();
-        if *next > now {
-            tokio::time::sleep_until(*next).await;
-        }
-        *next = (*next).max(now) + self.interval;
+/// What a request was, for comparing latencies: a record write, another
+/// write, a GET of one object, or a list of so many records.
+fn kind_of(method: &Method, path: &str, answer: &Result<Value, CallError>) -> Kind {
+    if method != Method::GET {
+        return if path.contains("/record/") {
+            Kind::Write
+        } else {
+            Kind::OtherWrite
+        };
+    }
+    match answer.as_ref().ok().and_then(|v| v.get("set")) {
+        Some(Value::Array(items)) => Kind::list(items.len()),
+        _ => Kind::One,
     }
 }
 
@@ -74,7 +101,7 @@ impl CortezaData {
                         Ok(token)
                     }
                     read => last.clone().ok_or_else(|| {
-                        CallError::Unavailable(match read {
+                        CallError::unreached(match read {
                             Ok(_) => format!("the Corteza token file {} is empty", path.display()),
                             Err(e) => format!(
                                 "cannot read the Corteza token file {}: {e}",
@@ -95,13 +122,17 @@ impl CortezaData {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
-        let _slot = self
-            .gate
-            .acquire()
-            .await
-            .map_err(|_| CallError::Unavailable("shutting down".into()))?;
-        self.pace.wait().await;
-        self.send(method, path, query, body).await
+        if let Some(cap) = &self.cap {
+            cap.wait().await;
+        }
+        let permit = self.limiter.acquire().await;
+        let answer = self.send(method.clone(), path, query, body).await;
+        let signal = match &answer {
+            Ok(_) => Signal::Answered,
+            Err(e) => e.signal(),
+        };
+        permit.done(kind_of(&method, path, &answer), signal);
+        answer
     }
 
     /// One request, at once.
@@ -113,7 +144,7 @@ impl CortezaData {
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
         let mut url = url::Url::parse(&format!("{}{path}", self.base))
-            .map_err(|e| CallError::Unavailable(format!("bad Corteza URL {}: {e}", self.base)))?;
+            .map_err(|e| CallError::unreached(format!("bad Corteza URL {}: {e}", self.base)))?;
         if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
@@ -131,34 +162,44 @@ impl CortezaData {
         }
         let where_ = || format!("Corteza at {}", self.base);
         let response = request.send().await.map_err(|e| {
-            CallError::Unavailable(if e.is_timeout() {
-                format!(
-                    "{} did not answer within {}s",
-                    where_(),
-                    self.settings.timeout.as_secs()
-                )
+            if e.is_timeout() {
+                CallError::Unavailable {
+                    message: format!(
+                        "{} did not answer within {}s",
+                        where_(),
+                        self.settings.timeout.as_secs()
+                    ),
+                    signal: Signal::TimedOut,
+                }
             } else {
-                format!("cannot reach {}: {}", where_(), root_cause(&e))
-            })
+                CallError::unreached(format!("cannot reach {}: {}", where_(), root_cause(&e)))
+            }
         })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Unavailable(format!("{}: {}", where_(), root_cause(&e))))?;
+        let bytes = response.bytes().await.map_err(|e| CallError::Unavailable {
+            message: format!("{}: {}", where_(), root_cause(&e)),
+            signal: if e.is_timeout() {
+                Signal::TimedOut
+            } else {
+                Signal::Unreached
+            },
+        })?;
         let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
         let message = parsed
             .as_ref()
             .and_then(|v| v.pointer("/error/message"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(CallError::Unavailable(format!(
-                "{} answered HTTP {}{}",
-                where_(),
-                status.as_u16(),
-                message.map(|m| format!(": {m}")).unwrap_or_default()
-            )));
+        if let Some(signal) = status_signal(status.as_u16()) {
+            return Err(CallError::Unavailable {
+                message: format!(
+                    "{} answered HTTP {}{}",
+                    where_(),
+                    status.as_u16(),
+                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                ),
+                signal,
+            });
         }
         if status.as_u16() == 401 {
             return Err(CallError::Refused {
@@ -177,7 +218,7 @@ impl CortezaData {
             });
         }
         let Some(value) = parsed else {
-            return Err(CallError::Unavailable(format!(
+            return Err(CallError::unreached(format!(
                 "{} answered {} {path} with something that is not JSON",
                 where_(),
                 method
@@ -206,7 +247,7 @@ impl CortezaData {
         let mut tries = 0;
         loop {
             match self.call(Method::GET, path, query, None).await {
-                Err(CallError::Unavailable(_)) if tries < 2 => {
+                Err(CallError::Unavailable { .. }) if tries < 2 => {
                     tries += 1;
                     tokio::time::sleep(wait).await;
                     wait *= 4;
@@ -258,30 +299,4 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
         source = next;
     }
     source.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// On tokio's paused clock: nothing sleeps for real.
-    #[tokio::test(start_paused = true)]
-    async fn requests_are_paced_to_the_configured_rate() {
-        let pace = Pace {
-            interval: Duration::from_secs(1) / 5,
-            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-        };
-        let start = tokio::time::Instant::now();
-        for _ in 0..10 {
-            pace.wait().await;
-        }
-        // Ten requests at five a second: the tenth goes 1.8 s after the first.
-        assert_eq!(start.elapsed(), Duration::from_millis(1800));
-        // An idle spell is not saved up for a burst.
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let idle = tokio::time::Instant::now();
-        pace.wait().await;
-        pace.wait().await;
-        assert_eq!(idle.elapsed(), Duration::from_millis(200));
-    }
 }

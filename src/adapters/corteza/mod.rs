@@ -16,9 +16,11 @@
 //! each sorted by its time, reading only as far as the page needs
 //! (`changes`). A second is served only once it is over (two seconds of
 //! margin), so a record changed later in the same second is never left
-//! behind a cursor. The total a first page may carry is one pass over the
-//! query Corteza's own federation uses (`updated_at >= T OR created_at >= T
-//! OR deleted_at >= T`).
+//! behind a cursor. A first page carries no total: Corteza counts by
+//! reading every record it counts.
+//!
+//! How hard Corteza is used follows its latency (`limiter`): an adaptive
+//! limit on requests in flight, and an optional cap on requests a second.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use zeroize::Zeroizing;
 mod changes;
 mod client;
 mod json;
+mod limiter;
 mod live;
 mod lookups;
 mod modules;
@@ -40,7 +43,7 @@ mod read;
 mod tests;
 mod write;
 
-use client::Pace;
+use limiter::{Limiter, Pace};
 use modules::Namespace;
 
 use crate::domain::{Id, NodeId, Record};
@@ -75,7 +78,10 @@ pub struct CortezaSettings {
     pub token: CortezaToken,
     /// The namespace's slug or id.
     pub namespace: String,
-    pub requests_per_second: u32,
+    /// A hard cap on requests a second; none by default (the adaptive
+    /// limit alone).
+    pub requests_per_second: Option<u32>,
+    /// The bound of the adaptive limit on requests in flight.
     pub max_concurrent: u32,
     pub page_size: u32,
     pub timeout: Duration,
@@ -86,8 +92,8 @@ pub struct CortezaData {
     base: String,
     settings: CortezaSettings,
     store: Arc<dyn Store>,
-    gate: tokio::sync::Semaphore,
-    pace: Pace,
+    limiter: Limiter,
+    cap: Option<Pace>,
     last_token: std::sync::Mutex<Option<Zeroizing<String>>>,
     namespace: tokio::sync::OnceCell<Namespace>,
     /// Record id -> module id, learnt from what was read and written, for
@@ -102,6 +108,9 @@ pub struct CortezaData {
     /// (peer, module) -> the run in which, and when, Corteza was counted
     /// to hold no record of that peer without its link (see `all_linked`).
     all_linked_in: std::sync::Mutex<HashMap<(NodeId, Id), (Id, std::time::Instant)>>,
+    /// Modules whose last pages of changes held updates or removals: their
+    /// lists are read without asking first whether they hold any.
+    busy_sides: std::sync::Mutex<std::collections::HashSet<Id>>,
     /// Module -> (the second it was last looked at for changes, the mark
     /// of the newest change seen): see `live.rs`.
     looked: std::sync::Mutex<HashMap<Id, (i64, i64)>>,
@@ -119,15 +128,11 @@ impl CortezaData {
             .no_proxy()
             .build()
             .map_err(|e| format!("cannot build the Corteza client: {e}"))?;
-        let per = Duration::from_secs(1) / settings.requests_per_second.max(1);
         Ok(CortezaData {
             http,
             base: settings.url.trim_end_matches('/').to_owned(),
-            gate: tokio::sync::Semaphore::new(settings.max_concurrent.max(1) as usize),
-            pace: Pace {
-                interval: per,
-                next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-            },
+            limiter: Limiter::new(settings.max_concurrent),
+            cap: settings.requests_per_second.map(Pace::per_second),
             settings,
             store,
             last_token: std::sync::Mutex::new(None),
@@ -137,6 +142,7 @@ impl CortezaData {
             no_id_continuation: std::sync::atomic::AtomicBool::new(false),
             all_linked_in: std::sync::Mutex::new(HashMap::new()),
             looked: std::sync::Mutex::new(HashMap::new()),
+            busy_sides: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -210,8 +216,15 @@ impl LocalRecords for CortezaData {
         self.select_changes(query).await
     }
 
-    async fn count_changes(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
-        self.count_selected(query).await
+    /// Corteza counts by reading every record it counts: a total would
+    /// cost a pass over all changes before the first page, so none is
+    /// given (the destination shows progress without one).
+    async fn count_changes(&self, _query: &ChangeQuery) -> Result<Option<u64>, LocalError> {
+        Ok(None)
+    }
+
+    fn pacing(&self) -> Option<crate::sync::ports::PacingStatus> {
+        Some(self.limiter.status())
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
-use super::changes::{ChangeMerge, Listed};
+use super::changes::{ChangeList, ChangeMerge, Listed};
 use super::client::CallError;
 use super::json::{record_from, set, time_of};
 use super::{CortezaData, META_EXTRECORD, SETTLE_SECONDS};
@@ -20,6 +20,9 @@ use crate::sync::ports::{LocalData, LocalError};
 /// Records asked for by one list query (`(id = … OR id = …)`, about 25
 /// bytes of URL each).
 const IDS_PER_LIST: usize = 100;
+
+/// The fewest records a list read asks for.
+const MIN_READ: usize = 10;
 
 /// Changes before this (microseconds) are served: their second is over.
 fn settled() -> i64 {
@@ -167,15 +170,58 @@ impl CortezaData {
         Ok(out)
     }
 
-    /// One page of a list and Corteza's cursor to the next, if any.
+    /// Whether Corteza holds no update or removal from `second` on in
+    /// `module`: one request of at most one record for both lists, sent
+    /// unless the last pages of the module found some (`busy_sides`), as
+    /// the lists of a first pull or of new records are mostly empty.
+    async fn no_updates_or_removals(
+        &self,
+        path: &str,
+        module: Id,
+        second: i64,
+    ) -> Result<bool, LocalError> {
+        if self
+            .busy_sides
+            .lock()
+            .expect("busy_sides lock")
+            .contains(&module)
+        {
+            return Ok(false);
+        }
+        let Some(t) = DateTime::<Utc>::from_timestamp(second, 0)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+        else {
+            return Ok(false);
+        };
+        let query = [
+            ("deleted", "1".to_owned()),
+            (
+                "query",
+                format!("(updated_at >= '{t}' OR deleted_at >= '{t}')"),
+            ),
+        ];
+        let (items, _) = self.list_page(path, &query, None, 1).await?;
+        let none = items.is_empty();
+        if !none {
+            self.busy_sides
+                .lock()
+                .expect("busy_sides lock")
+                .insert(module);
+        }
+        Ok(none)
+    }
+
+    /// One page of at most `limit` records of a list and Corteza's cursor
+    /// to the next, if any.
     async fn list_page(
         &self,
         path: &str,
         query: &[(&str, String)],
         cursor: Option<&str>,
+        limit: u32,
     ) -> Result<(Vec<Value>, Option<String>), LocalError> {
         let mut q: Vec<(&str, String)> = query.to_vec();
-        q.push(("limit", self.settings.page_size.to_string()));
+        q.push(("limit", limit.to_string()));
         if let Some(c) = cursor {
             q.push(("pageCursor", c.to_owned()));
         }
@@ -223,7 +269,8 @@ impl CortezaData {
     ) -> Result<Vec<Record>, LocalError> {
         let path = format!("{}/record/", self.module_path(query.module_id).await?);
         use std::sync::atomic::Ordering;
-        let mut merge = ChangeMerge::new(query, settled());
+        let settled = settled();
+        let mut merge = ChangeMerge::new(query, settled);
         // Every list starts at the cursor (its second, after its id); at
         // the epoch for a reader with none, so that `updated_at` and
         // `deleted_at` leave out the unset.
@@ -231,6 +278,14 @@ impl CortezaData {
         if self.no_id_continuation.load(Ordering::Relaxed) {
             after = None;
         }
+        if self
+            .no_updates_or_removals(&path, query.module_id, second)
+            .await?
+        {
+            merge.read_out(ChangeList::Updated);
+            merge.read_out(ChangeList::Deleted);
+        }
+        let mut sides_empty = true;
         let mut cursors: [Option<String>; 3] = Default::default();
         let mut seen: [std::collections::HashSet<String>; 3] = Default::default();
         while let Some(list) = merge.next_list() {
@@ -243,7 +298,13 @@ impl CortezaData {
                 q.extend(Self::since_query(list.column(), second, after));
                 q
             };
-            let answer = match self.list_page(&path, &q(after), cursor.as_deref()).await {
+            // As many records as the page still needs (a page of changes
+            // costs about a list page per `page_size` records).
+            let limit = (merge.wanted().max(MIN_READ) as u32).min(self.settings.page_size);
+            let answer = match self
+                .list_page(&path, &q(after), cursor.as_deref(), limit)
+                .await
+            {
                 // A Corteza that does not take the continuation by id is
                 // read by whole seconds from then on (the merge is right
                 // either way; it only reads more).
@@ -254,7 +315,7 @@ impl CortezaData {
                     );
                     self.no_id_continuation.store(true, Ordering::Relaxed);
                     after = None;
-                    self.list_page(&path, &q(None), None).await
+                    self.list_page(&path, &q(None), None, limit).await
                 }
                 other => other,
             };
@@ -267,49 +328,20 @@ impl CortezaData {
                     list.sort()
                 )));
             }
+            sides_empty &= list == ChangeList::Created || items.is_empty();
             let page = items.iter().map(listed).collect::<Result<Vec<_>, _>>()?;
             merge.add(list, page, next.is_some())?;
             cursors[list as usize] = next;
         }
+        if sides_empty {
+            self.busy_sides
+                .lock()
+                .expect("busy_sides lock")
+                .remove(&query.module_id);
+        }
         let selected = merge.finish();
         self.remember(&selected);
         Ok(selected)
-    }
-
-    /// How many changes a query selects, all pages: one pass over
-    /// Corteza's list of the records changed since the cursor's second
-    /// (the query Corteza's own federation uses), counted as read.
-    pub(super) async fn count_selected(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
-        let path = format!("{}/record/", self.module_path(query.module_id).await?);
-        let lower = query.lower_bound();
-        let settled = settled();
-        let mut q = vec![("deleted", "1".to_owned())];
-        if let Some(t) = (lower.0 != i64::MIN)
-            .then(|| lower.0.div_euclid(1_000_000))
-            .and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-        {
-            let t = t.to_rfc3339_opts(SecondsFormat::Secs, true);
-            q.push((
-                "query",
-                format!("(updated_at >= '{t}' OR created_at >= '{t}' OR deleted_at >= '{t}')"),
-            ));
-        }
-        let mut count = 0;
-        self.list_all(&path, &q, |item| {
-            let record = record_from(item)?;
-            let received = item.pointer(&format!("/meta/{META_EXTRECORD}")).is_some();
-            if (record.changed_at, record.id.as_i64()) > lower
-                && record.changed_at < settled
-                && !(query.exclude_received && received)
-                && !(query.exclude_origin.is_some()
-                    && record.origin_node_id == query.exclude_origin)
-            {
-                count += 1;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(count)
     }
 
     pub(super) async fn list_module_records(

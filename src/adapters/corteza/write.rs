@@ -1,10 +1,22 @@
 //! Writing records to Corteza: a batch's records created (unless an
 //! earlier, cut-off batch made them), updated or deleted with the meta of
-//! their origin, then the rest of the batch (links with Corteza's ids,
-//! cursor, errors, progress) to the store as one unit.
+//! their origin, concurrently up to the limiter's limit, then the rest of
+//! the batch (links with Corteza's ids, cursor, errors, progress) to the
+//! store as one unit.
+//!
+//! A write Corteza did not answer (a timeout, 5xx, 429) is tried again, up
+//! to [`TRIES`] times; a create first looks up the record by its meta, as
+//! after a lost commit, since Corteza may have made it before failing to
+//! answer. The first write that fails for good fails the page: the writes
+//! not started yet are not sent, those in flight end, and the writes that
+//! landed are found by their meta on the next run (a failed run makes the
+//! next one look, see `all_linked`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -15,38 +27,69 @@ use crate::domain::{self, Id, NodeId, Record};
 use crate::store::RecordBatch;
 use crate::sync::ports::LocalError;
 
+/// Tries of one write while Corteza does not answer it.
+const TRIES: u32 = 4;
+/// The wait before the second try; four times longer before each next.
+const FIRST_WAIT: Duration = Duration::from_millis(200);
+
+/// Where the records of a batch came from.
+struct Origins {
+    /// Local record id -> (peer, origin record id).
+    of: HashMap<Id, (NodeId, Id)>,
+    /// Peer -> its base URL (Corteza's `federation` meta).
+    urls: HashMap<NodeId, String>,
+    /// (peer, module) -> every record of the peer in the module is linked:
+    /// none needs looking up before it is made.
+    linked: HashMap<(NodeId, Id), bool>,
+}
+
+impl Origins {
+    fn meta(&self, record: &Record) -> Option<Value> {
+        self.of.get(&record.id).map(|(node, origin)| {
+            json!({
+                META_FEDERATION: self.urls.get(node).cloned().unwrap_or_default(),
+                META_EXTRECORD: origin.to_string(),
+                META_NODE: node.to_string(),
+            })
+        })
+    }
+
+    /// The origin of a new record that may have been made before.
+    fn to_look_up(&self, record: &Record) -> Option<(NodeId, Id)> {
+        let (node, origin) = self.of.get(&record.id)?;
+        (!self
+            .linked
+            .get(&(*node, record.module_id))
+            .copied()
+            .unwrap_or(false))
+        .then_some((*node, *origin))
+    }
+}
+
 impl CortezaData {
+    /// One create (no `existing`) or update in `module` (its path).
     async fn write_record(
         &self,
+        module: &str,
         record: &Record,
         meta: Option<&Value>,
         existing: Option<Id>,
-    ) -> Result<Record, LocalError> {
-        let module = self.module_path(record.module_id).await?;
+    ) -> Result<Record, CallError> {
         let mut body = json!({ "values": values_json(&record.values) });
         if let Some(meta) = meta {
             body["meta"] = meta.clone();
         }
-        let (path, action) = match existing {
-            Some(id) => (format!("{module}/record/{id}"), "update"),
-            None => (format!("{module}/record/"), "create"),
+        let path = match existing {
+            Some(id) => format!("{module}/record/{id}"),
+            None => format!("{module}/record/"),
         };
-        let value = self
-            .call(Method::POST, &path, &[], Some(&body))
-            .await
-            .map_err(|e| match e {
-                CallError::Refused { message, kind } => LocalError::Invalid(format!(
-                    "Corteza refused to {action} a record in module {}: {message}{}",
-                    record.module_id,
-                    if kind.starts_with("notAllowed") {
-                        " (give the token's user the permission)"
-                    } else {
-                        ""
-                    }
-                )),
-                other => other.into(),
-            })?;
-        record_from(&value)
+        let value = self.call(Method::POST, &path, &[], Some(&body)).await?;
+        // An answer that is not a record: Corteza did answer, so it is
+        // not tried again.
+        record_from(&value).map_err(|e| CallError::Refused {
+            kind: "invalidAnswer".into(),
+            message: e.to_string(),
+        })
     }
 
     async fn delete_record(&self, record: &Record) -> Result<Record, LocalError> {
@@ -55,11 +98,14 @@ impl CortezaData {
             self.module_path(record.module_id).await?,
             record.id
         );
-        match self.call(Method::DELETE, &path, &[], None).await {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
+        retrying(|| async {
+            match self.call(Method::DELETE, &path, &[], None).await {
+                Err(e) if e.not_found() => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .await
+        .map_err(LocalError::from)?;
         let mut deleted = record.clone();
         let now = domain::now();
         deleted.deleted_at.get_or_insert(now);
@@ -67,74 +113,161 @@ impl CortezaData {
         Ok(deleted)
     }
 
-    pub(super) async fn write_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
-        let mut origin_of: HashMap<Id, (NodeId, Id)> = HashMap::new();
-        for link in batch.links.iter().chain(&batch.touched) {
-            origin_of.insert(link.local_record_id, (link.node_id, link.origin_record_id));
-        }
-        let mut node_urls: HashMap<NodeId, String> = HashMap::new();
-        for (node, _) in origin_of.values() {
-            if !node_urls.contains_key(node) {
-                let url = self
-                    .store
-                    .get_node(*node)
-                    .await?
-                    .map(|n| n.base_url)
-                    .unwrap_or_default();
-                node_urls.insert(*node, url);
+    /// A new record: made, or, when an earlier write may have made it
+    /// (`look_up`, or a create of this call that Corteza did not answer),
+    /// found by its meta and updated.
+    async fn create_record(
+        &self,
+        record: &Record,
+        meta: Option<&Value>,
+        look_up: Option<(NodeId, Id)>,
+    ) -> Result<Record, LocalError> {
+        let module = self.module_path(record.module_id).await?;
+        let origin = origin_in(meta);
+        let mut look = look_up;
+        let mut wait = FIRST_WAIT;
+        let mut tries = 1;
+        loop {
+            if let Some((node, origin)) = look {
+                match self.made_before(record.module_id, node, origin).await? {
+                    Some(found) if found.deleted_at.is_some() => return Ok(found),
+                    Some(found) => {
+                        return retrying(|| {
+                            self.write_record(&module, record, meta, Some(found.id))
+                        })
+                        .await
+                        .map_err(|e| refusal(e, "update", record));
+                    }
+                    None => {}
+                }
+            }
+            match self.write_record(&module, record, meta, None).await {
+                Err(CallError::Unavailable { message, .. }) if tries < TRIES => {
+                    tracing::debug!(%message, "a record create Corteza did not answer is tried again");
+                    // Corteza may have made it: look before making it again.
+                    // Without the origin's meta it could not be found.
+                    let Some(origin) = origin else {
+                        return Err(LocalError::Unavailable(message));
+                    };
+                    look = Some(origin);
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                }
+                other => return other.map_err(|e| refusal(e, "create", record)),
             }
         }
-        let meta_for = |record: &Record| {
-            origin_of.get(&record.id).map(|(node, origin)| {
-                json!({
-                    META_FEDERATION: node_urls.get(node).cloned().unwrap_or_default(),
-                    META_EXTRECORD: origin.to_string(),
-                    META_NODE: node.to_string(),
-                })
-            })
+    }
+
+    async fn update_record(
+        &self,
+        record: &Record,
+        meta: Option<&Value>,
+    ) -> Result<Record, LocalError> {
+        let module = self.module_path(record.module_id).await?;
+        retrying(|| self.write_record(&module, record, meta, Some(record.id)))
+            .await
+            .map_err(|e| refusal(e, "update", record))
+    }
+
+    /// One record of a batch written; `None` when a write before it failed
+    /// and it was not sent.
+    async fn write_one(
+        &self,
+        record: &Record,
+        origins: &Origins,
+        failed: &AtomicBool,
+    ) -> Option<Result<Record, LocalError>> {
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let meta = origins.meta(record);
+        let written = if record.revision == 0 {
+            self.create_record(record, meta.as_ref(), origins.to_look_up(record))
+                .await
+        } else if record.deleted_at.is_some() {
+            self.delete_record(record).await
+        } else {
+            self.update_record(record, meta.as_ref()).await
         };
+        if written.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        Some(written)
+    }
+
+    async fn origins(&self, batch: &RecordBatch) -> Result<Origins, LocalError> {
+        let mut origins = Origins {
+            of: HashMap::new(),
+            urls: HashMap::new(),
+            linked: HashMap::new(),
+        };
+        for link in batch.links.iter().chain(&batch.touched) {
+            origins
+                .of
+                .insert(link.local_record_id, (link.node_id, link.origin_record_id));
+        }
+        let nodes: std::collections::BTreeSet<NodeId> =
+            origins.of.values().map(|(node, _)| *node).collect();
+        for node in nodes {
+            let url = self
+                .store
+                .get_node(node)
+                .await?
+                .map(|n| n.base_url)
+                .unwrap_or_default();
+            origins.urls.insert(node, url);
+        }
         // New records are made unless an earlier, cut-off batch made them.
         let run = batch.progress.map(|(run, _)| run);
-        let mut linked: HashMap<(NodeId, Id), bool> = HashMap::new();
-        for record in batch.records.iter().filter(|r| r.revision == 0) {
-            if let Some((node, _)) = origin_of.get(&record.id) {
-                let key = (*node, record.module_id);
-                if let std::collections::hash_map::Entry::Vacant(e) = linked.entry(key) {
-                    e.insert(self.all_linked(key.0, key.1, run).await?);
-                }
-            }
+        let keys: std::collections::BTreeSet<(NodeId, Id)> = batch
+            .records
+            .iter()
+            .filter(|r| r.revision == 0)
+            .filter_map(|r| origins.of.get(&r.id).map(|(node, _)| (*node, r.module_id)))
+            .collect();
+        for (node, module) in keys {
+            let all = self.all_linked(node, module, run).await?;
+            origins.linked.insert((node, module), all);
         }
+        Ok(origins)
+    }
+
+    pub(super) async fn write_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
+        let origins = self.origins(batch).await?;
+        let failed = AtomicBool::new(false);
+        let width = self.settings.max_concurrent.max(1) as usize;
+        // Futures are lazy: `buffered` starts them `width` at a time, in order.
+        let writes: Vec<_> = batch
+            .records
+            .iter()
+            .map(|record| self.write_one(record, &origins, &failed))
+            .collect();
+        let results: Vec<Option<Result<Record, LocalError>>> = futures::stream::iter(writes)
+            .buffered(width)
+            .collect()
+            .await;
         let mut renamed: HashMap<Id, Id> = HashMap::new();
         let mut written = Vec::with_capacity(batch.records.len());
-        for record in &batch.records {
-            let meta = meta_for(record);
-            let stored = if record.revision == 0 {
-                let before = match origin_of.get(&record.id) {
-                    Some((node, origin)) if !linked[&(*node, record.module_id)] => {
-                        self.made_before(record.module_id, *node, *origin).await?
+        let mut first_error = None;
+        for (record, result) in batch.records.iter().zip(results) {
+            match result {
+                Some(Ok(stored)) => {
+                    if stored.id != record.id {
+                        renamed.insert(record.id, stored.id);
                     }
-                    _ => None,
-                };
-                match before {
-                    Some(found) if found.deleted_at.is_some() => found,
-                    Some(found) => {
-                        self.write_record(record, meta.as_ref(), Some(found.id))
-                            .await?
-                    }
-                    None => self.write_record(record, meta.as_ref(), None).await?,
+                    written.push(stored);
                 }
-            } else if record.deleted_at.is_some() {
-                self.delete_record(record).await?
-            } else {
-                self.write_record(record, meta.as_ref(), Some(record.id))
-                    .await?
-            };
-            if stored.id != record.id {
-                renamed.insert(record.id, stored.id);
+                Some(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                None => {}
             }
-            written.push(stored);
         }
         self.remember(&written);
+        if let Some(error) = first_error {
+            return Err(error);
+        }
         let links = batch
             .links
             .iter()
@@ -158,5 +291,51 @@ impl CortezaData {
             })
             .await?;
         Ok(written)
+    }
+}
+
+/// The origin named by a record's meta, by which a create that Corteza
+/// may have made can be found.
+fn origin_in(meta: Option<&Value>) -> Option<(NodeId, Id)> {
+    let meta = meta?;
+    let node = NodeId::from_u64(meta[META_NODE].as_str()?.parse().ok()?)?;
+    let origin = Id::new(meta[META_EXTRECORD].as_str()?.parse().ok()?)?;
+    Some((node, origin))
+}
+
+/// An idempotent write (an update, a removal), tried again while Corteza
+/// does not answer it.
+async fn retrying<T, F, Fut>(mut write: F) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let mut wait = FIRST_WAIT;
+    let mut tries = 1;
+    loop {
+        match write().await {
+            Err(CallError::Unavailable { .. }) if tries < TRIES => {
+                tries += 1;
+                tokio::time::sleep(wait).await;
+                wait *= 4;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A write Corteza refused, in words naming what and where.
+fn refusal(error: CallError, action: &str, record: &Record) -> LocalError {
+    match error {
+        CallError::Refused { message, kind } => LocalError::Invalid(format!(
+            "Corteza refused to {action} a record in module {}: {message}{}",
+            record.module_id,
+            if kind.starts_with("notAllowed") {
+                " (give the token's user the permission)"
+            } else {
+                ""
+            }
+        )),
+        other => other.into(),
     }
 }

@@ -1,7 +1,7 @@
 //! The jobs a `sync now --no-wait` or `sync reset --no-wait` started.
 
-use super::catalog::{JobJson, job_json};
 use super::print_json;
+use super::status::{JobJson, job_json};
 use crate::admin::proto::v1;
 
 /// With `--json` a bare array of jobs (as `sync status` prints them), else

@@ -483,6 +483,8 @@ mod catalog;
 mod jobs;
 mod live;
 mod record;
+mod status;
 pub use catalog::*;
 pub use jobs::*;
 pub use record::*;
+pub use status::*;

@@ -24,8 +24,15 @@ pub struct LocalConfig {
     pub corteza_token_file: Option<PathBuf>,
     /// The namespace (slug or id) whose modules fedsync uses.
     pub corteza_namespace: String,
-    #[serde(deserialize_with = "values::u32_lenient")]
-    pub corteza_requests_per_second: u32,
+    /// A hard cap on requests a second to Corteza; unset: none (the
+    /// adaptive limit alone).
+    #[serde(
+        default,
+        deserialize_with = "values::u32_opt_lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub corteza_requests_per_second: Option<u32>,
+    /// The bound of the adaptive limit on requests in flight to Corteza.
     #[serde(deserialize_with = "values::u32_lenient")]
     pub corteza_max_concurrent: u32,
     #[serde(deserialize_with = "values::u32_lenient")]
@@ -46,8 +53,8 @@ impl Default for LocalConfig {
             corteza_token: Secret::default(),
             corteza_token_file: None,
             corteza_namespace: String::new(),
-            corteza_requests_per_second: 20,
-            corteza_max_concurrent: 4,
+            corteza_requests_per_second: None,
+            corteza_max_concurrent: 16,
             corteza_page_size: 200,
             corteza_timeout: Duration::from_secs(30),
             corteza_change_poll: Duration::from_secs(5),
@@ -121,10 +128,16 @@ impl LocalConfig {
                     .into(),
             ));
         }
-        if self.corteza_requests_per_second == 0 || self.corteza_max_concurrent == 0 {
+        if self.corteza_requests_per_second == Some(0) {
             return Err(invalid(
                 "local.corteza_requests_per_second",
-                "corteza_requests_per_second and corteza_max_concurrent must be at least 1".into(),
+                "must be at least 1 (leave it unset for no cap)".into(),
+            ));
+        }
+        if !(1..=256).contains(&self.corteza_max_concurrent) {
+            return Err(invalid(
+                "local.corteza_max_concurrent",
+                "must be between 1 and 256".into(),
             ));
         }
         if !(1..=1000).contains(&self.corteza_page_size) {

@@ -138,12 +138,10 @@ pub async fn serve_records(
         .await
         .map_err(|e| ServeError::Local(e.to_string()))?;
     let total = if request.include_total {
-        Some(
-            records
-                .count_changes(&query)
-                .await
-                .map_err(|e| ServeError::Local(e.to_string()))?,
-        )
+        records
+            .count_changes(&query)
+            .await
+            .map_err(|e| ServeError::Local(e.to_string()))?
     } else {
         None
     };

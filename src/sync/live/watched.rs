@@ -80,8 +80,12 @@ impl LocalRecords for Watched {
         self.inner.page_changes(query).await
     }
 
-    async fn count_changes(&self, query: &ChangeQuery) -> Result<u64, LocalError> {
+    async fn count_changes(&self, query: &ChangeQuery) -> Result<Option<u64>, LocalError> {
         self.inner.count_changes(query).await
+    }
+
+    fn pacing(&self) -> Option<crate::sync::ports::PacingStatus> {
+        self.inner.pacing()
     }
 
     async fn ready(&self) -> Result<(), String> {

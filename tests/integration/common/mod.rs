@@ -150,6 +150,29 @@ pub async fn spawn_node(label: &str) -> TestDaemon {
 pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) -> TestDaemon {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_owned();
+    let daemon = start_node(&data_dir, label, extra).await;
+    TestDaemon {
+        daemon: Some(daemon),
+        data_dir,
+        _dir: Some(dir),
+    }
+}
+
+impl TestDaemon {
+    /// Starts a stopped node of `spawn_node_with` again on its data
+    /// directory, on new ports, with `extra` over the test settings.
+    pub async fn restart_node_with(&mut self, label: &str, extra: impl FnOnce(&mut Overrides)) {
+        assert!(self.daemon.is_none(), "stop the daemon first");
+        self.daemon = Some(start_node(&self.data_dir, label, extra).await);
+    }
+}
+
+/// A daemon of `spawn_node_with` on `data_dir`.
+async fn start_node(
+    data_dir: &Path,
+    label: &str,
+    extra: impl FnOnce(&mut Overrides),
+) -> RunningDaemon {
     let federation = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let federation_addr = federation.local_addr().unwrap();
@@ -178,14 +201,9 @@ pub async fn spawn_node_with(label: &str, extra: impl FnOnce(&mut Overrides)) ->
         .set("sync.live_changes", false);
     extra(&mut overrides);
     let config = Config::load(None, Vec::new(), &overrides).expect("test config is valid");
-    let daemon = fedsync::daemon::start_with_listeners(config, federation, admin)
+    fedsync::daemon::start_with_listeners(config, federation, admin)
         .await
-        .unwrap();
-    TestDaemon {
-        daemon: Some(daemon),
-        data_dir,
-        _dir: Some(dir),
-    }
+        .unwrap()
 }
 
 /// A request carrying an admin token.

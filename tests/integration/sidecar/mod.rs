@@ -8,6 +8,7 @@ mod availability;
 mod destination;
 mod origin;
 mod paging;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,20 +42,30 @@ pub(crate) async fn sidecar_with(
 ) -> TestDaemon {
     let (url, token, namespace) = (
         corteza_url.to_owned(),
-        token.display().to_string(),
+        token.to_owned(),
         namespace.to_owned(),
     );
     spawn_node_with(label, move |o| {
-        o.set("local.kind", "corteza")
-            .set("local.corteza_url", url)
-            .set("local.corteza_token_file", token)
-            .set("local.corteza_namespace", namespace)
-            .set("local.corteza_requests_per_second", 1000)
-            // Lists of more than two span pages (Corteza's nextPage).
-            .set("local.corteza_page_size", 2);
+        sidecar_settings(o, &url, &token, &namespace);
         extra(o);
     })
     .await
+}
+
+/// The settings of a sidecar beside `corteza_url`'s namespace `namespace`.
+pub(crate) fn sidecar_settings(
+    o: &mut fedsync::config::Overrides,
+    corteza_url: &str,
+    token: &Path,
+    namespace: &str,
+) {
+    o.set("local.kind", "corteza")
+        .set("local.corteza_url", corteza_url)
+        .set("local.corteza_token_file", token.display().to_string())
+        .set("local.corteza_namespace", namespace)
+        .set("local.corteza_requests_per_second", 1000)
+        // Lists of more than two span pages (Corteza's nextPage).
+        .set("local.corteza_page_size", 2);
 }
 
 pub(crate) fn body(name: &str) -> Value {
