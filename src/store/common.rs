@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:literal, $in_ids:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:literal, $in_ids:literal, $links_module:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -245,7 +245,13 @@ macro_rules! impl_common_store {
         $crate::store::common::impl_pairing_store!($store, $begin);
 
         $crate::store::modules_sql::impl_module_stores!($store, $begin);
-        $crate::store::records_sql::impl_record_store!($store, $begin, $lock_module, $in_ids);
+        $crate::store::records_sql::impl_record_store!(
+            $store,
+            $begin,
+            $lock_module,
+            $in_ids,
+            $links_module
+        );
         $crate::store::jobs_sql::impl_job_store!($store, $begin, $lock_module, $skip_locked);
         $crate::store::schedule_sql::impl_schedule_store!($store, $json_agg, $json_row);
         $crate::store::notify_sql::impl_notification_store!($store, $skip_locked);

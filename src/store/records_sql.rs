@@ -29,37 +29,23 @@ pub(crate) use link_columns;
 /// Links of a peer whose `$column` is one of `$ids`, in one exposed module
 /// (`$module` > 0) or any (0); no query for no ids.
 macro_rules! links_where_in {
-    ($store:expr, $in_ids:literal, $column:literal, $node:expr, $module:expr, $ids:expr) => {{
+    ($store:expr, $in_ids:literal, $column:literal, $node:expr, $ids:expr) => {{
         let ids: &[$crate::domain::Id] = $ids;
         if ids.is_empty() {
             Ok(Vec::new())
         } else {
-            let module: i64 = $module;
-            // Two texts, not `($2 = 0 OR exposed_module_id = $2)`: with the
-            // OR, SQLite uses only `node_id` of the primary key and scans
-            // every link of the peer for each page.
-            let sql = if module == 0 {
-                concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::link_columns!(),
-                    " FROM record_links WHERE node_id = $1 AND $2 = 0 AND ",
-                    $column,
-                    " ",
-                    $in_ids
-                )
-            } else {
-                concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::link_columns!(),
-                    " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND ",
-                    $column,
-                    " ",
-                    $in_ids
-                )
-            };
+            let sql = concat!(
+                "SELECT ",
+                $crate::store::records_sql::link_columns!(),
+                // `$in_ids` reads the ids from `$3`.
+                " FROM record_links WHERE node_id = $1 AND $2 = 0 AND ",
+                $column,
+                " ",
+                $in_ids
+            );
             let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(sql)
                 .bind($node.as_i64())
-                .bind(module)
+                .bind(0i64)
                 .bind($crate::store::sql_set(ids.iter()))
                 .fetch_all(&$store.pool)
                 .await?;
@@ -98,7 +84,21 @@ pub(crate) fn unique_chunks<T, K: std::hash::Hash + Eq>(
 }
 
 macro_rules! impl_record_store {
-    ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal) => {
+    ($store:ty, $begin:literal, $lock_module:literal, $in_ids:literal, $links_module:literal) => {
+        impl $store {
+            /// A module's links by origin ids (`$1` the node, `$2` the
+            /// module, `$3` the ids): each page of a pull looks its records
+            /// up with it. Public so that its plan can be tested.
+            pub const LINKS_OF_MODULE_BY_ORIGIN: &'static str = concat!(
+                "SELECT ",
+                $crate::store::records_sql::link_columns!(),
+                " FROM record_links WHERE node_id = $1 AND ",
+                $links_module,
+                " AND origin_record_id ",
+                $in_ids
+            );
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::RecordStore for $store {
             async fn apply_record_batch(
@@ -255,6 +255,9 @@ macro_rules! impl_record_store {
                     .await?;
                 }
                 tx.commit().await?;
+                if !batch.links.is_empty() {
+                    self.links_written(batch.links.len()).await;
+                }
                 Ok(written)
             }
 
@@ -363,9 +366,20 @@ macro_rules! impl_record_store {
                 exposed_module_id: $crate::domain::Id,
                 origin_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
-                $crate::store::records_sql::links_where_in!(
-                    self, $in_ids, "origin_record_id", node_id, exposed_module_id.as_i64(), origin_ids
+                if origin_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(
+                    <$store>::LINKS_OF_MODULE_BY_ORIGIN,
                 )
+                .bind(node_id.as_i64())
+                .bind(exposed_module_id.as_i64())
+                .bind($crate::store::sql_set(origin_ids.iter()))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map($crate::domain::RecordLink::try_from)
+                    .collect()
             }
 
             async fn find_links_any_module(
@@ -374,7 +388,7 @@ macro_rules! impl_record_store {
                 origin_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
                 $crate::store::records_sql::links_where_in!(
-                    self, $in_ids, "origin_record_id", node_id, 0i64, origin_ids
+                    self, $in_ids, "origin_record_id", node_id, origin_ids
                 )
             }
 
@@ -384,7 +398,7 @@ macro_rules! impl_record_store {
                 local_ids: &[$crate::domain::Id],
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
                 $crate::store::records_sql::links_where_in!(
-                    self, $in_ids, "local_record_id", node_id, 0i64, local_ids
+                    self, $in_ids, "local_record_id", node_id, local_ids
                 )
             }
 

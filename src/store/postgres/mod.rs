@@ -19,12 +19,16 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
 }
 
+mod freshness;
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// The admin interface's reads (token lookups, the status of every
     /// node), so they never wait for a connection behind the syncs' writes.
     admin_pool: PgPool,
+    /// When the links table is analyzed again (`freshness`).
+    freshness: std::sync::Arc<freshness::Freshness>,
 }
 
 impl PgStore {
@@ -38,7 +42,11 @@ impl PgStore {
             .max_connections(super::ADMIN_CONNECTIONS)
             .acquire_timeout(options.connect_timeout)
             .connect_lazy_with((*pool.connect_options()).clone());
-        Ok(PgStore { pool, admin_pool })
+        Ok(PgStore {
+            pool,
+            admin_pool,
+            freshness: Default::default(),
+        })
     }
 }
 
@@ -49,6 +57,12 @@ impl_common_store!(
     "BEGIN",
     "SELECT pg_advisory_xact_lock($1)",
     "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
+    // Links of a module by origin ids: `+ 0` keeps the planner off
+    // `record_links_module` (node, module, seen run), which it takes
+    // without statistics (right after a bulk load, before an analyze) and
+    // then filters every link of the module one by one; the ids lead to
+    // `record_links_origin` whatever the statistics say.
+    "exposed_module_id + 0 = $2",
     " FOR UPDATE SKIP LOCKED",
     // The all-nodes status: one JSON array of rows, each a positional array.
     "json_agg",

@@ -125,6 +125,12 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// `n` links were just written: SQLite's plans take the primary key
+    /// (the table is clustered on it) without statistics.
+    pub(crate) async fn links_written(&self, _n: usize) {}
+}
+
 #[cfg(test)]
 impl SqliteStore {
     /// The main pool, for tests that look at SQLite's own view (plans).
@@ -191,6 +197,9 @@ impl_common_store!(
     // SQLite's write lock (BEGIN IMMEDIATE) already serialises writers.
     "SELECT $1",
     "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
+    // Links of a module by origin ids: through the primary key (the
+    // table is clustered on it).
+    "exposed_module_id = $2",
     // One writer at a time: a claim needs no row locks.
     "",
     // The all-nodes status: one JSON array of rows, each a positional array.

@@ -10,6 +10,7 @@ mod jobs;
 mod nodes;
 mod notifications;
 mod pairing;
+mod plans;
 mod records;
 mod runs;
 mod sqlite;

@@ -1,0 +1,131 @@
+//! PostgreSQL plans that must not depend on statistics someone else keeps:
+//! on a server without autovacuum (this machine's), links loaded by a first
+//! pull have none until fedsync analyzes them, and a page's lookup of its
+//! records' links read every link of the module (2.1 s a page at 60,000
+//! links). Loaded through the store, as a pull loads them, the lookup goes
+//! through the index on the origin ids.
+
+use fedsync::domain::{self, Id, IdGenerator, PairingStatus, RecordLink};
+use fedsync::store::RecordBatch;
+use fedsync::store::postgres::PgStore;
+use sqlx::Connection;
+
+use super::{node, open};
+use crate::common::{self, pg::TestDatabase};
+
+/// The plan of the store's statement, generic (as a prepared statement
+/// reused by the pool) or for these values.
+async fn plan(conn: &mut sqlx::PgConnection, mode: &str, node: i64, module: i64) -> String {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (59_001..59_201).map(|i| i.to_string()).collect();
+    let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN EXECUTE links_by_origin({node}, {module}, '{}')",
+        ids.join(",")
+    )))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(l,)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
+    let Some(db) = TestDatabase::create().await else {
+        eprintln!("skipped: {} is not set", common::pg::ENV);
+        return;
+    };
+    let store = open(&db.url).await;
+    store.migrate().await.unwrap();
+    let ids = IdGenerator::new(1, 0);
+    let peer = node(
+        &ids,
+        "Plans peer",
+        "https://p.example.com/federation",
+        PairingStatus::Paired,
+    );
+    store.insert_node(&peer).await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (tuples,): (f32,) =
+        sqlx::query_as("SELECT reltuples FROM pg_class WHERE relname = 'record_links'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(
+        tuples < 0.0,
+        "the table starts without statistics ({tuples})"
+    );
+    // 60,000 links of one module, in pages of 1,000 as a pull writes them.
+    let id = |n: u64| Id::new(n).unwrap();
+    for page in 0..60u64 {
+        let links = (1..=1_000)
+            .map(|i| {
+                let n = page * 1_000 + i;
+                RecordLink {
+                    node_id: peer.id,
+                    exposed_module_id: id(100),
+                    origin_record_id: id(n),
+                    local_module_id: id(200),
+                    local_record_id: id(1_000_000 + n),
+                    origin_changed_at: 0,
+                    created_at: domain::now(),
+                    updated_at: domain::now(),
+                }
+            })
+            .collect();
+        store
+            .apply_record_batch(&RecordBatch {
+                records: Vec::new(),
+                links,
+                touched: Vec::new(),
+                seen_run: 7,
+                cursor: None,
+                errors: Vec::new(),
+                progress: None,
+            })
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PREPARE links_by_origin(bigint, bigint, text) AS {}",
+        PgStore::LINKS_OF_MODULE_BY_ORIGIN
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for mode in ["force_generic_plan", "force_custom_plan"] {
+        let plan = plan(&mut conn, mode, peer.id.as_i64(), 100).await;
+        assert!(
+            plan.contains("record_links_origin") && !plan.contains("record_links_module"),
+            "{mode}:\n{plan}"
+        );
+    }
+    // And it finds them: 200 links of the module, none of another.
+    let found = store
+        .find_links(
+            peer.id,
+            fedsync::domain::Id::new(100).unwrap(),
+            &(59_001..59_201)
+                .map(|i| fedsync::domain::Id::new(i).unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 200);
+    let none = store
+        .find_links(
+            peer.id,
+            fedsync::domain::Id::new(101).unwrap(),
+            &[fedsync::domain::Id::new(59_001).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    conn.close().await.ok();
+    db.drop_database().await;
+}
