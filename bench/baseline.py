@@ -10,7 +10,13 @@ executemany in one transaction, WAL off, default pragmas. Fixed on purpose
 its records per second stand for what copying this data costs on this
 machine today.
 
-Usage: baseline.py RECORDS.jsonl   (prints one JSON object)
+With --postgres URL the second process loads into PostgreSQL instead: the
+same records, parsed and serialised the same way, streamed as text rows
+into one `psql` running CREATE TABLE records (id TEXT PRIMARY KEY, "values"
+TEXT), COPY records FROM STDIN and the count, in the database at URL (a
+fresh one: bench/driver/postgres.rs creates and drops it).
+
+Usage: baseline.py [--postgres URL] RECORDS.jsonl   (prints one JSON object)
 """
 
 import json
@@ -61,22 +67,50 @@ conn.close()
 print(json.dumps({"records": count, "seconds": time.perf_counter() - started}))
 """
 
+CLIENT_PG = r"""
+import json, subprocess, sys, time, urllib.request
+url, db = sys.argv[1], sys.argv[2]
+started = time.perf_counter()
+psql = subprocess.Popen(
+    ["psql", db, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+     "-c", 'CREATE TABLE records (id TEXT PRIMARY KEY, "values" TEXT)',
+     "-c", 'COPY records (id, "values") FROM STDIN',
+     "-c", "SELECT COUNT(*) FROM records"],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+def text(value):
+    return (value.replace("\\", "\\\\").replace("\t", "\\t")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+with urllib.request.urlopen(url) as response:
+    for line in response:
+        record = json.loads(line)
+        psql.stdin.write(text(record["id"]) + "\t" + text(json.dumps(record["values"])) + "\n")
+out, _ = psql.communicate()
+if psql.returncode != 0:
+    sys.exit(f"psql failed ({psql.returncode})")
+count = int(out.split()[-1])
+print(json.dumps({"records": count, "seconds": time.perf_counter() - started}))
+"""
+
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    client, target = CLIENT, None
+    if args[:1] == ["--postgres"] and len(args) == 3:
+        client, target, args = CLIENT_PG, args[1], args[2:]
+    if len(args) != 1:
         sys.exit(__doc__)
-    path = sys.argv[1]
+    path = args[0]
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, path], stdout=subprocess.PIPE, text=True
     )
     try:
         port = int(server.stdout.readline())
         with tempfile.TemporaryDirectory() as scratch:
-            db = os.path.join(scratch, "baseline.db")
+            db = target or os.path.join(scratch, "baseline.db")
             out = subprocess.run(
-                [sys.executable, "-c", CLIENT, f"http://127.0.0.1:{port}/", db],
+                [sys.executable, "-c", client, f"http://127.0.0.1:{port}/", db],
                 check=True,
-                capture_output=True,
+                stdout=subprocess.PIPE,
                 text=True,
             )
         result = json.loads(out.stdout)

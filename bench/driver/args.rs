@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use crate::Result;
 
+/// The PostgreSQL server of the PostgreSQL round unless `--postgres URL`
+/// names another: this machine's (trust authentication, user postgres).
+pub(crate) const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
 pub(crate) struct Args {
     pub(crate) quick: bool,
     /// Only the flood scenario.
@@ -16,6 +20,10 @@ pub(crate) struct Args {
     pub(crate) incremental_only: bool,
     /// Only the sidecar round (`--sidecar`).
     pub(crate) sidecar_only: bool,
+    /// Only the PostgreSQL round (`--postgres [URL]`).
+    pub(crate) postgres_only: bool,
+    /// The PostgreSQL server of the PostgreSQL round (`--postgres URL`).
+    pub(crate) postgres_url: String,
     /// Records each way of the sidecar round (`--sidecar-records`).
     pub(crate) sidecar_records: u64,
     pub(crate) records: u64,
@@ -33,13 +41,15 @@ pub(crate) fn args() -> Result<Args> {
         many_peers_only: false,
         incremental_only: false,
         sidecar_only: false,
+        postgres_only: false,
+        postgres_url: DEFAULT_POSTGRES.to_owned(),
         sidecar_records: 0,
         records: 0,
         peers: 0,
         out: None,
         daemon_env: Vec::new(),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             // `cargo bench` passes this to every bench binary.
@@ -50,6 +60,12 @@ pub(crate) fn args() -> Result<Args> {
             "--live" => args.live_only = true,
             "--incremental" => args.incremental_only = true,
             "--sidecar" => args.sidecar_only = true,
+            "--postgres" => {
+                args.postgres_only = true;
+                if let Some(url) = it.next_if(|a| !a.starts_with("--")) {
+                    args.postgres_url = url;
+                }
+            }
             "--sidecar-records" => {
                 args.sidecar_records = it
                     .next()
@@ -69,7 +85,7 @@ pub(crate) fn args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "bench/run [--quick] [--flood|--many-peers|--live|--incremental|--sidecar] [--records N] [--peers P] [--out FILE]\n\
+                    "bench/run [--quick] [--flood|--many-peers|--live|--incremental|--sidecar|--postgres [URL]] [--records N] [--peers P] [--out FILE]\n\
                      \n\
                      --quick      N = 20,000 and 50 peers (under two minutes)\n\
                      --flood      only the flood scenario (one pair floods, another's latency is measured)\n\
@@ -77,6 +93,7 @@ pub(crate) fn args() -> Result<Args> {
                      --live       only the live-changes round (20 destinations, 180 fake peers, 100 changes)\n\
                      --incremental only the initial sync at N and the incremental sync after it\n\
                      --sidecar    only the sidecar round (issue 27): fedsync into and out of a fake Corteza\n\
+                     --postgres [URL]  only the PostgreSQL round (issue 30; default URL postgres://postgres@127.0.0.1:5432)\n\
                      --sidecar-records N  records each way of the sidecar round (default 2,000; 500 with --quick)\n\
                      --records N  records of the initial sync (default 200,000); growth runs N and 5N\n\
                      --peers P    peers of the many-peers round (default 200)\n\

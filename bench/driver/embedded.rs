@@ -19,12 +19,14 @@ pub(crate) struct Pair {
     pub(crate) import_secs: f64,
 }
 
-pub(crate) async fn prepared_pair(n: u64) -> Result<Pair> {
+/// `env` holds extra settings for A and for B (their databases).
+pub(crate) async fn prepared_pair(n: u64, env: [&[(&str, &str)]; 2]) -> Result<Pair> {
     // Live changes off: with them, B pulls A's changes as soon as A tells
     // it of them, and the timed syncs below find nothing left to do.
-    let quiet = [("FEDSYNC_SYNC__LIVE_CHANGES", "false")];
-    let a = Daemon::start_with("A", &quiet).await?;
-    let b = Daemon::start_with("B", &quiet).await?;
+    let quiet = ("FEDSYNC_SYNC__LIVE_CHANGES", "false");
+    let [a_env, b_env] = env.map(|e| [&[quiet], e].concat());
+    let a = Daemon::start_with("A", &a_env).await?;
+    let b = Daemon::start_with("B", &b_env).await?;
     let (a_node, b_node) = pair(&a, &b).await?;
     a.modules()
         .create_module(a.req(v1::CreateModuleRequest {
@@ -113,7 +115,12 @@ impl Initial {
 
 /// The initial sync of N records; returns the pair for more scenarios.
 pub(crate) async fn initial(n: u64) -> Result<(Initial, Pair)> {
-    let pair = prepared_pair(n).await?;
+    initial_with(n, [&[], &[]]).await
+}
+
+/// `initial` with extra settings for A and for B.
+pub(crate) async fn initial_with(n: u64, env: [&[(&str, &str)]; 2]) -> Result<(Initial, Pair)> {
+    let pair = prepared_pair(n, env).await?;
     eprintln!(
         "  initial sync of {n} records: pairs {} and {}",
         pair.a.pid, pair.b.pid
@@ -233,8 +240,14 @@ pub(crate) async fn incremental(pair: &Pair, n: u64) -> Result<Incremental> {
 
 /// What bench/baseline.py measured: the plainest copy of the same records.
 pub(crate) async fn baseline(jsonl: &Path) -> Result<Value> {
+    baseline_with(&[], jsonl).await
+}
+
+/// bench/baseline.py with options before the records file (`--postgres URL`).
+pub(crate) async fn baseline_with(options: &[&str], jsonl: &Path) -> Result<Value> {
     let out = tokio::process::Command::new("python3")
         .arg(repo().join("bench/baseline.py"))
+        .args(options)
         .arg(jsonl)
         .output()
         .await?;

@@ -1,8 +1,9 @@
 //! The benchmark driver behind `bench/run` (a Cargo bench target with no
 //! harness). It starts real `fedsync serve` processes (the release binary)
-//! on loopback with fresh SQLite storage, drives them over gRPC like an
-//! admin would, and reports every figure beside a baseline measured in the
-//! same run (`bench/baseline.py`), as a ratio. See bench/README.md.
+//! on loopback with fresh SQLite storage (fresh PostgreSQL databases in the
+//! PostgreSQL round), drives them over gRPC like an admin would, and reports
+//! every figure beside a baseline measured in the same run
+//! (`bench/baseline.py`), as a ratio. See bench/README.md.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ mod fake_peers;
 mod flood;
 mod live;
 mod many_peers;
+mod postgres;
 mod report;
 mod sidecar;
 
@@ -92,6 +94,28 @@ async fn run(args: Args) -> Result<()> {
         }
         return Ok(());
     }
+    if args.postgres_only {
+        let server = &args.postgres_url;
+        println!(
+            "fedsync bench: PostgreSQL only, N = {n} ({}), server {}",
+            if args.quick { "quick" } else { "full" },
+            postgres::shown(server)
+        );
+        postgres::answers(server)
+            .await
+            .map_err(|e| format!("no PostgreSQL server at {}: {e}", postgres::shown(server)))?;
+        let jsonl = scratch.path().join("records.jsonl");
+        write_jsonl(&jsonl, n)?;
+        let figures = postgres::postgres(server, n, &jsonl).await?;
+        println!("targets        {}", figures["targets"]);
+        report.insert("targets".into(), figures["targets"].clone());
+        report.insert("postgres".into(), figures);
+        if let Some(out) = &args.out {
+            std::fs::write(out, serde_json::to_string_pretty(&Value::Object(report))?)?;
+            println!("written to {}", out.display());
+        }
+        return Ok(());
+    }
     if args.live_only {
         println!("fedsync bench: live changes only");
         let figures = live_round(args.quick).await?;
@@ -154,6 +178,20 @@ async fn run(args: Args) -> Result<()> {
         big.rss_a,
         big.rss_b
     );
+
+    // PostgreSQL at N when a server answers at the URL (issue 30).
+    let server = &args.postgres_url;
+    let postgres_figures = match postgres::answers(server).await {
+        Ok(()) => postgres::postgres(server, n, &jsonl).await?,
+        Err(e) => {
+            let why = format!("no server at {}: {e}", postgres::shown(server));
+            println!("postgres: skipped, {why}");
+            json!({ "skipped": why, "targets": { "postgres_initial_at_least_0_5_of_baseline": null } })
+        }
+    };
+    let postgres_target =
+        postgres_figures["targets"]["postgres_initial_at_least_0_5_of_baseline"].clone();
+    report.insert("postgres".into(), postgres_figures);
 
     let many = many_peers(args.peers).await?;
     print_many_peers(&many);
@@ -225,6 +263,7 @@ async fn run(args: Args) -> Result<()> {
         "sidecar_write_at_least_0_8_of_plain": sidecar_targets["write_at_least_0_8_of_plain"],
         "sidecar_read_at_least_0_8_of_plain": sidecar_targets["read_at_least_0_8_of_plain"],
         "sidecar_user_p50_within_3x_idle": sidecar_targets["user_p50_within_3x_idle"],
+        "postgres_initial_at_least_0_5_of_baseline": postgres_target,
     });
     println!("targets        {targets}");
     report.insert("targets".into(), targets);
