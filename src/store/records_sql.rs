@@ -255,9 +255,8 @@ macro_rules! impl_record_store {
                     .await?;
                 }
                 tx.commit().await?;
-                if !batch.links.is_empty() {
-                    self.links_written(batch.links.len()).await;
-                }
+                self.rows_written(batch.records.len(), batch.links.len())
+                    .await;
                 Ok(written)
             }
 

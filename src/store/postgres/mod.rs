@@ -27,7 +27,7 @@ pub struct PgStore {
     /// The admin interface's reads (token lookups, the status of every
     /// node), so they never wait for a connection behind the syncs' writes.
     admin_pool: PgPool,
-    /// When the links table is analyzed again (`freshness`).
+    /// When the tables written in bulk are analyzed again (`freshness`).
     freshness: std::sync::Arc<freshness::Freshness>,
 }
 

@@ -126,9 +126,9 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// `n` links were just written: SQLite's plans take the primary key
-    /// (the table is clustered on it) without statistics.
-    pub(crate) async fn links_written(&self, _n: usize) {}
+    /// A batch wrote records and links: SQLite's plans of fedsync's
+    /// lookups take the primary keys without statistics.
+    pub(crate) async fn rows_written(&self, _records: usize, _links: usize) {}
 }
 
 #[cfg(test)]
