@@ -243,18 +243,7 @@ impl CortezaData {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Value, CallError> {
-        let mut wait = Duration::from_millis(200);
-        let mut tries = 0;
-        loop {
-            match self.call(Method::GET, path, query, None).await {
-                Err(CallError::Unavailable { .. }) if tries < 2 => {
-                    tries += 1;
-                    tokio::time::sleep(wait).await;
-                    wait *= 4;
-                }
-                other => return other,
-            }
-        }
+        retry_unavailable(3, || self.call(Method::GET, path, query, None)).await
     }
 
     /// Every page of a list, following Corteza's `filter.nextPage`.
@@ -291,6 +280,25 @@ impl CortezaData {
             }
         }
     }
+}
+
+/// `call` tried again while Corteza does not answer it, `tries` times in
+/// all: 200 ms before the second, four times longer before each next.
+pub(super) async fn retry_unavailable<T, F, Fut>(tries: usize, call: F) -> Result<T, CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    use backon::Retryable;
+    call.retry(
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_factor(4.0)
+            .with_max_delay(Duration::from_secs(60))
+            .with_max_times(tries.saturating_sub(1)),
+    )
+    .when(|e| matches!(e, CallError::Unavailable { .. }))
+    .await
 }
 
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {

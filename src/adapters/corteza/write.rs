@@ -20,7 +20,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::client::CallError;
+use super::client::{CallError, retry_unavailable};
 use super::json::{record_from, values_json};
 use super::{CortezaData, META_EXTRECORD, META_FEDERATION, META_NODE};
 use crate::domain::{self, Id, NodeId, Record};
@@ -98,7 +98,7 @@ impl CortezaData {
             self.module_path(record.module_id).await?,
             record.id
         );
-        retrying(|| async {
+        retry_unavailable(TRIES as usize, || async {
             match self.call(Method::DELETE, &path, &[], None).await {
                 Err(e) if e.not_found() => Ok(()),
                 other => other.map(|_| ()),
@@ -132,7 +132,7 @@ impl CortezaData {
                 match self.made_before(record.module_id, node, origin).await? {
                     Some(found) if found.deleted_at.is_some() => return Ok(found),
                     Some(found) => {
-                        return retrying(|| {
+                        return retry_unavailable(TRIES as usize, || {
                             self.write_record(&module, record, meta, Some(found.id))
                         })
                         .await
@@ -165,9 +165,11 @@ impl CortezaData {
         meta: Option<&Value>,
     ) -> Result<Record, LocalError> {
         let module = self.module_path(record.module_id).await?;
-        retrying(|| self.write_record(&module, record, meta, Some(record.id)))
-            .await
-            .map_err(|e| refusal(e, "update", record))
+        retry_unavailable(TRIES as usize, || {
+            self.write_record(&module, record, meta, Some(record.id))
+        })
+        .await
+        .map_err(|e| refusal(e, "update", record))
     }
 
     /// One record of a batch written; `None` when a write before it failed
@@ -301,27 +303,6 @@ fn origin_in(meta: Option<&Value>) -> Option<(NodeId, Id)> {
     let node = NodeId::from_u64(meta[META_NODE].as_str()?.parse().ok()?)?;
     let origin = Id::new(meta[META_EXTRECORD].as_str()?.parse().ok()?)?;
     Some((node, origin))
-}
-
-/// An idempotent write (an update, a removal), tried again while Corteza
-/// does not answer it.
-async fn retrying<T, F, Fut>(mut write: F) -> Result<T, CallError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CallError>>,
-{
-    let mut wait = FIRST_WAIT;
-    let mut tries = 1;
-    loop {
-        match write().await {
-            Err(CallError::Unavailable { .. }) if tries < TRIES => {
-                tries += 1;
-                tokio::time::sleep(wait).await;
-                wait *= 4;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// A write Corteza refused, in words naming what and where.
