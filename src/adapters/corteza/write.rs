@@ -54,15 +54,18 @@ impl Origins {
         })
     }
 
-    /// The origin of a new record that may have been made before.
-    fn to_look_up(&self, record: &Record) -> Option<(NodeId, Id)> {
-        let (node, origin) = self.of.get(&record.id)?;
-        (!self
-            .linked
-            .get(&(*node, record.module_id))
-            .copied()
-            .unwrap_or(false))
-        .then_some((*node, *origin))
+    /// A new record's origin, and whether an earlier batch may have made
+    /// it (not every record of the peer in the module is linked).
+    fn origin_of_new(&self, record: &Record) -> (Option<(NodeId, Id)>, bool) {
+        let origin = self.of.get(&record.id).copied();
+        let unsure = origin.is_some_and(|(node, _)| {
+            !self
+                .linked
+                .get(&(node, record.module_id))
+                .copied()
+                .unwrap_or(false)
+        });
+        (origin, unsure)
     }
 }
 
@@ -114,17 +117,16 @@ impl CortezaData {
     }
 
     /// A new record: made, or, when an earlier write may have made it
-    /// (`look_up`, or a create of this call that Corteza did not answer),
-    /// found by its meta and updated.
+    /// (`look_first`, or a create of this call that Corteza did not answer),
+    /// found by its meta (`origin`) and updated.
     async fn create_record(
         &self,
         record: &Record,
         meta: Option<&Value>,
-        look_up: Option<(NodeId, Id)>,
+        (origin, look_first): (Option<(NodeId, Id)>, bool),
     ) -> Result<Record, LocalError> {
         let module = self.module_path(record.module_id).await?;
-        let origin = origin_in(meta);
-        let mut look = look_up;
+        let mut look = origin.filter(|_| look_first);
         let mut wait = FIRST_WAIT;
         let mut tries = 1;
         loop {
@@ -185,7 +187,7 @@ impl CortezaData {
         }
         let meta = origins.meta(record);
         let written = if record.revision == 0 {
-            self.create_record(record, meta.as_ref(), origins.to_look_up(record))
+            self.create_record(record, meta.as_ref(), origins.origin_of_new(record))
                 .await
         } else if record.deleted_at.is_some() {
             self.delete_record(record).await
@@ -294,15 +296,6 @@ impl CortezaData {
             .await?;
         Ok(written)
     }
-}
-
-/// The origin named by a record's meta, by which a create that Corteza
-/// may have made can be found.
-fn origin_in(meta: Option<&Value>) -> Option<(NodeId, Id)> {
-    let meta = meta?;
-    let node = NodeId::from_u64(meta[META_NODE].as_str()?.parse().ok()?)?;
-    let origin = Id::new(meta[META_EXTRECORD].as_str()?.parse().ok()?)?;
-    Some((node, origin))
 }
 
 /// A write Corteza refused, in words naming what and where.
