@@ -89,7 +89,7 @@ impl LocalData for EmbeddedData {
 
 #[async_trait]
 impl LocalRecords for EmbeddedData {
-    async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
+    async fn apply_batch(&self, batch: RecordBatch) -> Result<Vec<Record>, LocalError> {
         Ok(self.store.apply_record_batch(batch).await?)
     }
 

@@ -81,7 +81,7 @@ impl ChangeQuery {
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Writes a batch; returns its records with `changed_at` assigned.
-    async fn apply_record_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, StoreError>;
+    async fn apply_record_batch(&self, batch: RecordBatch) -> Result<Vec<Record>, StoreError>;
     async fn get_record(&self, id: Id) -> Result<Option<Record>, StoreError>;
     /// The records among `ids` that exist, in one query.
     async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, StoreError>;

@@ -103,11 +103,10 @@ macro_rules! impl_record_store {
         impl $crate::store::RecordStore for $store {
             async fn apply_record_batch(
                 &self,
-                batch: &$crate::store::RecordBatch,
+                batch: $crate::store::RecordBatch,
             ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
                 use $crate::store::to_micros;
                 let mut tx = self.pool.begin_with($begin).await?;
-                let mut written = Vec::with_capacity(batch.records.len());
                 let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
                 let now = $crate::store::to_micros($crate::domain::now());
                 let mut changed = Vec::with_capacity(batch.records.len());
@@ -129,7 +128,9 @@ macro_rules! impl_record_store {
                 // Up to ROWS_PER_STATEMENT rows a statement (a round trip to
                 // the database each, not one per row); a chunk never holds
                 // one id twice, as a statement may update a row only once.
-                let records: Vec<_> = batch.records.iter().zip(changed).collect();
+                let records: Vec<_> = batch.records.iter().zip(changed.iter().copied()).collect();
+                let mut revisions: std::collections::HashMap<i64, i64> =
+                    std::collections::HashMap::with_capacity(records.len());
                 for chunk in $crate::store::records_sql::unique_chunks(&records, |(r, _)| r.id) {
                     let mut insert = sqlx::QueryBuilder::new(concat!(
                         "INSERT INTO local_records (",
@@ -153,21 +154,14 @@ macro_rules! impl_record_store {
                          changed_at = excluded.changed_at, revision = local_records.revision + 1 \
                          RETURNING id, revision",
                     );
-                    let revisions: std::collections::HashMap<i64, i64> = insert
-                        .build_query_as::<(i64, i64)>()
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    for (record, changed_at) in chunk {
-                        let mut stored = (*record).clone();
-                        stored.changed_at = *changed_at;
-                        stored.revision = revisions
-                            .get(&record.id.as_i64())
-                            .and_then(|r| u64::try_from(*r).ok())
-                            .unwrap_or(1);
-                        written.push(stored);
-                    }
+                    // A record twice in a batch: its last statement's
+                    // revision is the one that stays.
+                    revisions.extend(
+                        insert
+                            .build_query_as::<(i64, i64)>()
+                            .fetch_all(&mut *tx)
+                            .await?,
+                    );
                 }
                 // Links upserted whole; touched links get only their two
                 // timestamps (a SET naming an indexed column rewrites that
@@ -257,6 +251,20 @@ macro_rules! impl_record_store {
                 tx.commit().await?;
                 self.rows_written(batch.records.len(), batch.links.len())
                     .await;
+                // The batch's records become the stored ones, not copies.
+                let written = batch
+                    .records
+                    .into_iter()
+                    .zip(changed)
+                    .map(|(mut stored, changed_at)| {
+                        stored.changed_at = changed_at;
+                        stored.revision = revisions
+                            .get(&stored.id.as_i64())
+                            .and_then(|r| u64::try_from(*r).ok())
+                            .unwrap_or(1);
+                        stored
+                    })
+                    .collect();
                 Ok(written)
             }
 

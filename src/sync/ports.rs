@@ -303,10 +303,11 @@ pub trait DataPeer: Send + Sync {
 /// Records in the local data plane.
 #[async_trait]
 pub trait LocalRecords: Send + Sync {
-    /// Writes a batch (records, links, cursor, errors) as one unit.
+    /// Writes a batch (records, links, cursor, errors) as one unit; the
+    /// records as stored (the batch is the store's: nothing is copied).
     async fn apply_batch(
         &self,
-        batch: &crate::store::RecordBatch,
+        batch: crate::store::RecordBatch,
     ) -> Result<Vec<crate::domain::Record>, LocalError>;
     async fn get_records(
         &self,

@@ -158,7 +158,7 @@ impl RecordService {
         let record = self.new_record(&module, values);
         let written = self
             .records
-            .apply_batch(&RecordBatch {
+            .apply_batch(RecordBatch {
                 records: vec![record],
                 ..Default::default()
             })
@@ -199,7 +199,7 @@ impl RecordService {
         record.updated_at = domain::now();
         let written = self
             .records
-            .apply_batch(&RecordBatch {
+            .apply_batch(RecordBatch {
                 records: vec![record],
                 ..Default::default()
             })
@@ -216,7 +216,7 @@ impl RecordService {
         record.updated_at = now;
         let written = self
             .records
-            .apply_batch(&RecordBatch {
+            .apply_batch(RecordBatch {
                 records: vec![record],
                 ..Default::default()
             })
@@ -249,7 +249,7 @@ impl RecordService {
             .collect();
         let count = records.len();
         self.records
-            .apply_batch(&RecordBatch {
+            .apply_batch(RecordBatch {
                 records,
                 ..Default::default()
             })

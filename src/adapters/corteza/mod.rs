@@ -185,8 +185,8 @@ impl LocalRecords for CortezaData {
     /// unit. A batch cut between the two is safe to run again: a record
     /// made for an origin record is found by its meta and updated, never
     /// made twice.
-    async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
-        self.write_batch(batch).await
+    async fn apply_batch(&self, batch: RecordBatch) -> Result<Vec<Record>, LocalError> {
+        self.write_batch(&batch).await
     }
 
     async fn get_records(&self, ids: &[Id]) -> Result<Vec<Record>, LocalError> {

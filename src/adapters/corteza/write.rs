@@ -284,7 +284,7 @@ impl CortezaData {
             })
             .collect();
         self.store
-            .apply_record_batch(&RecordBatch {
+            .apply_record_batch(RecordBatch {
                 records: Vec::new(),
                 links,
                 touched: batch.touched.clone(),

@@ -20,6 +20,7 @@
 //! `serve.rs` is the origin side; the destination is `DataSync`, its runs
 //! in `pull.rs` and the page it applies in `transform.rs`.
 
+mod fetch;
 mod pull;
 mod serve;
 mod transform;

@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
+use super::fetch::PageSource;
 use super::transform::usable_fields;
 use super::{DataSync, MAX_PAGES};
-use backon::Retryable;
 
 use crate::domain::{
     self, Actor, AuditResult, Id, ModuleMapping, Node, NodeId, PairingStatus, PeerKind, RunCounts,
@@ -248,32 +248,21 @@ impl DataSync {
         let mut watermark = previous_watermark;
         let mut seen_cursors = HashSet::new();
         let mut seq = 0u64;
-        let fetch = |request: RecordsRequest| {
-            let (token, base_url) = (&token, &node.base_url);
-            async move {
-                (|| {
-                    self.peer.records_page(
-                        base_url,
-                        shared_id,
-                        shared.external_module_id,
-                        token,
-                        &request,
-                    )
-                })
-                .retry(crate::sync::ports::page_retry())
-                .when(crate::sync::ports::retry_page)
-                .adjust(crate::sync::ports::page_wait)
-                .await
-                .map_err(SyncError::from)
-            }
+        let source = PageSource {
+            peer: self.peer.clone(),
+            base_url: node.base_url.clone(),
+            shared_node_id: shared_id,
+            exposed_module_id: shared.external_module_id,
+            token: std::sync::Arc::new(token),
         };
-        let mut page = fetch(RecordsRequest {
-            limit: self.page_size,
-            cursor: cursor.clone(),
-            last_sync: (!ours && previous_watermark > 0).then_some(previous_watermark),
-            include_total: ours,
-        })
-        .await?;
+        let mut page = source
+            .fetch(RecordsRequest {
+                limit: self.page_size,
+                cursor: cursor.clone(),
+                last_sync: (!ours && previous_watermark > 0).then_some(previous_watermark),
+                include_total: ours,
+            })
+            .await?;
         // The highest origin record id of the pages so far (Corteza origins).
         let mut highest: Option<Id> = None;
         loop {
@@ -355,34 +344,29 @@ impl DataSync {
                 };
                 batch.progress = Some((run.id, run.counts));
                 self.records
-                    .apply_batch(&batch)
+                    .apply_batch(batch)
                     .await
                     .map_err(SyncError::from)?;
                 self.progress.publish(run, *total);
                 Ok::<_, SyncError>(())
             };
-            // The next page is fetched while this one is written: the
-            // origin, the network and our database work at once.
-            let prefetch = async {
-                match &next {
-                    Ok(Some(next)) => Some(
-                        fetch(RecordsRequest {
-                            limit: self.page_size,
-                            cursor: Some(next.clone()),
-                            last_sync: None,
-                            include_total: false,
-                        })
-                        .await,
-                    ),
-                    _ => None,
-                }
+            // The next page is fetched (and parsed, on another core) while
+            // this one is written: the origin, the network and our
+            // database work at once.
+            let prefetch = match &next {
+                Ok(Some(next)) => Some(source.prefetch(RecordsRequest {
+                    limit: self.page_size,
+                    cursor: Some(next.clone()),
+                    last_sync: None,
+                    include_total: false,
+                })),
+                _ => None,
             };
-            let (written, fetched) = tokio::join!(write, prefetch);
-            written?;
-            match (next?, fetched) {
+            write.await?;
+            match (next?, prefetch) {
                 (Some(next), Some(fetched)) => {
                     cursor = Some(next);
-                    page = fetched?;
+                    page = fetched.page().await?;
                 }
                 _ => break,
             }

@@ -40,7 +40,7 @@ impl DataSync {
             .map(|l| (l.origin_record_id, l))
             .collect();
         let local_ids: Vec<Id> = links.values().map(|l| l.local_record_id).collect();
-        let mut current: HashMap<Id, Record> = self
+        let current: HashMap<Id, Record> = self
             .records
             .get_module_records(local.id, &local_ids)
             .await
@@ -104,10 +104,14 @@ impl DataSync {
                 .map(|t| t.timestamp_micros())
                 .unwrap_or(0);
             let link = new_links.get(&remote.id).or(links.get(&remote.id)).cloned();
+            // The same origin record twice in a page: the later one starts
+            // from what the earlier one wrote.
             let existing = link
                 .as_ref()
-                .and_then(|l| current.get(&l.local_record_id))
-                .cloned();
+                .and_then(|l| match written.get(&l.local_record_id) {
+                    Some(&index) => Some(batch.records[index].clone()),
+                    None => current.get(&l.local_record_id).cloned(),
+                });
             let mut record = if remote.deleted_at.is_some() {
                 match existing {
                     Some(mut record) if record.deleted_at.is_none() => {
@@ -122,7 +126,8 @@ impl DataSync {
                     }
                 }
             } else {
-                let mapped = self.map_values(remote, usable, &refs, run, seq, &mut batch.errors);
+                let mut mapped =
+                    self.map_values(remote, usable, &refs, run, seq, &mut batch.errors);
                 match existing {
                     Some(record) if record.deleted_at.is_some() => {
                         // Removed here: the origin does not bring it back.
@@ -133,15 +138,11 @@ impl DataSync {
                         let before = record.values.clone();
                         for u in usable {
                             let name = &u.mapping.destination.name;
-                            match mapped.get(name) {
-                                Some(values) => {
-                                    record.values.insert(name.clone(), values.clone());
-                                }
-                                None => {
-                                    record.values.remove(name);
-                                }
+                            if !mapped.contains_key(name) {
+                                record.values.remove(name);
                             }
                         }
+                        record.values.append(&mut mapped);
                         if record.values == before {
                             // Nothing to write (a re-delivery, a reset).
                             run.counts.skipped += 1;
@@ -187,7 +188,6 @@ impl DataSync {
             }
             if let Some(record) = record.take() {
                 // The same origin record twice in a page: the later wins.
-                current.insert(record.id, record.clone());
                 match written.get(&record.id) {
                     Some(&index) => batch.records[index] = record,
                     None => {
@@ -244,7 +244,7 @@ impl DataSync {
                             format!("`{value}` is not a record of this peer that arrived here")
                         })
                 } else {
-                    normalize(u.dest_kind, &value)
+                    normalize(u.dest_kind, value)
                 };
                 match result {
                     Ok(v) => converted.push(v),
@@ -311,7 +311,7 @@ impl DataSync {
                 }
             }
             self.records
-                .apply_batch(&batch)
+                .apply_batch(batch)
                 .await
                 .map_err(SyncError::from)?;
         }
@@ -343,31 +343,30 @@ pub(super) fn usable_fields<'a>(
 pub(super) fn origin_values<'a>(
     remote: &'a RemoteRecord,
     name: &'a str,
-) -> impl Iterator<Item = String> + 'a {
+) -> impl Iterator<Item = &'a str> + 'a {
     remote
         .values
         .iter()
         .filter(move |v| v.name == name && !v.yours)
-        .filter_map(|v| v.value.clone())
+        .filter_map(|v| v.value.as_deref())
 }
 
 /// Values of an origin field, each with its `yours` flag; Corteza sends a
 /// false Bool as a name without value.
-pub(super) fn origin_values_with_bool(
-    remote: &RemoteRecord,
-    origin: &crate::domain::ModuleField,
-) -> Vec<(String, bool)> {
+pub(super) fn origin_values_with_bool<'a>(
+    remote: &'a RemoteRecord,
+    origin: &'a crate::domain::ModuleField,
+) -> impl Iterator<Item = (&'a str, bool)> + 'a {
     let is_bool = origin.kind.eq_ignore_ascii_case("Bool");
     remote
         .values
         .iter()
-        .filter(|v| v.name == origin.name)
-        .filter_map(|v| match &v.value {
-            Some(value) => Some((value.clone(), v.yours)),
-            None if is_bool => Some(("0".to_owned(), false)),
+        .filter(move |v| v.name == origin.name)
+        .filter_map(move |v| match &v.value {
+            Some(value) => Some((value.as_str(), v.yours)),
+            None if is_bool => Some(("0", false)),
             None => None,
         })
-        .collect()
 }
 
 /// How Record-field values become local ids.

@@ -44,9 +44,10 @@ pub(super) fn touched(records: &[Record]) -> Vec<(Id, Option<NodeId>)> {
 
 #[async_trait]
 impl LocalRecords for Watched {
-    async fn apply_batch(&self, batch: &RecordBatch) -> Result<Vec<Record>, LocalError> {
+    async fn apply_batch(&self, batch: RecordBatch) -> Result<Vec<Record>, LocalError> {
+        let touched = touched(&batch.records);
         let written = self.inner.apply_batch(batch).await?;
-        for (module, from_peer) in touched(&batch.records) {
+        for (module, from_peer) in touched {
             self.live.signal(Change::Records { module, from_peer });
         }
         Ok(written)

@@ -92,7 +92,7 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
             })
             .collect();
         store
-            .apply_record_batch(&RecordBatch {
+            .apply_record_batch(RecordBatch {
                 records: Vec::new(),
                 links,
                 touched: Vec::new(),
@@ -171,7 +171,7 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
             })
             .collect();
         store
-            .apply_record_batch(&RecordBatch {
+            .apply_record_batch(RecordBatch {
                 records,
                 links: Vec::new(),
                 touched: Vec::new(),

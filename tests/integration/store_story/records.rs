@@ -88,7 +88,7 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
         ..RunCounts::default()
     };
     let written = store
-        .apply_record_batch(&RecordBatch {
+        .apply_record_batch(RecordBatch {
             records: vec![own.clone(), received.clone()],
             links: vec![link.clone()],
             touched: Vec::new(),
@@ -126,7 +126,7 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
     let mut again = written[0].clone();
     again.values.insert("Tags".into(), vec!["c".into()]);
     let updated = store
-        .apply_record_batch(&RecordBatch {
+        .apply_record_batch(RecordBatch {
             records: vec![again],
             ..RecordBatch::default()
         })
@@ -230,7 +230,7 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
         ..link.clone()
     };
     store
-        .apply_record_batch(&RecordBatch {
+        .apply_record_batch(RecordBatch {
             touched: vec![touched.clone()],
             ..RecordBatch::default()
         })
@@ -277,7 +277,7 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
     let mut gone = store.get_record(received.id).await.unwrap().unwrap();
     gone.deleted_at = Some(now);
     store
-        .apply_record_batch(&RecordBatch {
+        .apply_record_batch(RecordBatch {
             records: vec![gone],
             ..RecordBatch::default()
         })

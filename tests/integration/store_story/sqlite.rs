@@ -173,7 +173,7 @@ async fn sqlite_write_ahead_log_is_checkpointed_in_the_background() {
         })
         .collect();
     store
-        .apply_record_batch(&RecordBatch {
+        .apply_record_batch(RecordBatch {
             records,
             ..RecordBatch::default()
         })
