@@ -252,9 +252,11 @@ async fn run(args: Args) -> Result<()> {
     );
     let targets = json!({
         "initial_at_least_third_of_baseline": ratio >= 1.0 / 3.0,
+        "initial_at_least_0_7_of_baseline": ratio >= 0.7,
         "destination_rss_below_150_mib": first.rss_b < 150.0 && big.rss_b < 150.0,
         "destination_rss_within_20_percent": (big.rss_b / first.rss_b - 1.0).abs() <= 0.2,
         "incremental_under_5_percent": inc.secs < 0.05 * first.secs,
+        "incremental_under_2_percent": inc.secs < 0.02 * first.secs,
         "status_p99_under_20_ms": many.p99_ms < 20.0,
         "flood_p50_within_margin": flood_ok,
         "live_p50_under_250_ms": live_targets["p50_under_250_ms"],

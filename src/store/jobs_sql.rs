@@ -81,7 +81,7 @@ pub(crate) use claimed_trigger;
 pub const CLAIM_LOCK: i64 = -1;
 
 macro_rules! impl_job_store {
-    ($store:ty, $begin:literal, $lock_module:literal, $skip_locked:literal) => {
+    ($store:ty, $begin:literal, $lock_module:expr, $skip_locked:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::JobStore for $store {
             async fn list_jobs(
@@ -230,10 +230,12 @@ macro_rules! impl_job_store {
                 // jobs a claim reads includes every claim committed before
                 // it, on any replica: the per-peer limit holds across them.
                 let mut tx = self.pool.begin_with($begin).await?;
-                sqlx::query($lock_module)
-                    .bind($crate::store::jobs_sql::CLAIM_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
+                if let Some(lock) = $lock_module {
+                    sqlx::query(lock)
+                        .bind($crate::store::jobs_sql::CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let row = sqlx::query_as::<_, $crate::store::rows::SyncJobRow>(concat!(
                     "UPDATE sync_jobs SET state = 'running', lease_owner = $2, lease_expires_at = $3, \
                      updated_at = $1, claimed_seq = trigger_seq, triggered_at = NULL, \

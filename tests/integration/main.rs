@@ -12,6 +12,7 @@ mod corteza_wire;
 mod crash;
 mod daemon;
 mod data;
+mod data_pipeline;
 mod deploy;
 mod handshake;
 mod hostile;

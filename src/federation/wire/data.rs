@@ -100,6 +100,15 @@ pub struct DataDoc {
     pub set: Vec<RecordDoc>,
 }
 
+/// A peer's answer to a records request: the data document, and the error
+/// a refusal (or Corteza's HTTP-200 error) carries instead.
+#[derive(Debug, Deserialize)]
+pub struct DataAnswerIn {
+    pub response: DataDocIn,
+    #[serde(default)]
+    pub error: Option<serde::de::IgnoredAny>,
+}
+
 /// A data document as a peer sends it.
 #[derive(Debug, Deserialize)]
 pub struct DataDocIn {

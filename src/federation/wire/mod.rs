@@ -19,8 +19,8 @@ mod structure;
 #[cfg(test)]
 pub(crate) use arbitrary::arbitrary_json;
 pub use data::{
-    ACTIVITY_STREAMS, ActivityLink, ActivityPage, DataDoc, DataDocIn, DataFilter, DataFilterIn,
-    IndexSet, RecordDoc, RecordIn, ValueDoc,
+    ACTIVITY_STREAMS, ActivityLink, ActivityPage, DataAnswerIn, DataDoc, DataDocIn, DataFilter,
+    DataFilterIn, IndexSet, RecordDoc, RecordIn, ValueDoc,
 };
 pub use envelope::{
     AnswerProbe, Envelope, ErrorBody, ErrorProbe, FedsyncExtension, Message, Refused, SuccessBody,

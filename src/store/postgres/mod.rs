@@ -55,7 +55,7 @@ impl_common_store!(
     Engine::Postgres,
     MIGRATOR,
     "BEGIN",
-    "SELECT pg_advisory_xact_lock($1)",
+    Some("SELECT pg_advisory_xact_lock($1)"),
     "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
     // Links of a module by origin ids: `+ 0` keeps the planner off
     // `record_links_module` (node, module, seen run), which it takes

@@ -194,8 +194,9 @@ impl_common_store!(
     Engine::Sqlite,
     MIGRATOR,
     "BEGIN IMMEDIATE",
-    // SQLite's write lock (BEGIN IMMEDIATE) already serialises writers.
-    "SELECT $1",
+    // SQLite's write lock (BEGIN IMMEDIATE) already serialises writers:
+    // no statement (and no round trip to the database's thread).
+    None::<&'static str>,
     "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
     // Links of a module by origin ids: through the primary key (the
     // table is clustered on it).

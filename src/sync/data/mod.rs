@@ -20,7 +20,9 @@
 //! `serve.rs` is the origin side; the destination is `DataSync`, its runs
 //! in `pull.rs` and the page it applies in `transform.rs`.
 
+mod ahead;
 mod fetch;
+mod pages;
 mod pull;
 mod serve;
 mod transform;

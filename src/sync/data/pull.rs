@@ -2,17 +2,15 @@
 //! (a job's attempt), each a run recorded with its counts, pulling pages
 //! from the origin through its cursor.
 
-use std::collections::HashSet;
-
+use super::DataSync;
 use super::fetch::PageSource;
+use super::pages::Pull;
 use super::transform::usable_fields;
-use super::{DataSync, MAX_PAGES};
 
 use crate::domain::{
     self, Actor, AuditResult, Id, ModuleMapping, Node, NodeId, PairingStatus, PeerKind, RunCounts,
     RunStatus, SyncKind, SyncRun, SyncStatus,
 };
-use crate::store::CursorWrite;
 use crate::sync::audit;
 use crate::sync::ports::RecordsRequest;
 use crate::sync::runs::{bounded_if_down, run_ms, store_failed};
@@ -237,25 +235,21 @@ impl DataSync {
                     node.id
                 ))
             })?;
-        let shared_id = node.shared_node_id.unwrap_or(node.id);
         let ours = node.peer_kind == PeerKind::Fedsync;
         let start = self.store.get_sync_cursor(node.id, shared.id).await?;
-        let mut cursor = start
+        let cursor = start
             .as_ref()
             .map(|c| c.cursor.clone())
             .filter(|c| ours && !c.is_empty());
         let previous_watermark = start.as_ref().map(|c| c.last_sync).unwrap_or(0);
-        let mut watermark = previous_watermark;
-        let mut seen_cursors = HashSet::new();
-        let mut seq = 0u64;
         let source = PageSource {
             peer: self.peer.clone(),
             base_url: node.base_url.clone(),
-            shared_node_id: shared_id,
+            shared_node_id: node.shared_node_id.unwrap_or(node.id),
             exposed_module_id: shared.external_module_id,
             token: std::sync::Arc::new(token),
         };
-        let mut page = source
+        let first = source
             .fetch(RecordsRequest {
                 limit: self.page_size,
                 cursor: cursor.clone(),
@@ -263,114 +257,18 @@ impl DataSync {
                 include_total: ours,
             })
             .await?;
-        // The highest origin record id of the pages so far (Corteza origins).
-        let mut highest: Option<Id> = None;
-        loop {
-            run.counts.pages += 1;
-            if !ours {
-                // Corteza pages by record id: a page that goes back is a
-                // loop, however fresh its cursor (the seen set cannot tell).
-                let lowest = page.records.iter().map(|r| r.id).min();
-                if let (Some(high), Some(low)) = (highest, lowest)
-                    && low <= high
-                {
-                    return Err(SyncError::Protocol(format!(
-                        "the origin went back from record {high} to {low}: its page cursor loops (Corteza pages by record id)"
-                    )));
-                }
-                highest = highest.max(page.records.iter().map(|r| r.id).max());
-            }
-            if total.is_none() {
-                *total = page.total;
-            }
-            for r in &page.records {
-                if let Some(t) = [r.created_at, r.updated_at, r.deleted_at]
-                    .into_iter()
-                    .flatten()
-                    .max()
-                {
-                    watermark = watermark.max(t.timestamp());
-                }
-            }
-            let last = page.next_cursor.is_none();
-            // The page after this one, if the cursor is sound.
-            let next = match &page.next_cursor {
-                None => Ok(None),
-                // No origin sends a next page after an empty one: a loop
-                // with fresh cursors, which the seen set cannot catch.
-                Some(_) if page.records.is_empty() => Err(SyncError::Protocol(
-                    "the origin sent a page cursor but no record on the page".into(),
-                )),
-                Some(next) if !seen_cursors.insert(next.clone()) => Err(SyncError::Protocol(
-                    "the origin sent the same page cursor twice".into(),
-                )),
-                Some(_) if run.counts.pages >= MAX_PAGES => Err(SyncError::Protocol(format!(
-                    "the origin sent more than {MAX_PAGES} pages"
-                ))),
-                Some(next) => Ok(Some(next.clone())),
-            };
-            let write = async {
-                let mut batch = self
-                    .transform(
-                        node,
-                        &shared,
-                        &local,
-                        &usable,
-                        &page.records,
-                        run,
-                        &mut seq,
-                        full,
-                    )
-                    .await?;
-                batch.cursor = if ours {
-                    page.resume_cursor
-                        .clone()
-                        .or_else(|| cursor.clone())
-                        .map(|c| CursorWrite {
-                            node_id: node.id,
-                            shared_module_id: shared.id,
-                            cursor: c,
-                            last_sync: 0,
-                        })
-                } else if last {
-                    Some(CursorWrite {
-                        node_id: node.id,
-                        shared_module_id: shared.id,
-                        cursor: String::new(),
-                        last_sync: watermark,
-                    })
-                } else {
-                    None
-                };
-                batch.progress = Some((run.id, run.counts));
-                self.records
-                    .apply_batch(batch)
-                    .await
-                    .map_err(SyncError::from)?;
-                self.progress.publish(run, *total);
-                Ok::<_, SyncError>(())
-            };
-            // The next page is fetched (and parsed, on another core) while
-            // this one is written: the origin, the network and our
-            // database work at once.
-            let prefetch = match &next {
-                Ok(Some(next)) => Some(source.prefetch(RecordsRequest {
-                    limit: self.page_size,
-                    cursor: Some(next.clone()),
-                    last_sync: None,
-                    include_total: false,
-                })),
-                _ => None,
-            };
-            write.await?;
-            match (next?, prefetch) {
-                (Some(next), Some(fetched)) => {
-                    cursor = Some(next);
-                    page = fetched.page().await?;
-                }
-                _ => break,
-            }
-        }
+        let pull = Pull {
+            node,
+            shared: &shared,
+            local: &local,
+            usable: &usable,
+            source,
+            ours,
+            full,
+            cursor,
+            watermark: previous_watermark,
+        };
+        self.pull_pages(pull, first, run, total).await?;
         if full {
             self.remove_unseen(node, &shared, run).await?;
         }

@@ -1,0 +1,161 @@
+//! What a page's write changes that the next page could read: the next
+//! page is made ready while this one is written only when it reads none
+//! of it (its reads see the store as it was before the write commits).
+
+use std::collections::HashSet;
+
+use super::Usable;
+use super::transform::origin_values;
+use crate::domain::{FieldKind, Id};
+use crate::store::RecordBatch;
+use crate::sync::ports::RemoteRecord;
+
+/// The keys a batch writes.
+pub(super) struct Writes {
+    /// Origin records whose links it writes.
+    origin: HashSet<Id>,
+    /// Local records it writes.
+    local: HashSet<Id>,
+}
+
+impl Writes {
+    pub(super) fn of(batch: &RecordBatch) -> Writes {
+        Writes {
+            origin: batch
+                .links
+                .iter()
+                .chain(&batch.touched)
+                .map(|l| l.origin_record_id)
+                .collect(),
+            local: batch.records.iter().map(|r| r.id).collect(),
+        }
+    }
+
+    /// Whether making `page` ready reads a link or a record these writes
+    /// change: the same origin record again, a reference to one of its
+    /// records, or one of ours it writes.
+    pub(super) fn read_by(&self, page: &[RemoteRecord], usable: &[Usable<'_>]) -> bool {
+        let references = |r: &RemoteRecord| {
+            usable
+                .iter()
+                .filter(|u| u.dest_kind == FieldKind::Record)
+                .flat_map(move |u| origin_values(r, &u.mapping.origin.name))
+                .filter_map(|v| v.parse::<Id>().ok())
+                .any(|id| self.origin.contains(&id))
+        };
+        let ours = |r: &RemoteRecord| {
+            r.values
+                .iter()
+                .filter(|v| v.yours)
+                .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
+                .any(|id| self.local.contains(&id))
+        };
+        page.iter()
+            .any(|r| self.origin.contains(&r.id) || references(r) || ours(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{FieldMapping, ModuleField, NodeId, Record, RecordLink, now};
+    use crate::sync::ports::RemoteValue;
+
+    fn id(n: u64) -> Id {
+        Id::new(n).unwrap()
+    }
+
+    fn field(name: &str, kind: &str) -> ModuleField {
+        ModuleField {
+            kind: kind.into(),
+            name: name.into(),
+            label: name.into(),
+            is_multi: false,
+        }
+    }
+
+    /// A batch that writes origin record 10 as our record 100.
+    fn batch() -> RecordBatch {
+        let link = RecordLink {
+            node_id: NodeId::from(id(1)),
+            exposed_module_id: id(2),
+            origin_record_id: id(10),
+            local_module_id: id(3),
+            local_record_id: id(100),
+            origin_changed_at: 0,
+            created_at: now(),
+            updated_at: now(),
+        };
+        let record = Record {
+            id: id(100),
+            module_id: id(3),
+            values: Default::default(),
+            origin_node_id: Some(NodeId::from(id(1))),
+            created_at: now(),
+            updated_at: now(),
+            deleted_at: None,
+            changed_at: 0,
+            revision: 0,
+        };
+        RecordBatch {
+            records: vec![record],
+            links: vec![link],
+            ..Default::default()
+        }
+    }
+
+    fn remote(origin: u64, values: &[(&str, &str, bool)]) -> RemoteRecord {
+        RemoteRecord {
+            id: id(origin),
+            values: values
+                .iter()
+                .map(|(name, value, yours)| RemoteValue {
+                    name: (*name).into(),
+                    value: Some((*value).into()),
+                    yours: *yours,
+                })
+                .collect(),
+            created_at: None,
+            updated_at: None,
+            deleted_at: None,
+        }
+    }
+
+    #[test]
+    fn a_page_waits_only_for_what_it_reads() {
+        let mappings = [
+            FieldMapping {
+                origin: field("name", "String"),
+                destination: field("name", "String"),
+            },
+            FieldMapping {
+                origin: field("boss", "Record"),
+                destination: field("boss", "Record"),
+            },
+        ];
+        let usable = [
+            Usable {
+                mapping: &mappings[0],
+                dest_kind: FieldKind::String,
+                dest_multi: false,
+            },
+            Usable {
+                mapping: &mappings[1],
+                dest_kind: FieldKind::Record,
+                dest_multi: false,
+            },
+        ];
+        let writes = Writes::of(&batch());
+        let read = |page: &[RemoteRecord]| writes.read_by(page, &usable);
+        // Other records, a String value that looks like the id: no wait.
+        assert!(!read(&[remote(11, &[("name", "10", false)])]));
+        assert!(!read(&[remote(11, &[("boss", "12", false)])]));
+        // The same origin record again.
+        assert!(read(&[remote(11, &[]), remote(10, &[])]));
+        // A reference to the origin record the batch links.
+        assert!(read(&[remote(11, &[("boss", "10", false)])]));
+        // One of our records the batch writes, sent back as ours.
+        assert!(read(&[remote(11, &[("boss", "100", true)])]));
+        assert!(!read(&[remote(11, &[("boss", "101", true)])]));
+    }
+}
