@@ -65,7 +65,12 @@ impl Daemon {
         }
         let federation = free_port()?;
         let admin = free_port()?;
-        let mut command = tokio::process::Command::new(repo().join("target/release/fedsync"));
+        // FEDSYNC_BENCH_BIN runs another build (an older commit's, to
+        // compare two binaries in one session with the same driver).
+        let bin = std::env::var_os("FEDSYNC_BENCH_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| repo().join("target/release/fedsync"));
+        let mut command = tokio::process::Command::new(bin);
         command.arg("serve");
         for (key, _) in std::env::vars() {
             if key.starts_with("FEDSYNC_") {
