@@ -45,8 +45,12 @@ def statements(count, row, conflict):
 
 def round_(path):
     db = sqlite3.connect(path, isolation_level=None)
+    # fedsync's settings (src/store/sqlite/mod.rs); its background task
+    # checkpoints the log outside the timed commits.
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA wal_autocheckpoint=16384")
+    db.execute("PRAGMA temp_store=MEMORY")
     chosen = list(range(0, N, N // CHANGED))[:CHANGED]
     spent = dict(lookup=0.0, records=0.0, links=0.0, commit=0.0)
     ids = "SELECT CAST(value AS INTEGER) FROM json_each('[' || ? || ']')"

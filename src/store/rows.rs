@@ -691,6 +691,47 @@ pub struct RecordRow {
     pub revision: i64,
 }
 
+/// A record as a positional JSON array, in `record_columns` order with the
+/// values embedded as JSON.
+type RecordTuple = (
+    i64,
+    i64,
+    crate::domain::RecordValues,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    i64,
+);
+
+/// Records read as one JSON array of positional rows, in (changed_at, id)
+/// order whatever order the aggregate kept.
+pub fn records_from_json(text: &str) -> Result<Vec<Record>, StoreError> {
+    let rows: Vec<RecordTuple> =
+        serde_json::from_str(text).map_err(|e| corrupt("local_records", e))?;
+    let mut records = rows
+        .into_iter()
+        .map(
+            |(id_, module, values, origin, created, updated, deleted, changed, revision)| {
+                Ok(Record {
+                    id: id("local_records.id", id_)?,
+                    module_id: id("local_records.module_id", module)?,
+                    values,
+                    origin_node_id: origin.and_then(NodeId::from_i64),
+                    created_at: from_micros(created)?,
+                    updated_at: from_micros(updated)?,
+                    deleted_at: opt_time(deleted)?,
+                    changed_at: changed,
+                    revision: u64::try_from(revision).unwrap_or(1),
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    records.sort_unstable_by_key(|r| (r.changed_at, r.id));
+    Ok(records)
+}
+
 impl TryFrom<RecordRow> for Record {
     type Error = StoreError;
 
@@ -779,5 +820,29 @@ impl TryFrom<NotificationRow> for crate::domain::Notification {
             sent_at: opt_time(row.sent_at)?,
             given_up_at: opt_time(row.given_up_at)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_read_as_json_comes_in_change_order_and_bad_rows_are_named() {
+        let page = r#"[[7, 2, {"Name": ["b"]}, null, 1000, 1000, null, 11, 1],
+                       [5, 2, {"Name": ["a"], "Tags": ["x", "y"]}, 9, 1000, 2000, 3000, 10, 2]]"#;
+        let records = records_from_json(page).unwrap();
+        assert_eq!(
+            records.iter().map(|r| r.changed_at).collect::<Vec<_>>(),
+            [10, 11]
+        );
+        assert_eq!(records[0].values["Tags"], ["x", "y"]);
+        assert_eq!(records[0].revision, 2);
+        assert!(records[0].deleted_at.is_some() && records[1].deleted_at.is_none());
+        assert!(records_from_json("[]").unwrap().is_empty());
+        let error = records_from_json(r#"[[0, 2, {}, null, 1, 1, null, 1, 1]]"#).unwrap_err();
+        assert!(error.to_string().contains("local_records.id"), "{error}");
+        let error = records_from_json(r#"[[1, 2, "not values"]]"#).unwrap_err();
+        assert!(error.to_string().contains("local_records"), "{error}");
     }
 }

@@ -66,5 +66,7 @@ impl_common_store!(
     " FOR UPDATE SKIP LOCKED",
     // The all-nodes status: one JSON array of rows, each a positional array.
     "json_agg",
-    "json_build_array"
+    "json_build_array",
+    // A record's values (JSON text) inside such an array.
+    "CAST(\"values\" AS json)"
 );

@@ -205,5 +205,7 @@ impl_common_store!(
     "",
     // The all-nodes status: one JSON array of rows, each a positional array.
     "json_group_array",
-    "json_array"
+    "json_array",
+    // A record's values (JSON text) inside such an array.
+    "json(\"values\")"
 );
