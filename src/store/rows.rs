@@ -691,9 +691,10 @@ pub struct RecordRow {
     pub revision: i64,
 }
 
-/// A record as a positional JSON array, in `record_columns` order with the
-/// values embedded as JSON.
-type RecordTuple = (
+/// A record's row with its values decoded: as `RecordRow`, or as a
+/// positional JSON array (`record_columns` order, values embedded as JSON).
+#[derive(serde::Deserialize)]
+struct DecodedRecordRow(
     i64,
     i64,
     crate::domain::RecordValues,
@@ -705,28 +706,43 @@ type RecordTuple = (
     i64,
 );
 
+impl TryFrom<DecodedRecordRow> for Record {
+    type Error = StoreError;
+
+    fn try_from(row: DecodedRecordRow) -> Result<Record, StoreError> {
+        let DecodedRecordRow(
+            id_,
+            module,
+            values,
+            origin,
+            created,
+            updated,
+            deleted,
+            changed,
+            revision,
+        ) = row;
+        Ok(Record {
+            id: id("local_records.id", id_)?,
+            module_id: id("local_records.module_id", module)?,
+            values,
+            origin_node_id: origin.and_then(NodeId::from_i64),
+            created_at: from_micros(created)?,
+            updated_at: from_micros(updated)?,
+            deleted_at: opt_time(deleted)?,
+            changed_at: changed,
+            revision: u64::try_from(revision).unwrap_or(1),
+        })
+    }
+}
+
 /// Records read as one JSON array of positional rows, in (changed_at, id)
 /// order whatever order the aggregate kept.
 pub fn records_from_json(text: &str) -> Result<Vec<Record>, StoreError> {
-    let rows: Vec<RecordTuple> =
+    let rows: Vec<DecodedRecordRow> =
         serde_json::from_str(text).map_err(|e| corrupt("local_records", e))?;
     let mut records = rows
         .into_iter()
-        .map(
-            |(id_, module, values, origin, created, updated, deleted, changed, revision)| {
-                Ok(Record {
-                    id: id("local_records.id", id_)?,
-                    module_id: id("local_records.module_id", module)?,
-                    values,
-                    origin_node_id: origin.and_then(NodeId::from_i64),
-                    created_at: from_micros(created)?,
-                    updated_at: from_micros(updated)?,
-                    deleted_at: opt_time(deleted)?,
-                    changed_at: changed,
-                    revision: u64::try_from(revision).unwrap_or(1),
-                })
-            },
-        )
+        .map(Record::try_from)
         .collect::<Result<Vec<_>, StoreError>>()?;
     records.sort_unstable_by_key(|r| (r.changed_at, r.id));
     Ok(records)
@@ -736,18 +752,19 @@ impl TryFrom<RecordRow> for Record {
     type Error = StoreError;
 
     fn try_from(row: RecordRow) -> Result<Record, StoreError> {
-        Ok(Record {
-            id: id("local_records.id", row.id)?,
-            module_id: id("local_records.module_id", row.module_id)?,
-            values: serde_json::from_str(&row.values)
-                .map_err(|e| corrupt("local_records.values", e))?,
-            origin_node_id: row.origin_node_id.and_then(NodeId::from_i64),
-            created_at: from_micros(row.created_at)?,
-            updated_at: from_micros(row.updated_at)?,
-            deleted_at: opt_time(row.deleted_at)?,
-            changed_at: row.changed_at,
-            revision: u64::try_from(row.revision).unwrap_or(1),
-        })
+        let values =
+            serde_json::from_str(&row.values).map_err(|e| corrupt("local_records.values", e))?;
+        Record::try_from(DecodedRecordRow(
+            row.id,
+            row.module_id,
+            values,
+            row.origin_node_id,
+            row.created_at,
+            row.updated_at,
+            row.deleted_at,
+            row.changed_at,
+            row.revision,
+        ))
     }
 }
 

@@ -41,13 +41,12 @@ impl DataPeer for PeerClient {
             .await?;
         // A data document is read in one pass; any other answer (a
         // refusal, Corteza's HTTP-200 error) is judged as every answer is.
-        if status == http::StatusCode::OK
-            && let Ok(page) = parse_records_page(&body)
-        {
-            return Ok(page);
+        let page = parse_records_page(&body);
+        if status == http::StatusCode::OK && page.is_ok() {
+            return page;
         }
         PeerClient::judge(status, &body)?;
-        parse_records_page(&body)
+        page
     }
 }
 

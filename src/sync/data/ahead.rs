@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use super::Usable;
-use super::transform::origin_values;
-use crate::domain::{FieldKind, Id};
+use super::transform::{own_references, references};
+use crate::domain::Id;
 use crate::store::RecordBatch;
 use crate::sync::ports::RemoteRecord;
 
@@ -35,30 +35,18 @@ impl Writes {
     /// change: the same origin record again, a reference to one of its
     /// records, or one of ours it writes.
     pub(super) fn read_by(&self, page: &[RemoteRecord], usable: &[Usable<'_>]) -> bool {
-        let references = |r: &RemoteRecord| {
-            usable
-                .iter()
-                .filter(|u| u.dest_kind == FieldKind::Record)
-                .flat_map(move |u| origin_values(r, &u.mapping.origin.name))
-                .filter_map(|v| v.parse::<Id>().ok())
-                .any(|id| self.origin.contains(&id))
-        };
-        let ours = |r: &RemoteRecord| {
-            r.values
-                .iter()
-                .filter(|v| v.yours)
-                .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
-                .any(|id| self.local.contains(&id))
-        };
-        page.iter()
-            .any(|r| self.origin.contains(&r.id) || references(r) || ours(r))
+        page.iter().any(|r| {
+            self.origin.contains(&r.id)
+                || references(r, usable).any(|id| self.origin.contains(&id))
+                || own_references(r).any(|id| self.local.contains(&id))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{FieldMapping, ModuleField, NodeId, Record, RecordLink, now};
+    use crate::domain::{FieldKind, FieldMapping, ModuleField, NodeId, Record, RecordLink, now};
     use crate::sync::ports::RemoteValue;
 
     fn id(n: u64) -> Id {

@@ -49,16 +49,7 @@ impl DataSync {
             .map(|r| (r.id, r))
             .collect();
         // Record references of the pair, translated to local ids.
-        let referenced: Vec<Id> = page
-            .iter()
-            .flat_map(|r| {
-                usable
-                    .iter()
-                    .filter(|u| u.dest_kind == FieldKind::Record)
-                    .flat_map(move |u| origin_values(r, &u.mapping.origin.name))
-                    .filter_map(|v| v.parse::<Id>().ok())
-            })
-            .collect();
+        let referenced: Vec<Id> = page.iter().flat_map(|r| references(r, usable)).collect();
         let translations: HashMap<Id, Id> = self
             .store
             .find_links_any_module(node.id, &referenced)
@@ -68,11 +59,7 @@ impl DataSync {
             .collect();
         // References the origin sent back as our own ids: kept if the record
         // is still here.
-        let ours: Vec<Id> = page
-            .iter()
-            .flat_map(|r| r.values.iter().filter(|v| v.yours))
-            .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
-            .collect();
+        let ours: Vec<Id> = page.iter().flat_map(own_references).collect();
         let own: HashSet<Id> = if ours.is_empty() {
             HashSet::new()
         } else {
@@ -339,8 +326,29 @@ pub(super) fn usable_fields<'a>(
         .collect()
 }
 
+/// The origin's records `remote` names in the mapping's Record fields.
+pub(super) fn references<'a>(
+    remote: &'a RemoteRecord,
+    usable: &'a [Usable<'_>],
+) -> impl Iterator<Item = Id> + 'a {
+    usable
+        .iter()
+        .filter(|u| u.dest_kind == FieldKind::Record)
+        .flat_map(move |u| origin_values(remote, &u.mapping.origin.name))
+        .filter_map(|v| v.parse::<Id>().ok())
+}
+
+/// Our own records `remote` names, sent back as our ids.
+pub(super) fn own_references(remote: &RemoteRecord) -> impl Iterator<Item = Id> + '_ {
+    remote
+        .values
+        .iter()
+        .filter(|v| v.yours)
+        .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
+}
+
 /// Origin values of a field that are references of the origin's (not ours).
-pub(super) fn origin_values<'a>(
+fn origin_values<'a>(
     remote: &'a RemoteRecord,
     name: &'a str,
 ) -> impl Iterator<Item = &'a str> + 'a {
