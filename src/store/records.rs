@@ -30,7 +30,9 @@ pub struct RunError {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecordBatch {
     /// Inserted or updated by id; `changed_at` is assigned by the store,
-    /// strictly increasing per module in commit order.
+    /// strictly increasing per module in commit order. A record of revision
+    /// 0 is new (a fresh id, never stored): its revision is not looked up
+    /// and becomes 1.
     pub records: Vec<Record>,
     /// Inserted or updated by (node, exposed module, origin record).
     pub links: Vec<RecordLink>,

@@ -57,6 +57,25 @@ macro_rules! links_where_in {
 }
 pub(crate) use links_where_in;
 
+/// The revision each of `records` has once written in order, from the
+/// revisions they had (`current`, by id): an upsert adds one to a stored
+/// record's and a new record starts at 1. A record twice in a batch counts
+/// both writes.
+pub(crate) fn revisions_after(
+    records: &[crate::domain::Record],
+    current: &[(i64, i64)],
+) -> std::collections::HashMap<i64, i64> {
+    let mut revisions: std::collections::HashMap<i64, i64> = current.iter().copied().collect();
+    let mut written = std::collections::HashMap::with_capacity(records.len());
+    for record in records {
+        let id = record.id.as_i64();
+        let revision = revisions.get(&id).map_or(1, |r| r + 1);
+        revisions.insert(id, revision);
+        written.insert(id, revision);
+    }
+    written
+}
+
 /// Rows written by one multi-row statement: a whole page of the largest
 /// size (9 parameters a row: 9,000, under SQLite's 32,766 and PostgreSQL's
 /// 65,535), so a page's records take one round trip to the database and
@@ -92,14 +111,17 @@ macro_rules! impl_record_store {
             /// A module's links by origin ids (`$1` the node, `$2` the
             /// module, `$3` the ids): each page of a pull looks its records
             /// up with it. Public so that its plan can be tested.
+            /// The links come as one row holding a JSON array (as a
+            /// page of changes does), not a row each.
             pub const LINKS_OF_MODULE_BY_ORIGIN: &'static str = concat!(
-                "SELECT ",
+                "SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(",
                 $crate::store::records_sql::link_columns!(),
-                " FROM record_links WHERE node_id = $1 AND ",
+                ")), '[]') AS TEXT) FROM record_links WHERE node_id = $1 AND ",
                 $links_module,
                 " AND origin_record_id ",
                 $in_ids
             );
+
         }
 
         #[async_trait::async_trait]
@@ -130,12 +152,40 @@ macro_rules! impl_record_store {
                     next.insert(module, changed_at + 1);
                     changed.push(changed_at);
                 }
+                // The revisions the stored records have now, in one row;
+                // new ones (revision 0: a fresh id) are not looked up.
+                // After the module locks: no writer of these records runs
+                // between this read and the writes.
+                let stored: Vec<i64> = batch
+                    .records
+                    .iter()
+                    .filter(|r| r.revision != 0)
+                    .map(|r| r.id.as_i64())
+                    .collect();
+                let current: Vec<(i64, i64)> = match (stored.iter().min(), stored.iter().max()) {
+                    (Some(low), Some(high)) => {
+                        let (found,): (String,) = sqlx::query_as(concat!(
+                            "SELECT CAST(COALESCE(", $json_agg, "(", $json_row,
+                            "(id, revision)), '[]') AS TEXT) \
+                             FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
+                            $in_ids
+                        ))
+                        .bind(*low)
+                        .bind(*high)
+                        .bind($crate::store::sql_set(stored.iter()))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        serde_json::from_str(&found).map_err(|e| {
+                            $crate::store::StoreError::Database(format!("record revisions: {e}"))
+                        })?
+                    }
+                    _ => Vec::new(),
+                };
+                let revisions = $crate::store::records_sql::revisions_after(&batch.records, &current);
                 // Up to ROWS_PER_STATEMENT rows a statement (a round trip to
                 // the database each, not one per row); a chunk never holds
                 // one id twice, as a statement may update a row only once.
                 let records: Vec<_> = batch.records.iter().zip(changed.iter().copied()).collect();
-                let mut revisions: std::collections::HashMap<i64, i64> =
-                    std::collections::HashMap::with_capacity(records.len());
                 for chunk in $crate::store::records_sql::unique_chunks(&records, |(r, _)| r.id) {
                     let mut insert = sqlx::QueryBuilder::new(concat!(
                         "INSERT INTO local_records (",
@@ -153,20 +203,20 @@ macro_rules! impl_record_store {
                             .push_bind(*changed_at)
                             .push_bind(1i64);
                     });
-                    insert.push(
-                        " ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
-                         updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
-                         changed_at = excluded.changed_at, revision = local_records.revision + 1 \
-                         RETURNING id, revision",
-                    );
-                    // A record twice in a batch: its last statement's
-                    // revision is the one that stays.
-                    revisions.extend(
-                        insert
-                            .build_query_as::<(i64, i64)>()
-                            .fetch_all(&mut *tx)
-                            .await?,
-                    );
+                    // New records only (a first pull's pages): a plain
+                    // insert, without the upsert's speculative insertion
+                    // (on PostgreSQL a second log record a row). No
+                    // RETURNING: SQLite's driver hands each returned row to
+                    // the runtime as a message of its own; the revisions
+                    // were read before, in one row.
+                    if chunk.iter().any(|(record, _)| record.revision != 0) {
+                        insert.push(
+                            " ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
+                             updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
+                             changed_at = excluded.changed_at, revision = local_records.revision + 1",
+                        );
+                    }
+                    insert.build().execute(&mut *tx).await?;
                 }
                 // Links upserted whole; touched links get only their two
                 // timestamps (a SET naming an indexed column rewrites that
@@ -280,18 +330,20 @@ macro_rules! impl_record_store {
                 let (Some(low), Some(high)) = (ids.iter().min(), ids.iter().max()) else {
                     return Ok(Vec::new());
                 };
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
-                    "SELECT ",
-                    $crate::store::records_sql::record_columns!(),
-                    " FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
+                // One row holding a JSON array, as a page of changes.
+                let (records,): (String,) = sqlx::query_as(concat!(
+                    "SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(\
+                     id, module_id, ", $values_json, ", origin_node_id, created_at, updated_at, \
+                     deleted_at, changed_at, revision)), '[]') AS TEXT) \
+                     FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
                     $in_ids
                 ))
                 .bind(low.as_i64())
                 .bind(high.as_i64())
                 .bind($crate::store::sql_set(ids.iter()))
-                .fetch_all(&self.pool)
+                .fetch_one(&self.pool)
                 .await?;
-                rows.into_iter().map($crate::domain::Record::try_from).collect()
+                $crate::store::rows::records_from_json(&records)
             }
 
             async fn get_record(
@@ -386,17 +438,13 @@ macro_rules! impl_record_store {
                 if origin_ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(
-                    <$store>::LINKS_OF_MODULE_BY_ORIGIN,
-                )
-                .bind(node_id.as_i64())
-                .bind(exposed_module_id.as_i64())
-                .bind($crate::store::sql_set(origin_ids.iter()))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.into_iter()
-                    .map($crate::domain::RecordLink::try_from)
-                    .collect()
+                let (links,): (String,) = sqlx::query_as(<$store>::LINKS_OF_MODULE_BY_ORIGIN)
+                    .bind(node_id.as_i64())
+                    .bind(exposed_module_id.as_i64())
+                    .bind($crate::store::sql_set(origin_ids.iter()))
+                    .fetch_one(&self.pool)
+                    .await?;
+                $crate::store::rows::links_from_json(&links)
             }
 
             async fn find_links_any_module(
@@ -536,6 +584,26 @@ pub(crate) const COUNT_CHANGES: &str = "SELECT COUNT(*) FROM local_records WHERE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_count_every_write_from_the_stored_one() {
+        let record = |id: u64, revision: u64| crate::domain::Record {
+            id: crate::domain::Id::new(id).unwrap(),
+            module_id: crate::domain::Id::new(1).unwrap(),
+            values: Default::default(),
+            origin_node_id: None,
+            created_at: crate::domain::now(),
+            updated_at: crate::domain::now(),
+            deleted_at: None,
+            changed_at: 0,
+            revision,
+        };
+        // 10 stored at 4, written twice; 11 new; 12 stored at 1.
+        let records = [record(10, 4), record(11, 0), record(10, 4), record(12, 1)];
+        let revisions = revisions_after(&records, &[(10, 4), (12, 1)]);
+        assert_eq!(revisions.len(), 3);
+        assert_eq!((revisions[&10], revisions[&11], revisions[&12]), (6, 1, 2));
+    }
 
     #[test]
     fn chunks_are_bounded_and_never_repeat_a_key() {

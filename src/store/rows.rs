@@ -768,7 +768,8 @@ impl TryFrom<RecordRow> for Record {
     }
 }
 
-#[derive(Debug, sqlx::FromRow)]
+/// Also read from a positional JSON row, in this field order.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct RecordLinkRow {
     pub node_id: i64,
     pub exposed_module_id: i64,
@@ -778,6 +779,13 @@ pub struct RecordLinkRow {
     pub origin_changed_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Links read as one JSON array of positional rows (`link_columns`).
+pub fn links_from_json(text: &str) -> Result<Vec<RecordLink>, StoreError> {
+    let rows: Vec<RecordLinkRow> =
+        serde_json::from_str(text).map_err(|e| corrupt("record_links", e))?;
+    rows.into_iter().map(RecordLink::try_from).collect()
 }
 
 impl TryFrom<RecordLinkRow> for RecordLink {
@@ -843,6 +851,35 @@ impl TryFrom<NotificationRow> for crate::domain::Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_read_as_json_keep_every_column_and_bad_rows_are_named() {
+        let links = links_from_json("[[3, 9, 500, 7, 1000, 42, 5, 6]]").unwrap();
+        assert_eq!(links.len(), 1);
+        let link = &links[0];
+        assert_eq!(
+            (
+                link.node_id.get(),
+                link.exposed_module_id.get(),
+                link.origin_record_id.get()
+            ),
+            (3, 9, 500)
+        );
+        assert_eq!(
+            (link.local_module_id.get(), link.local_record_id.get()),
+            (7, 1000)
+        );
+        assert_eq!(link.origin_changed_at, 42);
+        assert_eq!(link.updated_at.timestamp_micros(), 6);
+        assert!(links_from_json("[]").unwrap().is_empty());
+        let error = links_from_json("[[3, 9, 0, 7, 1000, 42, 5, 6]]").unwrap_err();
+        assert!(
+            error.to_string().contains("record_links.origin_record_id"),
+            "{error}"
+        );
+        let error = links_from_json("[[3, 9]]").unwrap_err();
+        assert!(error.to_string().contains("record_links"), "{error}");
+    }
 
     #[test]
     fn a_page_read_as_json_comes_in_change_order_and_bad_rows_are_named() {

@@ -154,6 +154,9 @@ async fn open_pool(
         .max_connections(size)
         .idle_timeout(None)
         .max_lifetime(None)
+        // No ping before each use (a round trip to the connection's
+        // thread, one per statement or transaction of a sync's page).
+        .test_before_acquire(false)
         .acquire_timeout(acquire_timeout)
         .connect_with(connect.clone())
         .await?;
