@@ -28,6 +28,7 @@ pub use records::{ChangeQuery, CursorWrite, RecordBatch, RecordStore, RunError, 
 mod modules_sql;
 mod notify_sql;
 pub mod postgres;
+pub mod record_rows;
 mod records;
 mod records_sql;
 pub mod rows;

@@ -43,7 +43,7 @@ macro_rules! links_where_in {
                 " ",
                 $in_ids
             );
-            let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(sql)
+            let rows = sqlx::query_as::<_, $crate::store::record_rows::RecordLinkRow>(sql)
                 .bind($node.as_i64())
                 .bind(0i64)
                 .bind($crate::store::sql_set(ids.iter()))
@@ -195,7 +195,7 @@ macro_rules! impl_record_store {
                     insert.push_values(chunk, |mut row, (record, changed_at)| {
                         row.push_bind(record.id.as_i64())
                             .push_bind(record.module_id.as_i64())
-                            .push_bind($crate::store::rows::values_to_json(&record.values))
+                            .push_bind($crate::store::record_rows::values_to_json(&record.values))
                             .push_bind(record.origin_node_id.map(|n| n.as_i64()))
                             .push_bind(to_micros(record.created_at))
                             .push_bind(to_micros(record.updated_at))
@@ -343,14 +343,14 @@ macro_rules! impl_record_store {
                 .bind($crate::store::sql_set(ids.iter()))
                 .fetch_one(&self.pool)
                 .await?;
-                $crate::store::rows::records_from_json(&records)
+                $crate::store::record_rows::records_from_json(&records)
             }
 
             async fn get_record(
                 &self,
                 id: $crate::domain::Id,
             ) -> Result<Option<$crate::domain::Record>, $crate::store::StoreError> {
-                let row = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                let row = sqlx::query_as::<_, $crate::store::record_rows::RecordRow>(concat!(
                     "SELECT ",
                     $crate::store::records_sql::record_columns!(),
                     " FROM local_records WHERE id = $1"
@@ -368,7 +368,7 @@ macro_rules! impl_record_store {
                 after: Option<$crate::domain::Id>,
                 limit: u32,
             ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordRow>(concat!(
+                let rows = sqlx::query_as::<_, $crate::store::record_rows::RecordRow>(concat!(
                     "SELECT ",
                     $crate::store::records_sql::record_columns!(),
                     " FROM local_records WHERE module_id = $1 AND ($2 OR deleted_at IS NULL) \
@@ -410,7 +410,7 @@ macro_rules! impl_record_store {
                 .bind(i64::from(q.limit))
                 .fetch_one(&self.pool)
                 .await?;
-                $crate::store::rows::records_from_json(&page)
+                $crate::store::record_rows::records_from_json(&page)
             }
 
             async fn count_record_changes(
@@ -444,7 +444,7 @@ macro_rules! impl_record_store {
                     .bind($crate::store::sql_set(origin_ids.iter()))
                     .fetch_one(&self.pool)
                     .await?;
-                $crate::store::rows::links_from_json(&links)
+                $crate::store::record_rows::links_from_json(&links)
             }
 
             async fn find_links_any_module(
@@ -490,7 +490,7 @@ macro_rules! impl_record_store {
                 after: Option<$crate::domain::Id>,
                 limit: u32,
             ) -> Result<Vec<$crate::domain::RecordLink>, $crate::store::StoreError> {
-                let rows = sqlx::query_as::<_, $crate::store::rows::RecordLinkRow>(concat!(
+                let rows = sqlx::query_as::<_, $crate::store::record_rows::RecordLinkRow>(concat!(
                     "SELECT ",
                     $crate::store::records_sql::link_columns!(),
                     " FROM record_links WHERE node_id = $1 AND exposed_module_id = $2 AND seen_run <> $3 \
