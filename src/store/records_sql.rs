@@ -26,6 +26,35 @@ macro_rules! link_columns {
 }
 pub(crate) use link_columns;
 
+/// What an upsert of a stored record sets.
+macro_rules! record_upsert_set {
+    () => {
+        "\"values\" = excluded.\"values\", updated_at = excluded.updated_at, \
+         deleted_at = excluded.deleted_at, changed_at = excluded.changed_at, \
+         revision = local_records.revision + 1"
+    };
+}
+pub(crate) use record_upsert_set;
+
+/// What an upsert of a link sets: all but its key and creation.
+macro_rules! link_upsert_set {
+    () => {
+        "local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
+         origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at, \
+         seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END"
+    };
+}
+pub(crate) use link_upsert_set;
+
+/// What a touched link gets: only its two timestamps (a SET naming an
+/// indexed column rewrites that index's entry even when its value stays).
+macro_rules! link_touch_set {
+    () => {
+        "origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at"
+    };
+}
+pub(crate) use link_touch_set;
+
 /// Links of a peer whose `$column` is one of `$ids`, in one exposed module
 /// (`$module` > 0) or any (0); no query for no ids.
 macro_rules! links_where_in {
@@ -130,7 +159,6 @@ macro_rules! impl_record_store {
                 &self,
                 batch: $crate::store::RecordBatch,
             ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
-                use $crate::store::to_micros;
                 let mut tx = self.pool.begin_with($begin).await?;
                 let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
                 let now = $crate::store::to_micros($crate::domain::now());
@@ -185,81 +213,23 @@ macro_rules! impl_record_store {
                 // Up to ROWS_PER_STATEMENT rows a statement (a round trip to
                 // the database each, not one per row); a chunk never holds
                 // one id twice, as a statement may update a row only once.
+                // New records only (a first pull's pages): a plain insert,
+                // without the upsert's speculative insertion (on PostgreSQL
+                // a second log record a row). No RETURNING: SQLite's driver
+                // hands each returned row to the runtime as a message of its
+                // own; the revisions were read before, in one row.
                 let records: Vec<_> = batch.records.iter().zip(changed.iter().copied()).collect();
                 for chunk in $crate::store::records_sql::unique_chunks(&records, |(r, _)| r.id) {
-                    let mut insert = sqlx::QueryBuilder::new(concat!(
-                        "INSERT INTO local_records (",
-                        $crate::store::records_sql::record_columns!(),
-                        ") "
-                    ));
-                    insert.push_values(chunk, |mut row, (record, changed_at)| {
-                        row.push_bind(record.id.as_i64())
-                            .push_bind(record.module_id.as_i64())
-                            .push_bind($crate::store::record_rows::values_to_json(&record.values))
-                            .push_bind(record.origin_node_id.map(|n| n.as_i64()))
-                            .push_bind(to_micros(record.created_at))
-                            .push_bind(to_micros(record.updated_at))
-                            .push_bind(record.deleted_at.map(to_micros))
-                            .push_bind(*changed_at)
-                            .push_bind(1i64);
-                    });
-                    // New records only (a first pull's pages): a plain
-                    // insert, without the upsert's speculative insertion
-                    // (on PostgreSQL a second log record a row). No
-                    // RETURNING: SQLite's driver hands each returned row to
-                    // the runtime as a message of its own; the revisions
-                    // were read before, in one row.
-                    if chunk.iter().any(|(record, _)| record.revision != 0) {
-                        insert.push(
-                            " ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", \
-                             updated_at = excluded.updated_at, deleted_at = excluded.deleted_at, \
-                             changed_at = excluded.changed_at, revision = local_records.revision + 1",
-                        );
-                    }
-                    insert.build().execute(&mut *tx).await?;
+                    let upsert = chunk.iter().any(|(record, _)| record.revision != 0);
+                    Self::write_records(&mut *tx, chunk, upsert).await?;
                 }
                 // Links upserted whole; touched links get only their two
-                // timestamps (a SET naming an indexed column rewrites that
-                // index's entry even when its value stays).
-                let link_writes: [(&[$crate::domain::RecordLink], i64, &str); 2] = [
-                    (
-                        &batch.links,
-                        batch.seen_run,
-                        "local_module_id = excluded.local_module_id, local_record_id = excluded.local_record_id, \
-                         origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at, \
-                         seen_run = CASE WHEN excluded.seen_run > 0 THEN excluded.seen_run ELSE record_links.seen_run END",
-                    ),
-                    (
-                        &batch.touched,
-                        0,
-                        "origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at",
-                    ),
-                ];
-                for (links, seen_run, set) in link_writes {
+                // timestamps.
+                for (links, seen_run, touched) in [(&batch.links, batch.seen_run, false), (&batch.touched, 0, true)] {
                     for chunk in $crate::store::records_sql::unique_chunks(links, |l| {
                         (l.node_id, l.exposed_module_id, l.origin_record_id)
                     }) {
-                        let mut insert = sqlx::QueryBuilder::new(concat!(
-                            "INSERT INTO record_links (",
-                            $crate::store::records_sql::link_columns!(),
-                            ", seen_run) "
-                        ));
-                        insert.push_values(chunk, |mut row, link| {
-                            row.push_bind(link.node_id.as_i64())
-                                .push_bind(link.exposed_module_id.as_i64())
-                                .push_bind(link.origin_record_id.as_i64())
-                                .push_bind(link.local_module_id.as_i64())
-                                .push_bind(link.local_record_id.as_i64())
-                                .push_bind(link.origin_changed_at)
-                                .push_bind(to_micros(link.created_at))
-                                .push_bind(to_micros(link.updated_at))
-                                .push_bind(seen_run);
-                        });
-                        insert.push(
-                            " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ",
-                        );
-                        insert.push(set);
-                        insert.build().execute(&mut *tx).await?;
+                        Self::write_links(&mut *tx, chunk, seen_run, touched).await?;
                     }
                 }
                 for error in &batch.errors {
@@ -304,8 +274,7 @@ macro_rules! impl_record_store {
                     .await?;
                 }
                 tx.commit().await?;
-                self.rows_written(batch.records.len(), batch.links.len())
-                    .await;
+                self.rows_written(batch.records.len(), batch.links.len());
                 // The batch's records become the stored ones, not copies.
                 let written = batch
                     .records

@@ -19,6 +19,7 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
 }
 
+mod bulk;
 mod freshness;
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+mod bulk;
+
 use super::common::impl_common_store;
 use super::{Engine, StoreError};
 
@@ -128,7 +130,7 @@ impl SqliteStore {
 impl SqliteStore {
     /// A batch wrote records and links: SQLite's plans of fedsync's
     /// lookups take the primary keys without statistics.
-    pub(crate) async fn rows_written(&self, _records: usize, _links: usize) {}
+    pub(crate) fn rows_written(&self, _records: usize, _links: usize) {}
 }
 
 #[cfg(test)]

@@ -10,11 +10,11 @@
 use fedsync::domain::{
     self, Id, IdGenerator, LocalModule, PairingStatus, Record, RecordLink, RecordValues,
 };
-use fedsync::store::RecordBatch;
-use fedsync::store::postgres::PgStore;
+use fedsync::store::postgres::{PgOptions, PgStore};
+use fedsync::store::{RecordBatch, Store};
 use sqlx::Connection;
 
-use super::{node, open};
+use super::node;
 use crate::common::{self, pg::TestDatabase};
 
 /// The plan of the store's statement, generic (as a prepared statement
@@ -53,7 +53,17 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
         eprintln!("skipped: {} is not set", common::pg::ENV);
         return;
     };
-    let store = open(&db.url).await;
+    // The engine itself, to wait for the analyzes it runs beside the writes.
+    let pg = PgStore::connect(
+        &db.url,
+        &PgOptions {
+            max_connections: 4,
+            connect_timeout: std::time::Duration::from_secs(10),
+        },
+    )
+    .await
+    .unwrap();
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(pg.clone());
     store.migrate().await.unwrap();
     let ids = IdGenerator::new(1, 0);
     let peer = node(
@@ -183,6 +193,7 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
             .await
             .unwrap();
     }
+    pg.statistics_settled().await;
     let analyzed = record_tuples(&mut conn).await;
     assert!(analyzed >= 1_000.0, "local_records analyzed: {analyzed}");
     conn.close().await.ok();

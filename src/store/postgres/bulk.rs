@@ -1,0 +1,112 @@
+//! A page's records and links written to PostgreSQL as one statement each,
+//! the rows bound as one array a column (`UNNEST`): one parse and plan
+//! whatever the page holds (a multi-row `VALUES` binds nine parameters a
+//! row, and its plan grows with them), and one prepared statement a kind,
+//! reused by the connection.
+
+use sqlx::PgConnection;
+
+use super::PgStore;
+use crate::domain::{Record, RecordLink};
+use crate::store::records_sql::{
+    link_columns, link_touch_set, link_upsert_set, record_columns, record_upsert_set,
+};
+use crate::store::{StoreError, record_rows::values_to_json, to_micros};
+
+const INSERT_RECORDS: &str = concat!(
+    "INSERT INTO local_records (",
+    record_columns!(),
+    ") SELECT *, 1 FROM UNNEST(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), \
+     CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), \
+     CAST($8 AS BIGINT[]))"
+);
+
+const UPSERT_RECORDS: &str = concat!(
+    "INSERT INTO local_records (",
+    record_columns!(),
+    ") SELECT *, 1 FROM UNNEST(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), \
+     CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), \
+     CAST($8 AS BIGINT[])) ON CONFLICT (id) DO UPDATE SET ",
+    record_upsert_set!()
+);
+
+macro_rules! insert_links {
+    ($set:expr) => {
+        concat!(
+            "INSERT INTO record_links (",
+            link_columns!(),
+            ", seen_run) SELECT *, CAST($9 AS BIGINT) FROM UNNEST(CAST($1 AS BIGINT[]), \
+             CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[]), CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), \
+             CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[])) \
+             ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ",
+            $set
+        )
+    };
+}
+
+impl PgStore {
+    /// Writes `rows` (a record and its `changed_at`; no id twice), as an
+    /// upsert when any may be stored already.
+    pub(crate) async fn write_records(
+        conn: &mut PgConnection,
+        rows: &[(&Record, i64)],
+        upsert: bool,
+    ) -> Result<(), StoreError> {
+        let column = |f: fn(&Record) -> i64| rows.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
+        let optional =
+            |f: fn(&Record) -> Option<i64>| rows.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
+        sqlx::query(if upsert {
+            UPSERT_RECORDS
+        } else {
+            INSERT_RECORDS
+        })
+        .bind(column(|r| r.id.as_i64()))
+        .bind(column(|r| r.module_id.as_i64()))
+        .bind(
+            rows.iter()
+                .map(|(r, _)| values_to_json(&r.values))
+                .collect::<Vec<_>>(),
+        )
+        .bind(optional(|r| r.origin_node_id.map(|n| n.as_i64())))
+        .bind(column(|r| to_micros(r.created_at)))
+        .bind(column(|r| to_micros(r.updated_at)))
+        .bind(optional(|r| r.deleted_at.map(to_micros)))
+        .bind(
+            rows.iter()
+                .map(|(_, changed_at)| *changed_at)
+                .collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Upserts `links` (no key twice) whole, or only their timestamps when
+    /// `touched`.
+    pub(crate) async fn write_links(
+        conn: &mut PgConnection,
+        links: &[RecordLink],
+        seen_run: i64,
+        touched: bool,
+    ) -> Result<(), StoreError> {
+        let column = |f: fn(&RecordLink) -> i64| links.iter().map(f).collect::<Vec<_>>();
+        let sql = if touched {
+            insert_links!(link_touch_set!())
+        } else {
+            insert_links!(link_upsert_set!())
+        };
+        sqlx::query(sql)
+            .bind(column(|l| l.node_id.as_i64()))
+            .bind(column(|l| l.exposed_module_id.as_i64()))
+            .bind(column(|l| l.origin_record_id.as_i64()))
+            .bind(column(|l| l.local_module_id.as_i64()))
+            .bind(column(|l| l.local_record_id.as_i64()))
+            .bind(column(|l| l.origin_changed_at))
+            .bind(column(|l| to_micros(l.created_at)))
+            .bind(column(|l| to_micros(l.updated_at)))
+            .bind(seen_run)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}

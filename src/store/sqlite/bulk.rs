@@ -1,0 +1,81 @@
+//! A page's records and links written to SQLite as one multi-row
+//! statement each (up to `ROWS_PER_STATEMENT` rows): one round trip to the
+//! database's thread, not one a row.
+
+use sqlx::SqliteConnection;
+
+use super::SqliteStore;
+use crate::domain::{Record, RecordLink};
+use crate::store::records_sql::{
+    link_columns, link_touch_set, link_upsert_set, record_columns, record_upsert_set,
+};
+use crate::store::{StoreError, record_rows::values_to_json, to_micros};
+
+impl SqliteStore {
+    /// Writes `rows` (a record and its `changed_at`; no id twice), as an
+    /// upsert when any may be stored already.
+    pub(crate) async fn write_records(
+        conn: &mut SqliteConnection,
+        rows: &[(&Record, i64)],
+        upsert: bool,
+    ) -> Result<(), StoreError> {
+        let mut insert = sqlx::QueryBuilder::new(concat!(
+            "INSERT INTO local_records (",
+            record_columns!(),
+            ") "
+        ));
+        insert.push_values(rows, |mut row, (record, changed_at)| {
+            row.push_bind(record.id.as_i64())
+                .push_bind(record.module_id.as_i64())
+                .push_bind(values_to_json(&record.values))
+                .push_bind(record.origin_node_id.map(|n| n.as_i64()))
+                .push_bind(to_micros(record.created_at))
+                .push_bind(to_micros(record.updated_at))
+                .push_bind(record.deleted_at.map(to_micros))
+                .push_bind(*changed_at)
+                .push_bind(1i64);
+        });
+        if upsert {
+            insert.push(concat!(
+                " ON CONFLICT (id) DO UPDATE SET ",
+                record_upsert_set!()
+            ));
+        }
+        insert.build().execute(conn).await?;
+        Ok(())
+    }
+
+    /// Upserts `links` (no key twice) whole, or only their timestamps when
+    /// `touched`.
+    pub(crate) async fn write_links(
+        conn: &mut SqliteConnection,
+        links: &[RecordLink],
+        seen_run: i64,
+        touched: bool,
+    ) -> Result<(), StoreError> {
+        let mut insert = sqlx::QueryBuilder::new(concat!(
+            "INSERT INTO record_links (",
+            link_columns!(),
+            ", seen_run) "
+        ));
+        insert.push_values(links, |mut row, link| {
+            row.push_bind(link.node_id.as_i64())
+                .push_bind(link.exposed_module_id.as_i64())
+                .push_bind(link.origin_record_id.as_i64())
+                .push_bind(link.local_module_id.as_i64())
+                .push_bind(link.local_record_id.as_i64())
+                .push_bind(link.origin_changed_at)
+                .push_bind(to_micros(link.created_at))
+                .push_bind(to_micros(link.updated_at))
+                .push_bind(seen_run);
+        });
+        insert.push(" ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ");
+        insert.push(if touched {
+            link_touch_set!()
+        } else {
+            link_upsert_set!()
+        });
+        insert.build().execute(conn).await?;
+        Ok(())
+    }
+}
