@@ -55,6 +55,57 @@ macro_rules! link_touch_set {
 }
 pub(crate) use link_touch_set;
 
+/// The upsert of a pull's cursor, its parameters named by the caller.
+macro_rules! cursor_upsert {
+    ($node:literal, $module:literal, $cursor:literal, $last_sync:literal, $now:literal) => {
+        concat!(
+            "INSERT INTO sync_cursors (node_id, shared_module_id, cursor, last_sync, updated_at) VALUES (",
+            $node, ", ", $module, ", ", $cursor, ", ", $last_sync, ", ", $now,
+            ") ON CONFLICT (node_id, shared_module_id) DO UPDATE SET cursor = excluded.cursor, \
+             last_sync = excluded.last_sync, updated_at = excluded.updated_at"
+        )
+    };
+}
+pub(crate) use cursor_upsert;
+
+/// The update of a run's counts: `$run` its id, then pages, created,
+/// updated, deleted, skipped, errors.
+macro_rules! progress_update {
+    ($run:literal, $pages:literal, $created:literal, $updated:literal, $deleted:literal, $skipped:literal, $errors:literal) => {
+        concat!(
+            "UPDATE sync_runs SET pages = ",
+            $pages,
+            ", created = ",
+            $created,
+            ", updated = ",
+            $updated,
+            ", deleted = ",
+            $deleted,
+            ", skipped = ",
+            $skipped,
+            ", errors = ",
+            $errors,
+            " WHERE id = ",
+            $run
+        )
+    };
+}
+pub(crate) use progress_update;
+
+/// A run's counts as bound: pages, created, updated, deleted, skipped,
+/// errors.
+pub(crate) fn progress_binds(counts: &crate::domain::RunCounts) -> [i64; 6] {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        n(counts.pages),
+        n(counts.created),
+        n(counts.updated),
+        n(counts.deleted),
+        n(counts.skipped),
+        n(counts.errors),
+    ]
+}
+
 /// Links of a peer whose `$column` is one of `$ids`, in one exposed module
 /// (`$module` > 0) or any (0); no query for no ids.
 macro_rules! links_where_in {
@@ -159,14 +210,16 @@ macro_rules! impl_record_store {
                 &self,
                 batch: $crate::store::RecordBatch,
             ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
-                let mut tx = self.pool.begin_with($begin).await?;
+                // The first module's lock comes with the BEGIN.
+                let first_module = batch.records.first().map(|r| r.module_id.as_i64());
+                let mut tx = self.begin_page(first_module).await?;
                 let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
                 let now = $crate::store::to_micros($crate::domain::now());
                 let mut changed = Vec::with_capacity(batch.records.len());
                 for record in &batch.records {
                     let module = record.module_id.as_i64();
                     if !next.contains_key(&module) {
-                        if let Some(lock) = $lock_module {
+                        if let (Some(lock), false) = ($lock_module, Some(module) == first_module) {
                             sqlx::query(lock).bind(module).execute(&mut *tx).await?;
                         }
                         let (max,): (Option<i64>,) =
@@ -243,36 +296,8 @@ macro_rules! impl_record_store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                if let Some(cursor) = &batch.cursor {
-                    sqlx::query(
-                        "INSERT INTO sync_cursors (node_id, shared_module_id, cursor, last_sync, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node_id, shared_module_id) DO UPDATE SET \
-                         cursor = excluded.cursor, last_sync = excluded.last_sync, updated_at = excluded.updated_at",
-                    )
-                    .bind(cursor.node_id.as_i64())
-                    .bind(cursor.shared_module_id.as_i64())
-                    .bind(cursor.cursor.clone())
-                    .bind(cursor.last_sync)
-                    .bind(now)
-                    .execute(&mut *tx)
+                Self::write_bookkeeping(&mut *tx, batch.cursor.as_ref(), batch.progress.as_ref(), now)
                     .await?;
-                }
-                if let Some((run_id, counts)) = &batch.progress {
-                    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                    sqlx::query(
-                        "UPDATE sync_runs SET pages = $2, created = $3, updated = $4, deleted = $5, \
-                         skipped = $6, errors = $7 WHERE id = $1",
-                    )
-                    .bind(run_id.as_i64())
-                    .bind(n(counts.pages))
-                    .bind(n(counts.created))
-                    .bind(n(counts.updated))
-                    .bind(n(counts.deleted))
-                    .bind(n(counts.skipped))
-                    .bind(n(counts.errors))
-                    .execute(&mut *tx)
-                    .await?;
-                }
                 tx.commit().await?;
                 self.rows_written(batch.records.len(), batch.links.len());
                 // The batch's records become the stored ones, not copies.

@@ -7,11 +7,13 @@
 use sqlx::PgConnection;
 
 use super::PgStore;
+use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::records_sql::{
-    link_columns, link_touch_set, link_upsert_set, record_columns, record_upsert_set,
+    cursor_upsert, link_columns, link_touch_set, link_upsert_set, progress_binds, progress_update,
+    record_columns, record_upsert_set,
 };
-use crate::store::{StoreError, record_rows::values_to_json, to_micros};
+use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
 const INSERT_RECORDS: &str = concat!(
     "INSERT INTO local_records (",
@@ -44,7 +46,61 @@ macro_rules! insert_links {
     };
 }
 
+/// A page's cursor and its run's counts in one statement (one round trip).
+const CURSOR_AND_PROGRESS: &str = concat!(
+    "WITH cursor AS (",
+    cursor_upsert!("$1", "$2", "$3", "$4", "$5"),
+    ") ",
+    progress_update!("$6", "$7", "$8", "$9", "$10", "$11", "$12")
+);
+
 impl PgStore {
+    /// Begins a page's transaction holding `module`'s lock: both in one
+    /// round trip (a simple query of two statements).
+    pub(crate) async fn begin_page(
+        &self,
+        module: Option<i64>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let begin = match module {
+            Some(module) => format!("BEGIN; SELECT pg_advisory_xact_lock({module})"),
+            None => "BEGIN".to_owned(),
+        };
+        Ok(self.pool.begin_with(sqlx::AssertSqlSafe(begin)).await?)
+    }
+
+    /// Writes the cursor a page reached and its run's counts, in one
+    /// statement when both are there.
+    pub(crate) async fn write_bookkeeping(
+        conn: &mut PgConnection,
+        cursor: Option<&CursorWrite>,
+        progress: Option<&(Id, RunCounts)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sql = match (cursor, progress) {
+            (Some(_), Some(_)) => CURSOR_AND_PROGRESS,
+            (Some(_), None) => cursor_upsert!("$1", "$2", "$3", "$4", "$5"),
+            (None, Some(_)) => progress_update!("$1", "$2", "$3", "$4", "$5", "$6", "$7"),
+            (None, None) => return Ok(()),
+        };
+        let mut query = sqlx::query(sql);
+        if let Some(cursor) = cursor {
+            query = query
+                .bind(cursor.node_id.as_i64())
+                .bind(cursor.shared_module_id.as_i64())
+                .bind(cursor.cursor.as_str())
+                .bind(cursor.last_sync)
+                .bind(now);
+        }
+        if let Some((run, counts)) = progress {
+            query = query.bind(run.as_i64());
+            for n in progress_binds(counts) {
+                query = query.bind(n);
+            }
+        }
+        query.execute(conn).await?;
+        Ok(())
+    }
+
     /// Writes `rows` (a record and its `changed_at`; no id twice), as an
     /// upsert when any may be stored already.
     pub(crate) async fn write_records(

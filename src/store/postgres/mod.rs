@@ -37,6 +37,11 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
+            // No ping before each use: a round trip more for every page of
+            // a pull. A connection the server dropped fails its statement,
+            // the pool discards it and the job retries; the admin pool
+            // below keeps the ping, for answers that do not fail so.
+            .test_before_acquire(false)
             .connect(url)
             .await?;
         let admin_pool = PgPoolOptions::new()

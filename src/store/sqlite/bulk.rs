@@ -5,13 +5,53 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
+use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::records_sql::{
-    link_columns, link_touch_set, link_upsert_set, record_columns, record_upsert_set,
+    cursor_upsert, link_columns, link_touch_set, link_upsert_set, progress_binds, progress_update,
+    record_columns, record_upsert_set,
 };
-use crate::store::{StoreError, record_rows::values_to_json, to_micros};
+use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
 impl SqliteStore {
+    /// Begins a page's transaction. SQLite's write lock (BEGIN IMMEDIATE)
+    /// serialises the writers of every module.
+    pub(crate) async fn begin_page(
+        &self,
+        _module: Option<i64>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Writes the cursor a page reached and its run's counts.
+    pub(crate) async fn write_bookkeeping(
+        conn: &mut SqliteConnection,
+        cursor: Option<&CursorWrite>,
+        progress: Option<&(Id, RunCounts)>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(cursor) = cursor {
+            sqlx::query(cursor_upsert!("$1", "$2", "$3", "$4", "$5"))
+                .bind(cursor.node_id.as_i64())
+                .bind(cursor.shared_module_id.as_i64())
+                .bind(cursor.cursor.as_str())
+                .bind(cursor.last_sync)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if let Some((run, counts)) = progress {
+            let mut update =
+                sqlx::query(progress_update!("$1", "$2", "$3", "$4", "$5", "$6", "$7"))
+                    .bind(run.as_i64());
+            for n in progress_binds(counts) {
+                update = update.bind(n);
+            }
+            update.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
     /// Writes `rows` (a record and its `changed_at`; no id twice), as an
     /// upsert when any may be stored already.
     pub(crate) async fn write_records(
