@@ -36,6 +36,10 @@ pub struct RecordBatch {
     pub records: Vec<Record>,
     /// Inserted or updated by (node, exposed module, origin record).
     pub links: Vec<RecordLink>,
+    /// Links the page's lookup did not find: inserted without the upsert's
+    /// conflict check, and marked seen as `links` are. One that exists
+    /// after all fails the batch, whose retry then finds it.
+    pub new_links: Vec<RecordLink>,
     /// Links that exist already with these local module and record ids:
     /// only their `origin_changed_at` and `updated_at` are written, by a
     /// statement that leaves the link's indexes alone (an update of a

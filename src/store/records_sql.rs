@@ -36,6 +36,14 @@ macro_rules! record_upsert_set {
 }
 pub(crate) use record_upsert_set;
 
+/// The conflict clause of a links upsert.
+macro_rules! link_conflict {
+    () => {
+        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET "
+    };
+}
+pub(crate) use link_conflict;
+
 /// What an upsert of a link sets: all but its key and creation.
 macro_rules! link_upsert_set {
     () => {
@@ -54,6 +62,17 @@ macro_rules! link_touch_set {
     };
 }
 pub(crate) use link_touch_set;
+
+/// How a chunk of links is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkWrite {
+    /// Inserted: none is stored (a conflict fails the statement).
+    New,
+    /// Upserted whole.
+    Whole,
+    /// Only their two timestamps set: they are stored, unmoved.
+    Touch,
+}
 
 /// The upsert of a pull's cursor, its parameters named by the caller.
 macro_rules! cursor_upsert {
@@ -276,13 +295,18 @@ macro_rules! impl_record_store {
                     let upsert = chunk.iter().any(|(record, _)| record.revision != 0);
                     Self::write_records(&mut *tx, chunk, upsert).await?;
                 }
-                // Links upserted whole; touched links get only their two
-                // timestamps.
-                for (links, seen_run, touched) in [(&batch.links, batch.seen_run, false), (&batch.touched, 0, true)] {
+                // New links inserted, others upserted whole; touched links
+                // get only their two timestamps.
+                use $crate::store::records_sql::LinkWrite;
+                for (links, seen_run, kind) in [
+                    (&batch.new_links, batch.seen_run, LinkWrite::New),
+                    (&batch.links, batch.seen_run, LinkWrite::Whole),
+                    (&batch.touched, 0, LinkWrite::Touch),
+                ] {
                     for chunk in $crate::store::records_sql::unique_chunks(links, |l| {
                         (l.node_id, l.exposed_module_id, l.origin_record_id)
                     }) {
-                        Self::write_links(&mut *tx, chunk, seen_run, touched).await?;
+                        Self::write_links(&mut *tx, chunk, seen_run, kind).await?;
                     }
                 }
                 for error in &batch.errors {
@@ -299,7 +323,7 @@ macro_rules! impl_record_store {
                 Self::write_bookkeeping(&mut *tx, batch.cursor.as_ref(), batch.progress.as_ref(), now)
                     .await?;
                 tx.commit().await?;
-                self.rows_written(batch.records.len(), batch.links.len());
+                self.rows_written(batch.records.len(), batch.links.len() + batch.new_links.len());
                 // The batch's records become the stored ones, not copies.
                 let written = batch
                     .records

@@ -206,7 +206,12 @@ impl CortezaData {
             urls: HashMap::new(),
             linked: HashMap::new(),
         };
-        for link in batch.links.iter().chain(&batch.touched) {
+        for link in batch
+            .links
+            .iter()
+            .chain(&batch.new_links)
+            .chain(&batch.touched)
+        {
             origins
                 .of
                 .insert(link.local_record_id, (link.node_id, link.origin_record_id));
@@ -272,9 +277,11 @@ impl CortezaData {
         if let Some(error) = first_error {
             return Err(error);
         }
+        // New links are upserted with the others on this path.
         let links = batch
             .links
             .iter()
+            .chain(&batch.new_links)
             .map(|l| {
                 let mut l = l.clone();
                 if let Some(id) = renamed.get(&l.local_record_id) {
@@ -287,6 +294,7 @@ impl CortezaData {
             .apply_record_batch(RecordBatch {
                 records: Vec::new(),
                 links,
+                new_links: Vec::new(),
                 touched: batch.touched.clone(),
                 seen_run: batch.seen_run,
                 cursor: batch.cursor.clone(),

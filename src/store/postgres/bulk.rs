@@ -10,8 +10,8 @@ use super::PgStore;
 use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::records_sql::{
-    cursor_upsert, link_columns, link_touch_set, link_upsert_set, progress_binds, progress_update,
-    record_columns, record_upsert_set,
+    LinkWrite, cursor_upsert, link_columns, link_conflict, link_touch_set, link_upsert_set,
+    progress_binds, progress_update, record_columns, record_upsert_set,
 };
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
@@ -39,8 +39,7 @@ macro_rules! insert_links {
             link_columns!(),
             ", seen_run) SELECT *, CAST($9 AS BIGINT) FROM UNNEST(CAST($1 AS BIGINT[]), \
              CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[]), CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), \
-             CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[])) \
-             ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ",
+             CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[]))",
             $set
         )
     };
@@ -137,19 +136,18 @@ impl PgStore {
         Ok(())
     }
 
-    /// Upserts `links` (no key twice) whole, or only their timestamps when
-    /// `touched`.
+    /// Writes `links` (no key twice) as `kind` says.
     pub(crate) async fn write_links(
         conn: &mut PgConnection,
         links: &[RecordLink],
         seen_run: i64,
-        touched: bool,
+        kind: LinkWrite,
     ) -> Result<(), StoreError> {
         let column = |f: fn(&RecordLink) -> i64| links.iter().map(f).collect::<Vec<_>>();
-        let sql = if touched {
-            insert_links!(link_touch_set!())
-        } else {
-            insert_links!(link_upsert_set!())
+        let sql = match kind {
+            LinkWrite::New => insert_links!(""),
+            LinkWrite::Whole => insert_links!(concat!(link_conflict!(), link_upsert_set!())),
+            LinkWrite::Touch => insert_links!(concat!(link_conflict!(), link_touch_set!())),
         };
         sqlx::query(sql)
             .bind(column(|l| l.node_id.as_i64()))

@@ -8,8 +8,8 @@ use super::SqliteStore;
 use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::records_sql::{
-    cursor_upsert, link_columns, link_touch_set, link_upsert_set, progress_binds, progress_update,
-    record_columns, record_upsert_set,
+    LinkWrite, cursor_upsert, link_columns, link_conflict, link_touch_set, link_upsert_set,
+    progress_binds, progress_update, record_columns, record_upsert_set,
 };
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
@@ -85,13 +85,12 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Upserts `links` (no key twice) whole, or only their timestamps when
-    /// `touched`.
+    /// Writes `links` (no key twice) as `kind` says.
     pub(crate) async fn write_links(
         conn: &mut SqliteConnection,
         links: &[RecordLink],
         seen_run: i64,
-        touched: bool,
+        kind: LinkWrite,
     ) -> Result<(), StoreError> {
         let mut insert = sqlx::QueryBuilder::new(concat!(
             "INSERT INTO record_links (",
@@ -109,12 +108,15 @@ impl SqliteStore {
                 .push_bind(to_micros(link.updated_at))
                 .push_bind(seen_run);
         });
-        insert.push(" ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET ");
-        insert.push(if touched {
-            link_touch_set!()
-        } else {
-            link_upsert_set!()
-        });
+        match kind {
+            LinkWrite::New => {}
+            LinkWrite::Whole => {
+                insert.push(concat!(link_conflict!(), link_upsert_set!()));
+            }
+            LinkWrite::Touch => {
+                insert.push(concat!(link_conflict!(), link_touch_set!()));
+            }
+        }
         insert.build().execute(conn).await?;
         Ok(())
     }

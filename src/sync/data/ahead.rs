@@ -24,6 +24,7 @@ impl Writes {
             origin: batch
                 .links
                 .iter()
+                .chain(&batch.new_links)
                 .chain(&batch.touched)
                 .map(|l| l.origin_record_id)
                 .collect(),
@@ -88,6 +89,7 @@ mod tests {
         RecordBatch {
             records: vec![record],
             links: vec![link],
+            new_links: Vec::new(),
             ..Default::default()
         }
     }

@@ -185,16 +185,19 @@ impl DataSync {
             }
         }
         // Links that stay as they were but for their timestamps are only
-        // touched (a full re-pull marks every link seen, so it writes all).
+        // touched (a full re-pull marks every link seen, so it writes all);
+        // links the lookup did not find are inserted.
         for link in new_links.into_values() {
-            let unmoved = links.get(&link.origin_record_id).is_some_and(|old| {
-                old.local_module_id == link.local_module_id
-                    && old.local_record_id == link.local_record_id
-            });
-            if unmoved && !full {
-                batch.touched.push(link);
-            } else {
-                batch.links.push(link);
+            match links.get(&link.origin_record_id) {
+                None => batch.new_links.push(link),
+                Some(old)
+                    if !full
+                        && old.local_module_id == link.local_module_id
+                        && old.local_record_id == link.local_record_id =>
+                {
+                    batch.touched.push(link)
+                }
+                Some(_) => batch.links.push(link),
             }
         }
         Ok(batch)

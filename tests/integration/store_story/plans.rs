@@ -105,6 +105,7 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
             .apply_record_batch(RecordBatch {
                 records: Vec::new(),
                 links,
+                new_links: Vec::new(),
                 touched: Vec::new(),
                 seen_run: 7,
                 cursor: None,
@@ -184,6 +185,7 @@ async fn a_pages_link_lookup_uses_the_origin_index_without_statistics() {
             .apply_record_batch(RecordBatch {
                 records,
                 links: Vec::new(),
+                new_links: Vec::new(),
                 touched: Vec::new(),
                 seen_run: 0,
                 cursor: None,

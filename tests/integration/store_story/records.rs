@@ -91,6 +91,7 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
         .apply_record_batch(RecordBatch {
             records: vec![own.clone(), received.clone()],
             links: vec![link.clone()],
+            new_links: Vec::new(),
             touched: Vec::new(),
             seen_run: run.id.as_i64(),
             cursor: Some(CursorWrite {
@@ -120,6 +121,55 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
         (progress[0].counts, progress[0].status),
         (counts, RunStatus::Running),
         "the run's progress is written with its page"
+    );
+
+    // A link the page's lookup did not find is inserted; one that exists
+    // after all fails its whole batch, which writes nothing.
+    let fresh = RecordLink {
+        exposed_module_id: ids.next_id(),
+        origin_record_id: ids.next_id(),
+        local_record_id: ids.next_id(),
+        ..link.clone()
+    };
+    store
+        .apply_record_batch(RecordBatch {
+            new_links: vec![fresh.clone()],
+            ..RecordBatch::default()
+        })
+        .await
+        .unwrap();
+    let found = store
+        .find_links(peer.id, fresh.exposed_module_id, &[fresh.origin_record_id])
+        .await
+        .unwrap();
+    assert_eq!(found, vec![fresh.clone()]);
+    let lost = Record {
+        id: ids.next_id(),
+        revision: 0,
+        ..own.clone()
+    };
+    let clash = store
+        .apply_record_batch(RecordBatch {
+            records: vec![lost.clone()],
+            new_links: vec![fresh.clone()],
+            cursor: Some(CursorWrite {
+                node_id: peer.id,
+                shared_module_id: run.shared_module_id.unwrap(),
+                cursor: "c-lost".into(),
+                last_sync: 8,
+            }),
+            ..RecordBatch::default()
+        })
+        .await;
+    assert!(clash.is_err(), "a stored link written as new: {clash:?}");
+    assert_eq!(store.get_record(lost.id).await.unwrap(), None);
+    assert_ne!(
+        store
+            .get_sync_cursor(peer.id, run.shared_module_id.unwrap())
+            .await
+            .unwrap()
+            .map(|c| c.cursor),
+        Some("c-lost".to_owned())
     );
 
     // An update: the revision counts it, changed_at moves past everything.
