@@ -221,19 +221,16 @@ macro_rules! impl_record_store {
                 $in_ids
             );
 
-        }
-
-        #[async_trait::async_trait]
-        impl $crate::store::RecordStore for $store {
-            async fn apply_record_batch(
-                &self,
-                batch: $crate::store::RecordBatch,
-            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
-                // The first module's lock comes with the BEGIN.
-                let first_module = batch.records.first().map(|r| r.module_id.as_i64());
-                let mut tx = self.begin_page(first_module).await?;
+            /// Each record's change time: after the newest of its module,
+            /// under the module's lock (the first module's came with the
+            /// BEGIN), so change times follow commit order.
+            async fn change_times(
+                tx: &mut PageConn,
+                batch: &$crate::store::RecordBatch,
+                first_module: Option<i64>,
+                now: i64,
+            ) -> Result<Vec<i64>, $crate::store::StoreError> {
                 let mut next: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
-                let now = $crate::store::to_micros($crate::domain::now());
                 let mut changed = Vec::with_capacity(batch.records.len());
                 for record in &batch.records {
                     let module = record.module_id.as_i64();
@@ -252,6 +249,14 @@ macro_rules! impl_record_store {
                     next.insert(module, changed_at + 1);
                     changed.push(changed_at);
                 }
+                Ok(changed)
+            }
+
+            /// The revision each record of `batch` has once written.
+            async fn stored_revisions(
+                tx: &mut PageConn,
+                batch: &$crate::store::RecordBatch,
+            ) -> Result<std::collections::HashMap<i64, i64>, $crate::store::StoreError> {
                 // The revisions the stored records have now, in one row;
                 // new ones (revision 0: a fresh id) are not looked up.
                 // After the module locks: no writer of these records runs
@@ -281,7 +286,17 @@ macro_rules! impl_record_store {
                     }
                     _ => Vec::new(),
                 };
-                let revisions = $crate::store::records_sql::revisions_after(&batch.records, &current);
+                Ok($crate::store::records_sql::revisions_after(&batch.records, &current))
+            }
+
+            /// Writes `batch`'s records (with their change times), links,
+            /// errors, cursor and counts.
+            async fn write_rows(
+                tx: &mut PageConn,
+                batch: &$crate::store::RecordBatch,
+                changed: &[i64],
+                now: i64,
+            ) -> Result<(), $crate::store::StoreError> {
                 // Up to ROWS_PER_STATEMENT rows a statement (a round trip to
                 // the database each, not one per row); a chunk never holds
                 // one id twice, as a statement may update a row only once.
@@ -322,6 +337,30 @@ macro_rules! impl_record_store {
                 }
                 Self::write_bookkeeping(&mut *tx, batch.cursor.as_ref(), batch.progress.as_ref(), now)
                     .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::RecordStore for $store {
+            async fn apply_record_batch(
+                &self,
+                batch: $crate::store::RecordBatch,
+            ) -> Result<Vec<$crate::domain::Record>, $crate::store::StoreError> {
+                // The first module's lock comes with the BEGIN.
+                let first_module = batch.records.first().map(|r| r.module_id.as_i64());
+                let now = $crate::store::to_micros($crate::domain::now());
+                let mut tx = self.begin_page(first_module).await?;
+                let (changed, revisions) =
+                    match Self::write_new_page(&mut *tx, first_module, &batch, now).await? {
+                        Some(first) => ((first..).take(batch.records.len()).collect(), Default::default()),
+                        None => {
+                            let changed = Self::change_times(&mut *tx, &batch, first_module, now).await?;
+                            let revisions = Self::stored_revisions(&mut *tx, &batch).await?;
+                            Self::write_rows(&mut *tx, &batch, &changed, now).await?;
+                            (changed, revisions)
+                        }
+                    };
                 tx.commit().await?;
                 self.rows_written(batch.records.len(), batch.links.len() + batch.new_links.len());
                 // The batch's records become the stored ones, not copies.

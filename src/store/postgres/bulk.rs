@@ -15,34 +15,109 @@ use crate::store::records_sql::{
 };
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
-const INSERT_RECORDS: &str = concat!(
-    "INSERT INTO local_records (",
-    record_columns!(),
-    ") SELECT *, 1 FROM UNNEST(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), \
-     CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), \
-     CAST($8 AS BIGINT[]))"
-);
+/// A statement being bound.
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-const UPSERT_RECORDS: &str = concat!(
-    "INSERT INTO local_records (",
-    record_columns!(),
-    ") SELECT *, 1 FROM UNNEST(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), \
-     CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), \
-     CAST($8 AS BIGINT[])) ON CONFLICT (id) DO UPDATE SET ",
-    record_upsert_set!()
-);
+/// The arrays of a record's own columns (for `UNNEST`), as `bind_records`
+/// binds them from `$a` on: id, values, origin node, created, updated,
+/// deleted.
+macro_rules! record_arrays {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal, $f:literal) => {
+        concat!(
+            "CAST(",
+            $a,
+            " AS BIGINT[]), CAST(",
+            $b,
+            " AS TEXT[]), CAST(",
+            $c,
+            " AS BIGINT[]), CAST(",
+            $d,
+            " AS BIGINT[]), CAST(",
+            $e,
+            " AS BIGINT[]), CAST(",
+            $f,
+            " AS BIGINT[])"
+        )
+    };
+}
+pub(super) use record_arrays;
+
+/// A link's columns as arrays (`bind_links`) from `$1`, or, in
+/// `page.rs`'s statement, from `$9`.
+macro_rules! link_arrays {
+    (1) => {
+        "UNNEST(CAST($1 AS BIGINT[]), CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[]), \
+         CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), \
+         CAST($8 AS BIGINT[]))"
+    };
+    (9) => {
+        "UNNEST(CAST($9 AS BIGINT[]), CAST($10 AS BIGINT[]), CAST($11 AS BIGINT[]), \
+         CAST($12 AS BIGINT[]), CAST($13 AS BIGINT[]), CAST($14 AS BIGINT[]), CAST($15 AS BIGINT[]), \
+         CAST($16 AS BIGINT[]))"
+    };
+}
+pub(super) use link_arrays;
+
+/// Records from arrays: `$1`-`$6` as `record_arrays`, `$7` the modules,
+/// `$8` the change times.
+macro_rules! insert_records {
+    ($conflict:expr) => {
+        concat!(
+            "INSERT INTO local_records (",
+            record_columns!(),
+            ") SELECT id, m, v, o, c, u, d, ch, 1 FROM UNNEST(",
+            record_arrays!("$1", "$2", "$3", "$4", "$5", "$6"),
+            ", CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[])) AS r(id, v, o, c, u, d, m, ch)",
+            $conflict
+        )
+    };
+}
 
 macro_rules! insert_links {
     ($set:expr) => {
         concat!(
             "INSERT INTO record_links (",
             link_columns!(),
-            ", seen_run) SELECT *, CAST($9 AS BIGINT) FROM UNNEST(CAST($1 AS BIGINT[]), \
-             CAST($2 AS BIGINT[]), CAST($3 AS BIGINT[]), CAST($4 AS BIGINT[]), CAST($5 AS BIGINT[]), \
-             CAST($6 AS BIGINT[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[]))",
+            ", seen_run) SELECT *, CAST($9 AS BIGINT) FROM ",
+            link_arrays!(1),
             $set
         )
     };
+}
+
+/// Binds the record arrays of `record_arrays`.
+pub(super) fn bind_records<'q, 'r>(
+    query: PgQuery<'q>,
+    records: impl Iterator<Item = &'r Record> + Clone,
+) -> PgQuery<'q> {
+    let column = |f: fn(&Record) -> i64| records.clone().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&Record) -> Option<i64>| records.clone().map(f).collect::<Vec<_>>();
+    query
+        .bind(column(|r| r.id.as_i64()))
+        .bind(
+            records
+                .clone()
+                .map(|r| values_to_json(&r.values))
+                .collect::<Vec<_>>(),
+        )
+        .bind(optional(|r| r.origin_node_id.map(|n| n.as_i64())))
+        .bind(column(|r| to_micros(r.created_at)))
+        .bind(column(|r| to_micros(r.updated_at)))
+        .bind(optional(|r| r.deleted_at.map(to_micros)))
+}
+
+/// Binds the link arrays of `link_arrays`.
+pub(super) fn bind_links<'q>(query: PgQuery<'q>, links: &[RecordLink]) -> PgQuery<'q> {
+    let column = |f: fn(&RecordLink) -> i64| links.iter().map(f).collect::<Vec<_>>();
+    query
+        .bind(column(|l| l.node_id.as_i64()))
+        .bind(column(|l| l.exposed_module_id.as_i64()))
+        .bind(column(|l| l.origin_record_id.as_i64()))
+        .bind(column(|l| l.local_module_id.as_i64()))
+        .bind(column(|l| l.local_record_id.as_i64()))
+        .bind(column(|l| l.origin_changed_at))
+        .bind(column(|l| to_micros(l.created_at)))
+        .bind(column(|l| to_micros(l.updated_at)))
 }
 
 /// A page's cursor and its run's counts in one statement (one round trip).
@@ -107,32 +182,27 @@ impl PgStore {
         rows: &[(&Record, i64)],
         upsert: bool,
     ) -> Result<(), StoreError> {
-        let column = |f: fn(&Record) -> i64| rows.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
-        let optional =
-            |f: fn(&Record) -> Option<i64>| rows.iter().map(|(r, _)| f(r)).collect::<Vec<_>>();
-        sqlx::query(if upsert {
-            UPSERT_RECORDS
+        let sql = if upsert {
+            insert_records!(concat!(
+                " ON CONFLICT (id) DO UPDATE SET ",
+                record_upsert_set!()
+            ))
         } else {
-            INSERT_RECORDS
-        })
-        .bind(column(|r| r.id.as_i64()))
-        .bind(column(|r| r.module_id.as_i64()))
-        .bind(
-            rows.iter()
-                .map(|(r, _)| values_to_json(&r.values))
-                .collect::<Vec<_>>(),
-        )
-        .bind(optional(|r| r.origin_node_id.map(|n| n.as_i64())))
-        .bind(column(|r| to_micros(r.created_at)))
-        .bind(column(|r| to_micros(r.updated_at)))
-        .bind(optional(|r| r.deleted_at.map(to_micros)))
-        .bind(
-            rows.iter()
-                .map(|(_, changed_at)| *changed_at)
-                .collect::<Vec<_>>(),
-        )
-        .execute(conn)
-        .await?;
+            insert_records!("")
+        };
+        bind_records(sqlx::query(sql), rows.iter().map(|(r, _)| *r))
+            .bind(
+                rows.iter()
+                    .map(|(r, _)| r.module_id.as_i64())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                rows.iter()
+                    .map(|(_, changed_at)| *changed_at)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(conn)
+            .await?;
         Ok(())
     }
 
@@ -143,21 +213,12 @@ impl PgStore {
         seen_run: i64,
         kind: LinkWrite,
     ) -> Result<(), StoreError> {
-        let column = |f: fn(&RecordLink) -> i64| links.iter().map(f).collect::<Vec<_>>();
         let sql = match kind {
             LinkWrite::New => insert_links!(""),
             LinkWrite::Whole => insert_links!(concat!(link_conflict!(), link_upsert_set!())),
             LinkWrite::Touch => insert_links!(concat!(link_conflict!(), link_touch_set!())),
         };
-        sqlx::query(sql)
-            .bind(column(|l| l.node_id.as_i64()))
-            .bind(column(|l| l.exposed_module_id.as_i64()))
-            .bind(column(|l| l.origin_record_id.as_i64()))
-            .bind(column(|l| l.local_module_id.as_i64()))
-            .bind(column(|l| l.local_record_id.as_i64()))
-            .bind(column(|l| l.origin_changed_at))
-            .bind(column(|l| to_micros(l.created_at)))
-            .bind(column(|l| to_micros(l.updated_at)))
+        bind_links(sqlx::query(sql), links)
             .bind(seen_run)
             .execute(conn)
             .await?;

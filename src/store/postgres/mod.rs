@@ -20,7 +20,11 @@ pub struct PgOptions {
 }
 
 mod bulk;
+
+/// The connection a page's statements run on (`records_sql`).
+type PageConn = sqlx::PgConnection;
 mod freshness;
+mod page;
 
 #[derive(Debug, Clone)]
 pub struct PgStore {

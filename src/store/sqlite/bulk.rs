@@ -23,6 +23,17 @@ impl SqliteStore {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// A first pull's page takes the general path: SQLite's round trips
+    /// stay in the process (PostgreSQL's `write_new_page` saves three).
+    pub(crate) async fn write_new_page(
+        _conn: &mut SqliteConnection,
+        _module: Option<i64>,
+        _batch: &crate::store::RecordBatch,
+        _now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     /// Writes the cursor a page reached and its run's counts.
     pub(crate) async fn write_bookkeeping(
         conn: &mut SqliteConnection,

@@ -14,6 +14,9 @@ use sqlx::sqlite::{
 
 mod bulk;
 
+/// The connection a page's statements run on (`records_sql`).
+type PageConn = sqlx::SqliteConnection;
+
 use super::common::impl_common_store;
 use super::{Engine, StoreError};
 

@@ -350,4 +350,84 @@ pub(super) async fn records(store: &dyn Store, ids: &IdGenerator) {
         .await
         .unwrap();
     assert_eq!(rest, vec![listed[1].clone()]);
+
+    // A first pull's page (new records of one module, new links, cursor
+    // and counts; PostgreSQL writes it in one statement): change times
+    // after the module's newest, one apart, revision 1, all written.
+    let newest = written.iter().map(|r| r.changed_at).max().unwrap();
+    let page: Vec<Record> = (0..3)
+        .map(|_| Record {
+            id: ids.next_id(),
+            revision: 0,
+            ..own.clone()
+        })
+        .collect();
+    let page_links: Vec<RecordLink> = page
+        .iter()
+        .map(|r| RecordLink {
+            exposed_module_id: fresh.exposed_module_id,
+            origin_record_id: ids.next_id(),
+            local_record_id: r.id,
+            ..link.clone()
+        })
+        .collect();
+    let paged = RunCounts {
+        pages: 2,
+        created: 4,
+        ..RunCounts::default()
+    };
+    let firsts = store
+        .apply_record_batch(RecordBatch {
+            records: page.clone(),
+            new_links: page_links.clone(),
+            seen_run: run.id.as_i64(),
+            cursor: Some(CursorWrite {
+                node_id: peer.id,
+                shared_module_id: run.shared_module_id.unwrap(),
+                cursor: "c2".into(),
+                last_sync: 9,
+            }),
+            progress: Some((run.id, paged)),
+            ..RecordBatch::default()
+        })
+        .await
+        .unwrap();
+    assert!(firsts[0].changed_at > newest);
+    assert_eq!(
+        firsts
+            .iter()
+            .map(|r| r.changed_at - firsts[0].changed_at)
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    for record in &firsts {
+        assert_eq!(record.revision, 1);
+        assert_eq!(
+            store.get_record(record.id).await.unwrap().as_ref(),
+            Some(record)
+        );
+    }
+    let mut linked = store
+        .find_links(
+            peer.id,
+            fresh.exposed_module_id,
+            &page_links
+                .iter()
+                .map(|l| l.origin_record_id)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    linked.sort_by_key(|l| l.origin_record_id);
+    assert_eq!(linked, page_links);
+    assert_eq!(
+        store
+            .get_sync_cursor(peer.id, run.shared_module_id.unwrap())
+            .await
+            .unwrap()
+            .map(|c| c.cursor),
+        Some("c2".to_owned())
+    );
+    let progress = store.list_sync_runs(peer.id, 10).await.unwrap();
+    assert_eq!(progress[0].counts, paged);
 }
