@@ -19,17 +19,28 @@ pub struct ValueDoc {
     pub yours: bool,
 }
 
-/// A record in the internal data document.
+/// A value entry as we serve it, borrowed from the page being encoded.
 #[derive(Debug, Serialize)]
-pub struct RecordDoc {
+pub struct ValueOut<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+    /// As `ValueDoc::yours`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub yours: bool,
+}
+
+/// A record in the internal data document, borrowing its values and
+/// namespace from the page being encoded (no copy of each string).
+#[derive(Debug, Serialize)]
+pub struct RecordDoc<'a> {
     #[serde(rename = "recordID")]
     pub record_id: String,
     #[serde(rename = "moduleID")]
     pub module_id: String,
     pub revision: u64,
-    pub values: Vec<ValueDoc>,
+    pub values: Vec<ValueOut<'a>>,
     #[serde(rename = "namespaceID")]
-    pub namespace_id: String,
+    pub namespace_id: &'a str,
     #[serde(rename = "ownedBy")]
     pub owned_by: String,
     #[serde(rename = "createdAt")]
@@ -42,25 +53,25 @@ pub struct RecordDoc {
     pub deleted_at: Option<String>,
 }
 
-impl RecordDoc {
+impl<'a> RecordDoc<'a> {
     pub fn new(
         record: &crate::domain::Record,
-        values: &[crate::sync::data::ServedValue],
-        namespace_id: &str,
-    ) -> RecordDoc {
+        values: &'a [crate::sync::data::ServedValue],
+        namespace_id: &'a str,
+    ) -> RecordDoc<'a> {
         RecordDoc {
             record_id: record.id.to_string(),
             module_id: record.module_id.to_string(),
             revision: record.revision,
             values: values
                 .iter()
-                .map(|v| ValueDoc {
-                    name: v.name.clone(),
-                    value: Some(v.value.clone()),
+                .map(|v| ValueOut {
+                    name: &v.name,
+                    value: &v.value,
                     yours: v.yours,
                 })
                 .collect(),
-            namespace_id: namespace_id.to_owned(),
+            namespace_id,
             owned_by: "0".to_owned(),
             created_at: rfc3339(record.created_at),
             created_by: "0".to_owned(),
@@ -95,9 +106,9 @@ pub struct DataFilter {
 
 /// `response` of `GET /nodes/{id}/modules/{module}/records/`.
 #[derive(Debug, Serialize)]
-pub struct DataDoc {
+pub struct DataDoc<'a> {
     pub filter: DataFilter,
-    pub set: Vec<RecordDoc>,
+    pub set: Vec<RecordDoc<'a>>,
 }
 
 /// A peer's answer to a records request: the data document, and the error

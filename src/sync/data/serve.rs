@@ -62,6 +62,7 @@ pub struct ServedRecords {
 
 #[derive(Debug, Clone)]
 pub struct ServedRecord {
+    /// The record, without the exposed values (moved to `values`).
     pub record: Record,
     /// Exposed fields only, multi-value fields repeated.
     pub values: Vec<ServedValue>,
@@ -188,18 +189,20 @@ pub async fn serve_records(
         .into_iter()
         .map(|l| (l.local_record_id, l.origin_record_id))
         .collect();
+    // The exposed values move out of the record (no copy); the record
+    // keeps its other values.
     let records = page
         .into_iter()
-        .map(|record| {
+        .map(|mut record| {
             let mut values = Vec::new();
             for (name, is_ref) in &exposed {
-                for value in record.values.get(*name).into_iter().flatten() {
+                for value in record.values.remove(*name).into_iter().flatten() {
                     let theirs = is_ref
                         .then(|| value.parse::<Id>().ok().and_then(|id| returned.get(&id)))
                         .flatten();
                     values.push(ServedValue {
                         name: name.to_string(),
-                        value: theirs.map_or_else(|| value.clone(), |id| id.to_string()),
+                        value: theirs.map_or(value, |id| id.to_string()),
                         yours: theirs.is_some(),
                     });
                 }
