@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal, $values_json:literal) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -253,7 +253,7 @@ macro_rules! impl_common_store {
             $links_module,
             $json_agg,
             $json_row,
-            $values_json
+            $records_json
         );
         $crate::store::jobs_sql::impl_job_store!($store, $begin, $lock_module, $skip_locked);
         $crate::store::schedule_sql::impl_schedule_store!($store, $json_agg, $json_row);

@@ -205,7 +205,7 @@ pub(crate) fn unique_chunks<T, K: std::hash::Hash + Eq>(
 }
 
 macro_rules! impl_record_store {
-    ($store:ty, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $json_agg:literal, $json_row:literal, $values_json:literal) => {
+    ($store:ty, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
         impl $store {
             /// A module's links by origin ids (`$1` the node, `$2` the
             /// module, `$3` the ids): each page of a pull looks its records
@@ -389,10 +389,7 @@ macro_rules! impl_record_store {
                 };
                 // One row holding a JSON array, as a page of changes.
                 let (records,): (String,) = sqlx::query_as(concat!(
-                    "SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(\
-                     id, module_id, ", $values_json, ", origin_node_id, created_at, updated_at, \
-                     deleted_at, changed_at, revision)), '[]') AS TEXT) \
-                     FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
+                    "SELECT ", $records_json, " FROM local_records WHERE id >= $1 AND id <= $2 AND id ",
                     $in_ids
                 ))
                 .bind(low.as_i64())
@@ -449,9 +446,7 @@ macro_rules! impl_record_store {
                 // row from the database's thread to ours as a message of
                 // its own, and a page of 500 made as many hand-offs.
                 let (page,): (String,) = sqlx::query_as(concat!(
-                    "SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(\
-                     id, module_id, ", $values_json, ", origin_node_id, created_at, updated_at, \
-                     deleted_at, changed_at, revision)), '[]') AS TEXT) FROM (SELECT ",
+                    "SELECT ", $records_json, " FROM (SELECT ",
                     $crate::store::records_sql::record_columns!(),
                     " FROM local_records WHERE module_id = $1 \
                       AND (changed_at, id) > ($2, $3) \

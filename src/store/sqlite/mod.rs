@@ -214,6 +214,10 @@ impl_common_store!(
     // The all-nodes status: one JSON array of rows, each a positional array.
     "json_group_array",
     "json_array",
-    // A record's values (JSON text) inside such an array.
-    "json(\"values\")"
+    // Records as one JSON array of positional arrays (`records_from_json`),
+    // joined as text: the values column is JSON text already, and parsing
+    // it again (`json()`) was a twentieth of an origin's CPU.
+    "'[' || COALESCE(group_concat('[' || id || ',' || module_id || ',' || \"values\" || ',' || \
+     IFNULL(origin_node_id, 'null') || ',' || created_at || ',' || updated_at || ',' || \
+     IFNULL(deleted_at, 'null') || ',' || changed_at || ',' || revision || ']'), '') || ']'"
 );
