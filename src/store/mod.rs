@@ -27,6 +27,7 @@ pub use live::LiveStore;
 pub use records::{ChangeQuery, CursorWrite, RecordBatch, RecordStore, RunError, SyncStore};
 mod modules_sql;
 mod notify_sql;
+mod page_sql;
 pub mod postgres;
 pub mod record_rows;
 mod records;

@@ -9,10 +9,11 @@ use sqlx::PgConnection;
 use super::PgStore;
 use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
-use crate::store::records_sql::{
-    LinkWrite, cursor_upsert, link_columns, link_conflict, link_touch_set, link_upsert_set,
-    progress_binds, progress_update, record_columns, record_upsert_set,
+use crate::store::page_sql::{
+    LinkWrite, cursor_upsert, link_conflict, link_touch_set, link_upsert_set, progress_binds,
+    progress_update, record_upsert_set,
 };
+use crate::store::records_sql::{link_columns, record_columns};
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
 
 /// A statement being bound.

@@ -10,10 +10,8 @@ use sqlx::PgConnection;
 
 use super::PgStore;
 use super::bulk::{bind_links, bind_records, link_arrays, record_arrays};
-use crate::store::records_sql::{
-    ROWS_PER_STATEMENT, cursor_upsert, link_columns, progress_binds, progress_update,
-    record_columns,
-};
+use crate::store::page_sql::{cursor_upsert, progress_binds, progress_update};
+use crate::store::records_sql::{ROWS_PER_STATEMENT, link_columns, record_columns};
 use crate::store::{RecordBatch, StoreError};
 
 const PAGE: &str = concat!(
