@@ -3,15 +3,15 @@
 //! what an upsert sets, the cursor and a run's counts, how links are
 //! written.
 
-/// What an upsert of a stored record sets.
-macro_rules! record_upsert_set {
+/// The conflict clause of a records upsert and what it sets.
+macro_rules! record_upsert {
     () => {
-        "\"values\" = excluded.\"values\", updated_at = excluded.updated_at, \
+        " ON CONFLICT (id) DO UPDATE SET \"values\" = excluded.\"values\", updated_at = excluded.updated_at, \
          deleted_at = excluded.deleted_at, changed_at = excluded.changed_at, \
          revision = local_records.revision + 1"
     };
 }
-pub(crate) use record_upsert_set;
+pub(crate) use record_upsert;
 
 /// The conflict clause of a links upsert.
 macro_rules! link_conflict {

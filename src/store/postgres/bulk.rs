@@ -11,7 +11,7 @@ use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::page_sql::{
     LinkWrite, cursor_upsert, link_conflict, link_touch_set, link_upsert_set, progress_binds,
-    progress_update, record_upsert_set,
+    progress_update, record_upsert,
 };
 use crate::store::records_sql::{link_columns, record_columns};
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
@@ -184,10 +184,7 @@ impl PgStore {
         upsert: bool,
     ) -> Result<(), StoreError> {
         let sql = if upsert {
-            insert_records!(concat!(
-                " ON CONFLICT (id) DO UPDATE SET ",
-                record_upsert_set!()
-            ))
+            insert_records!(record_upsert!())
         } else {
             insert_records!("")
         };

@@ -9,7 +9,7 @@ use crate::domain::{Id, RunCounts};
 use crate::domain::{Record, RecordLink};
 use crate::store::page_sql::{
     LinkWrite, cursor_upsert, link_conflict, link_touch_set, link_upsert_set, progress_binds,
-    progress_update, record_upsert_set,
+    progress_update, record_upsert,
 };
 use crate::store::records_sql::{link_columns, record_columns};
 use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
@@ -88,10 +88,7 @@ impl SqliteStore {
                 .push_bind(1i64);
         });
         if upsert {
-            insert.push(concat!(
-                " ON CONFLICT (id) DO UPDATE SET ",
-                record_upsert_set!()
-            ));
+            insert.push(record_upsert!());
         }
         insert.build().execute(conn).await?;
         Ok(())
