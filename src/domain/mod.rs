@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod id;
+pub mod id_hash;
 pub mod job;
 pub mod live;
 pub mod module;
@@ -19,6 +20,7 @@ pub mod token;
 
 pub use audit::{Actor, AuditEvent, AuditFilter, AuditResult};
 pub use id::{AuditEventId, Id, IdGenerator, InstanceLease, NodeId, ParseIdError, TokenId};
+pub use id_hash::{IdMap, IdSet};
 pub use job::{JobState, SyncJob};
 pub use live::PeerCapabilities;
 pub use module::{

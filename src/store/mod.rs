@@ -35,6 +35,7 @@ mod records_sql;
 pub mod rows;
 mod schedule_sql;
 pub mod sqlite;
+pub mod values_json;
 
 use async_trait::async_trait;
 

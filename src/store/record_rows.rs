@@ -6,12 +6,7 @@
 use super::StoreError;
 use super::from_micros;
 use super::rows::{corrupt, id, node_id, opt_time};
-use crate::domain::{NodeId, Record, RecordLink, RecordValues};
-
-/// Record values in the `values` column: field name to its values.
-pub fn values_to_json(values: &RecordValues) -> String {
-    serde_json::to_string(values).unwrap_or_else(|_| "{}".to_owned())
-}
+use crate::domain::{NodeId, Record, RecordLink};
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct RecordRow {

@@ -61,7 +61,7 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
         ));
     }
     let time = |what: &str,
-                text: &Option<String>|
+                text: &Option<std::borrow::Cow<'_, str>>|
      -> Result<Option<crate::domain::Timestamp>, PeerError> {
         match text.as_deref() {
             None | Some("") => Ok(None),
@@ -103,4 +103,36 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
         resume_cursor: filter.resume.filter(|c| !c.is_empty()),
         total: filter.total,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_times_parse_borrowed_or_escaped() {
+        // Go's encoder may escape any character; a JSON string with an
+        // escape cannot be borrowed from the document and is copied.
+        let body = br#"{"response":{"filter":{"nextPage":"n1"},"set":[
+            {"recordID":"42","values":[{"name":"a","value":"x"}],
+             "createdAt":"2024-01-02T03:04:05Z","updatedAt":null},
+            {"recordID":"\u0034\u0033","createdAt":"2024-01-02T03:04:0\u0035Z",
+             "deletedAt":""}]}}"#;
+        let page = parse_records_page(body).unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.records[0].id.get(), 42);
+        assert_eq!(page.records[0].values[0].value.as_deref(), Some("x"));
+        assert_eq!(page.records[0].updated_at, None);
+        assert_eq!(page.records[1].id.get(), 43);
+        assert_eq!(page.records[0].created_at, page.records[1].created_at);
+        assert_eq!(page.records[1].deleted_at, None);
+        assert_eq!(page.next_cursor.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_bad_time_is_named() {
+        let body = br#"{"response":{"set":[{"recordID":"1","updatedAt":"yesterday"}]}}"#;
+        let err = parse_records_page(body).unwrap_err().to_string();
+        assert!(err.contains("updatedAt `yesterday`"), "{err}");
+    }
 }

@@ -2,6 +2,8 @@
 //! we serve it and as a peer sends it, the records index, and the
 //! documented variant's Activity Streams pages.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::envelope::rfc3339;
@@ -114,19 +116,20 @@ pub struct DataDoc<'a> {
 /// A peer's answer to a records request: the data document, and the error
 /// a refusal (or Corteza's HTTP-200 error) carries instead.
 #[derive(Debug, Deserialize)]
-pub struct DataAnswerIn {
-    pub response: DataDocIn,
+pub struct DataAnswerIn<'a> {
+    #[serde(borrow)]
+    pub response: DataDocIn<'a>,
     #[serde(default)]
     pub error: Option<serde::de::IgnoredAny>,
 }
 
 /// A data document as a peer sends it.
 #[derive(Debug, Deserialize)]
-pub struct DataDocIn {
+pub struct DataDocIn<'a> {
     #[serde(default)]
     pub filter: Option<DataFilterIn>,
-    #[serde(default)]
-    pub set: Option<Vec<RecordIn>>,
+    #[serde(default, borrow)]
+    pub set: Option<Vec<RecordIn<'a>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,18 +142,46 @@ pub struct DataFilterIn {
     pub total: Option<u64>,
 }
 
+/// A record as a peer sends it; its id and times are borrowed from the
+/// document (parsed once, never kept), its values owned.
 #[derive(Debug, Deserialize)]
-pub struct RecordIn {
-    #[serde(rename = "recordID")]
-    pub record_id: String,
+pub struct RecordIn<'a> {
+    #[serde(rename = "recordID", borrow)]
+    pub record_id: Cow<'a, str>,
     #[serde(default)]
     pub values: Option<Vec<ValueDoc>>,
-    #[serde(rename = "createdAt", default)]
-    pub created_at: Option<String>,
-    #[serde(rename = "updatedAt", default)]
-    pub updated_at: Option<String>,
-    #[serde(rename = "deletedAt", default)]
-    pub deleted_at: Option<String>,
+    #[serde(
+        rename = "createdAt",
+        default,
+        borrow,
+        deserialize_with = "borrowed_text"
+    )]
+    pub created_at: Option<Cow<'a, str>>,
+    #[serde(
+        rename = "updatedAt",
+        default,
+        borrow,
+        deserialize_with = "borrowed_text"
+    )]
+    pub updated_at: Option<Cow<'a, str>>,
+    #[serde(
+        rename = "deletedAt",
+        default,
+        borrow,
+        deserialize_with = "borrowed_text"
+    )]
+    pub deleted_at: Option<Cow<'a, str>>,
+}
+
+/// A borrowed string (owned only when it holds escapes); serde borrows a
+/// `Cow` field only when its type is `Cow` itself, not inside an `Option`.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
 }
 
 /// A link of the records index: `{type, rel, href}`.

@@ -14,7 +14,7 @@ use crate::store::page_sql::{
     progress_update, record_upsert,
 };
 use crate::store::records_sql::{link_columns, record_columns};
-use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
+use crate::store::{CursorWrite, StoreError, to_micros, values_json::values_to_json};
 
 /// A statement being bound.
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;

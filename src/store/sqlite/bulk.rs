@@ -12,7 +12,7 @@ use crate::store::page_sql::{
     progress_update, record_upsert,
 };
 use crate::store::records_sql::{link_columns, record_columns};
-use crate::store::{CursorWrite, StoreError, record_rows::values_to_json, to_micros};
+use crate::store::{CursorWrite, StoreError, to_micros, values_json::values_to_json};
 
 impl SqliteStore {
     /// Begins a page's transaction. SQLite's write lock (BEGIN IMMEDIATE)

@@ -2,20 +2,18 @@
 //! page is made ready while this one is written only when it reads none
 //! of it (its reads see the store as it was before the write commits).
 
-use std::collections::HashSet;
-
 use super::Usable;
 use super::transform::{own_references, references};
-use crate::domain::Id;
+use crate::domain::IdSet;
 use crate::store::RecordBatch;
 use crate::sync::ports::RemoteRecord;
 
 /// The keys a batch writes.
 pub(super) struct Writes {
     /// Origin records whose links it writes.
-    origin: HashSet<Id>,
+    origin: IdSet,
     /// Local records it writes.
-    local: HashSet<Id>,
+    local: IdSet,
 }
 
 impl Writes {
@@ -47,7 +45,9 @@ impl Writes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{FieldKind, FieldMapping, ModuleField, NodeId, Record, RecordLink, now};
+    use crate::domain::{
+        FieldKind, FieldMapping, Id, ModuleField, NodeId, Record, RecordLink, now,
+    };
     use crate::sync::ports::RemoteValue;
 
     fn id(n: u64) -> Id {

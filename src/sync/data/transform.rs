@@ -2,13 +2,11 @@
 //! references translated, written with links, cursor and counts in one
 //! transaction; and the local copies a full pull did not see removed.
 
-use std::collections::{HashMap, HashSet};
-
 use super::{DataSync, Usable};
 
 use crate::domain::{
-    self, FieldKind, Id, LocalModule, ModuleMapping, Node, Record, RecordLink, SharedModule,
-    SyncRun,
+    self, FieldKind, Id, IdMap, IdSet, LocalModule, ModuleMapping, Node, Record, RecordLink,
+    SharedModule, SyncRun,
 };
 use crate::mapping::convertible;
 use crate::mapping::values::normalize;
@@ -32,7 +30,7 @@ impl DataSync {
     ) -> Result<RecordBatch, SyncError> {
         let now = domain::now();
         let origin_ids: Vec<Id> = page.iter().map(|r| r.id).collect();
-        let links: HashMap<Id, RecordLink> = self
+        let links: IdMap<RecordLink> = self
             .store
             .find_links(node.id, shared.external_module_id, &origin_ids)
             .await?
@@ -40,7 +38,7 @@ impl DataSync {
             .map(|l| (l.origin_record_id, l))
             .collect();
         let local_ids: Vec<Id> = links.values().map(|l| l.local_record_id).collect();
-        let current: HashMap<Id, Record> = self
+        let current: IdMap<Record> = self
             .records
             .get_module_records(local.id, &local_ids)
             .await
@@ -50,7 +48,7 @@ impl DataSync {
             .collect();
         // Record references of the pair, translated to local ids.
         let referenced: Vec<Id> = page.iter().flat_map(|r| references(r, usable)).collect();
-        let translations: HashMap<Id, Id> = self
+        let translations: IdMap<Id> = self
             .store
             .find_links_any_module(node.id, &referenced)
             .await?
@@ -60,8 +58,8 @@ impl DataSync {
         // References the origin sent back as our own ids: kept if the record
         // is still here.
         let ours: Vec<Id> = page.iter().flat_map(own_references).collect();
-        let own: HashSet<Id> = if ours.is_empty() {
-            HashSet::new()
+        let own: IdSet = if ours.is_empty() {
+            IdSet::default()
         } else {
             self.records
                 .get_records(&ours)
@@ -81,8 +79,8 @@ impl DataSync {
             seen_run: if full { run.id.as_i64() } else { 0 },
             ..Default::default()
         };
-        let mut written: HashMap<Id, usize> = HashMap::new();
-        let mut new_links: HashMap<Id, RecordLink> = HashMap::new();
+        let mut written: IdMap<usize> = IdMap::default();
+        let mut new_links: IdMap<RecordLink> = IdMap::default();
         for remote in page {
             let origin_changed = [remote.created_at, remote.updated_at, remote.deleted_at]
                 .into_iter()
@@ -383,7 +381,7 @@ pub(super) fn origin_values_with_bool<'a>(
 /// How Record-field values become local ids.
 pub(super) struct References<'a> {
     /// Origin record id -> our copy of it.
-    translations: &'a HashMap<Id, Id>,
+    translations: &'a IdMap<Id>,
     /// Our own records the origin referenced (sent back as ours).
-    own: &'a HashSet<Id>,
+    own: &'a IdSet,
 }
