@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 
+use tokio_util::task::AbortOnDropHandle;
+
 use super::ahead::Writes;
 use super::fetch::{PageSource, Prefetch};
 use super::{DataSync, MAX_PAGES, Usable};
@@ -81,7 +83,7 @@ impl DataSync {
             let high = highest;
             let mut ahead_run = run.clone();
             let mut ahead_seq = seq;
-            let write = self.records.apply_batch(batch);
+            let write = self.spawn_write(batch);
             let ahead = async {
                 let Some(prefetch) = prefetch else {
                     return Ok(None);
@@ -111,7 +113,7 @@ impl DataSync {
                 }))
             };
             let (written, ahead) = tokio::join!(write, ahead);
-            written.map_err(SyncError::from)?;
+            written?;
             self.progress.publish(run, *total);
             let (Some(cursor), Some(ahead)) = (next?, ahead?) else {
                 break;
@@ -127,6 +129,27 @@ impl DataSync {
             }
         }
         Ok(())
+    }
+
+    /// A page's write in a task of its own, so that making the next page
+    /// ready (CPU work with no await in it) holds up neither the write's
+    /// statements nor its commit; dropping the future aborts the task, and
+    /// the transaction rolls back as it did in the pull's own task.
+    fn spawn_write(
+        &self,
+        batch: RecordBatch,
+    ) -> impl std::future::Future<Output = Result<(), SyncError>> + use<> {
+        let records = self.records.clone();
+        let task = AbortOnDropHandle::new(tokio::spawn(async move {
+            records.apply_batch(batch).await.map(drop)
+        }));
+        async move {
+            match task.await {
+                Ok(written) => written.map_err(SyncError::from),
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(SyncError::Protocol(format!("a page's write ended: {e}"))),
+            }
+        }
     }
 
     async fn make_batch(
