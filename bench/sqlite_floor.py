@@ -5,19 +5,24 @@ Builds a destination database with fedsync's own migrations and 200,000
 synced records with their links, then runs what the destination runs for
 the incremental scenario (2,200 updated records spread over the module,
 pages of 500): per page, the link lookup and the record read, the record
-upserts and the link touches in 100-row statements, one commit. Prints the
+upserts and the link touches in one statement each, one commit. Prints the
 time of each step, three rounds, each on a fresh copy.
 
-    python3 bench/sqlite_floor.py [DIR]     # DIR: scratch directory (default a temp one)
+    python3 bench/sqlite_floor.py [--records N] [--json] [DIR]
+        N: the module's records (default 200,000; 1% + 0.1% of them change)
+        --json: one JSON line at the end, {"rounds_ms": [...], "median_ms": ...}
+        DIR: scratch directory (default a temp one)
+
+The bench driver runs it beside the incremental scenario (bench/README.md).
 """
 import json, os, shutil, sqlite3, sys, tempfile, time
 from pathlib import Path
 
-N, CHANGED, PAGE, ROWS = 200_000, 2_200, 500, 100
+N, PAGE, ROWS = 200_000, 500, 1000  # ROWS: ROWS_PER_STATEMENT in src/store/records_sql.rs
 MIGRATIONS = Path(__file__).resolve().parent.parent / "src/store/sqlite/migrations"
 
 
-def build(path):
+def build(path, N):
     db = sqlite3.connect(path)
     for migration in sorted(MIGRATIONS.glob("*.sql")):
         db.executescript(migration.read_text())
@@ -43,7 +48,8 @@ def statements(count, row, conflict):
     return row[0] + ",".join([row[1]] * count) + conflict
 
 
-def round_(path):
+def round_(path, N):
+    CHANGED = N // 100 + N // 1000
     db = sqlite3.connect(path, isolation_level=None)
     # fedsync's settings (src/store/sqlite/mod.rs); its background task
     # checkpoints the log outside the timed commits.
@@ -97,19 +103,32 @@ def round_(path):
 
 
 def main():
-    scratch = Path(sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="fedsync-floor-"))
+    global N
+    args, as_json = sys.argv[1:], False
+    if "--json" in args:
+        args.remove("--json")
+        as_json = True
+    if "--records" in args:
+        k = args.index("--records")
+        N = int(args[k + 1])
+        del args[k:k + 2]
+    scratch = Path(args[0] if args else tempfile.mkdtemp(prefix="fedsync-floor-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    base, copy = scratch / "base.db", scratch / "round.db"
+    base, copy = scratch / f"base-{N}.db", scratch / "round.db"
     if not base.exists():
-        build(base)
+        build(base, N)
+    rounds = []
     for _ in range(3):
         for suffix in ("", "-wal", "-shm"):
             Path(str(copy) + suffix).unlink(missing_ok=True)
         shutil.copy(base, copy)
-        spent = round_(copy)
+        spent = round_(copy, N)
         total = sum(spent.values())
-        print(f"{CHANGED} updated records of {N}: {total * 1000:.1f} ms  (" +
+        rounds.append(total * 1000)
+        print(f"{N // 100 + N // 1000} updated records of {N}: {total * 1000:.1f} ms  (" +
               ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in spent.items()) + ")")
+    if as_json:
+        print(json.dumps({"rounds_ms": rounds, "median_ms": sorted(rounds)[1]}))
 
 
 if __name__ == "__main__":

@@ -243,6 +243,34 @@ pub(crate) async fn baseline(jsonl: &Path) -> Result<Value> {
     baseline_with(&[], jsonl).await
 }
 
+/// What SQLite alone takes for the incremental scenario's statements
+/// (`bench/sqlite_floor.py`, median of its three rounds, in seconds): the
+/// floor under the incremental sync on the embedded store.
+pub(crate) async fn sqlite_floor(n: u64) -> Result<f64> {
+    let scratch = tempfile::tempdir()?;
+    let out = tokio::process::Command::new("python3")
+        .arg(repo().join("bench/sqlite_floor.py"))
+        .args(["--records", &n.to_string(), "--json"])
+        .arg(scratch.path())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: Value = match stdout.lines().last() {
+        Some(line) if out.status.success() => serde_json::from_str(line)?,
+        _ => {
+            return Err(format!(
+                "bench/sqlite_floor.py failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+    };
+    let ms = last["median_ms"]
+        .as_f64()
+        .ok_or("bench/sqlite_floor.py printed no median_ms")?;
+    Ok(ms / 1000.0)
+}
+
 /// bench/baseline.py with options before the records file (`--postgres URL`).
 pub(crate) async fn baseline_with(options: &[&str], jsonl: &Path) -> Result<Value> {
     let out = tokio::process::Command::new("python3")

@@ -24,7 +24,7 @@ mod sidecar;
 use args::{Args, args};
 use daemon::{DAEMON_ENV, Daemon, pair};
 use data::write_jsonl;
-use embedded::{Initial, baseline, incremental, initial};
+use embedded::{Initial, baseline, incremental, initial, sqlite_floor};
 use flood::{flood, print_flood};
 use many_peers::{many_peers, print_many_peers};
 use report::{Latency, latency};
@@ -160,6 +160,12 @@ async fn run(args: Args) -> Result<()> {
     let rss_after_inc = (pair.a.peak_rss_mib(), pair.b.peak_rss_mib());
     pair.a.stop().await;
     pair.b.stop().await;
+    let floor = sqlite_floor(n).await?;
+    println!(
+        "incremental floor  SQLite alone {:.3} s ({:.1}% of the initial; bench/sqlite_floor.py, median of 3)",
+        floor,
+        100.0 * floor / first.secs
+    );
     if args.incremental_only {
         return Ok(());
     }
@@ -239,6 +245,8 @@ async fn run(args: Args) -> Result<()> {
             "updated": inc.updated, "deleted": inc.deleted, "seconds": inc.secs,
             "fraction_of_initial": inc.secs / first.secs,
             "single_change_ms": inc.single_secs * 1000.0,
+            "sqlite_floor_seconds": floor,
+            "sqlite_floor_fraction_of_initial": floor / first.secs,
         }),
     );
     report.insert(

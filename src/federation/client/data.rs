@@ -53,7 +53,11 @@ impl DataPeer for PeerClient {
 /// Reads a data document the way a destination must: `response.set` with
 /// `recordID`, `values` and the timestamps, and `response.filter.nextPage`.
 pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
-    let doc: DataAnswerIn = serde_json::from_slice(body)
+    // UTF-8 checked once for the whole document (vectorised), not string
+    // by string as `from_slice` does.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| PeerError::Protocol(format!("the data document is not UTF-8: {e}")))?;
+    let doc: DataAnswerIn = serde_json::from_str(text)
         .map_err(|e| PeerError::Protocol(format!("the data document does not decode: {e}")))?;
     if doc.error.is_some() {
         return Err(PeerError::Protocol(
@@ -127,6 +131,13 @@ mod tests {
         assert_eq!(page.records[0].created_at, page.records[1].created_at);
         assert_eq!(page.records[1].deleted_at, None);
         assert_eq!(page.next_cursor.as_deref(), Some("n1"));
+    }
+
+    #[test]
+    fn a_document_that_is_not_utf8_is_refused_by_name() {
+        let body = b"{\"response\":{\"set\":[{\"recordID\":\"1\xff\"}]}}";
+        let err = parse_records_page(body).unwrap_err().to_string();
+        assert!(err.contains("not UTF-8"), "{err}");
     }
 
     #[test]
