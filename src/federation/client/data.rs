@@ -65,9 +65,9 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
         ));
     }
     let time = |what: &str,
-                text: &Option<std::borrow::Cow<'_, str>>|
+                text: &Option<crate::federation::wire::Text<'_>>|
      -> Result<Option<crate::domain::Timestamp>, PeerError> {
-        match text.as_deref() {
+        match text.as_ref().map(|t| t.as_str()) {
             None | Some("") => Ok(None),
             Some(t) => chrono::DateTime::parse_from_rfc3339(t)
                 .map(|t| Some(t.with_timezone(&chrono::Utc)))

@@ -150,38 +150,24 @@ pub struct RecordIn<'a> {
     pub record_id: Cow<'a, str>,
     #[serde(default)]
     pub values: Option<Vec<ValueDoc>>,
-    #[serde(
-        rename = "createdAt",
-        default,
-        borrow,
-        deserialize_with = "borrowed_text"
-    )]
-    pub created_at: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "updatedAt",
-        default,
-        borrow,
-        deserialize_with = "borrowed_text"
-    )]
-    pub updated_at: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "deletedAt",
-        default,
-        borrow,
-        deserialize_with = "borrowed_text"
-    )]
-    pub deleted_at: Option<Cow<'a, str>>,
+    #[serde(rename = "createdAt", default, borrow)]
+    pub created_at: Option<Text<'a>>,
+    #[serde(rename = "updatedAt", default, borrow)]
+    pub updated_at: Option<Text<'a>>,
+    #[serde(rename = "deletedAt", default, borrow)]
+    pub deleted_at: Option<Text<'a>>,
 }
 
-/// A borrowed string (owned only when it holds escapes); serde borrows a
-/// `Cow` field only when its type is `Cow` itself, not inside an `Option`.
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+/// A string borrowed from the document (owned only when it holds escapes);
+/// serde borrows a `Cow` field only when its type is `Cow` itself, not
+/// inside an `Option`, hence this newtype.
+#[derive(Debug, Deserialize)]
+pub struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
-fn borrowed_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'a, str>>, D::Error> {
-    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A link of the records index: `{type, rel, href}`.

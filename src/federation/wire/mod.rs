@@ -20,7 +20,7 @@ mod structure;
 pub(crate) use arbitrary::arbitrary_json;
 pub use data::{
     ACTIVITY_STREAMS, ActivityLink, ActivityPage, DataAnswerIn, DataDoc, DataDocIn, DataFilter,
-    DataFilterIn, IndexSet, RecordDoc, RecordIn, ValueDoc,
+    DataFilterIn, IndexSet, RecordDoc, RecordIn, Text, ValueDoc,
 };
 pub use envelope::{
     AnswerProbe, Envelope, ErrorBody, ErrorProbe, FedsyncExtension, Message, Refused, SuccessBody,
