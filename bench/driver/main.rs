@@ -167,6 +167,10 @@ async fn run(args: Args) -> Result<()> {
         100.0 * floor / first.secs
     );
     if args.incremental_only {
+        println!(
+            "rss            peak after the initial sync A {:.1} MiB, B {:.1} MiB",
+            first.rss_a, first.rss_b
+        );
         return Ok(());
     }
 

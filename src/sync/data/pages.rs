@@ -5,8 +5,6 @@
 
 use std::collections::HashSet;
 
-use tokio_util::task::AbortOnDropHandle;
-
 use super::ahead::Writes;
 use super::fetch::{PageSource, Prefetch};
 use super::{DataSync, MAX_PAGES, Usable};
@@ -83,7 +81,7 @@ impl DataSync {
             let high = highest;
             let mut ahead_run = run.clone();
             let mut ahead_seq = seq;
-            let write = self.spawn_write(batch);
+            let write = self.records.apply_batch(batch);
             let ahead = async {
                 let Some(prefetch) = prefetch else {
                     return Ok(None);
@@ -113,7 +111,7 @@ impl DataSync {
                 }))
             };
             let (written, ahead) = tokio::join!(write, ahead);
-            written?;
+            written.map_err(SyncError::from)?;
             self.progress.publish(run, *total);
             let (Some(cursor), Some(ahead)) = (next?, ahead?) else {
                 break;
@@ -129,27 +127,6 @@ impl DataSync {
             }
         }
         Ok(())
-    }
-
-    /// A page's write in a task of its own, so that making the next page
-    /// ready (CPU work with no await in it) holds up neither the write's
-    /// statements nor its commit; dropping the future aborts the task, and
-    /// the transaction rolls back as it did in the pull's own task.
-    fn spawn_write(
-        &self,
-        batch: RecordBatch,
-    ) -> impl std::future::Future<Output = Result<(), SyncError>> + use<> {
-        let records = self.records.clone();
-        let task = AbortOnDropHandle::new(tokio::spawn(async move {
-            records.apply_batch(batch).await.map(drop)
-        }));
-        async move {
-            match task.await {
-                Ok(written) => written.map_err(SyncError::from),
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(SyncError::Protocol(format!("a page's write ended: {e}"))),
-            }
-        }
     }
 
     async fn make_batch(
