@@ -79,10 +79,10 @@ pub fn parse_records_page(body: &[u8]) -> Result<RecordsPage, PeerError> {
     let mut records = Vec::new();
     for r in doc.response.set.unwrap_or_default() {
         records.push(RemoteRecord {
-            id: r.record_id.parse::<Id>().map_err(|_| {
+            id: r.record_id.as_str().parse::<Id>().map_err(|_| {
                 PeerError::Protocol(format!(
                     "recordID `{}` is not an id",
-                    sanitize(&r.record_id)
+                    sanitize(r.record_id.as_str())
                 ))
             })?,
             values: r

@@ -147,7 +147,7 @@ pub struct DataFilterIn {
 #[derive(Debug, Deserialize)]
 pub struct RecordIn<'a> {
     #[serde(rename = "recordID", borrow)]
-    pub record_id: Cow<'a, str>,
+    pub record_id: Text<'a>,
     #[serde(default)]
     pub values: Option<Vec<ValueDoc>>,
     #[serde(rename = "createdAt", default, borrow)]
