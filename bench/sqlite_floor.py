@@ -91,7 +91,7 @@ def round_(path, N):
                 "INSERT INTO record_links (node_id, exposed_module_id, origin_record_id, local_module_id, "
                 "local_record_id, origin_changed_at, created_at, updated_at, seen_run) VALUES ",
                 "(?, ?, ?, ?, ?, ?, ?, ?, 0)"),
-                " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET "
+                " ON CONFLICT (node_id, origin_record_id, exposed_module_id) DO UPDATE SET "
                 "origin_changed_at = excluded.origin_changed_at, updated_at = excluded.updated_at"), args)
         t3 = time.perf_counter()
         db.execute("COMMIT")

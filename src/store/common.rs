@@ -7,7 +7,7 @@
 /// `pool: sqlx::Pool<_>` field; `$migrator` is the engine's embedded
 /// `sqlx::migrate::Migrator`.
 macro_rules! impl_common_store {
-    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
+    ($store:ty, $engine:expr, $migrator:ident, $begin:literal, $lock_module:expr, $in_ids:literal, $skip_locked:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::StoreAdmin for $store {
             fn engine(&self) -> $crate::store::Engine {
@@ -250,7 +250,6 @@ macro_rules! impl_common_store {
             $begin,
             $lock_module,
             $in_ids,
-            $links_module,
             $json_agg,
             $json_row,
             $records_json

@@ -16,7 +16,7 @@ pub(crate) use record_upsert;
 /// The conflict clause of a links upsert.
 macro_rules! link_conflict {
     () => {
-        " ON CONFLICT (node_id, exposed_module_id, origin_record_id) DO UPDATE SET "
+        " ON CONFLICT (node_id, origin_record_id, exposed_module_id) DO UPDATE SET "
     };
 }
 pub(crate) use link_conflict;

@@ -106,7 +106,7 @@ pub(crate) fn unique_chunks<T, K: std::hash::Hash + Eq>(
 }
 
 macro_rules! impl_record_store {
-    ($store:ty, $begin:literal, $lock_module:expr, $in_ids:literal, $links_module:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
+    ($store:ty, $begin:literal, $lock_module:expr, $in_ids:literal, $json_agg:literal, $json_row:literal, $records_json:literal) => {
         impl $store {
             /// A module's links by origin ids (`$1` the node, `$2` the
             /// module, `$3` the ids): each page of a pull looks its records
@@ -116,9 +116,10 @@ macro_rules! impl_record_store {
             pub const LINKS_OF_MODULE_BY_ORIGIN: &'static str = concat!(
                 "SELECT CAST(COALESCE(", $json_agg, "(", $json_row, "(",
                 $crate::store::records_sql::link_columns!(),
+                // The primary key (node, origin record, module) leads with
+                // what this binds, whatever the statistics say.
                 ")), '[]') AS TEXT) FROM record_links WHERE node_id = $1 AND ",
-                $links_module,
-                " AND origin_record_id ",
+                "exposed_module_id = $2 AND origin_record_id ",
                 $in_ids
             );
 

@@ -67,12 +67,6 @@ impl_common_store!(
     "BEGIN",
     Some("SELECT pg_advisory_xact_lock($1)"),
     "= ANY(CAST(string_to_array($3, ',') AS BIGINT[]))",
-    // Links of a module by origin ids: `+ 0` keeps the planner off any
-    // index led by (node, module) (`record_links_module` until migration
-    // 10), which it took without statistics (right after a bulk load,
-    // before an analyze) and then filtered every link of the module one by
-    // one; the ids lead to `record_links_origin` whatever the statistics say.
-    "exposed_module_id + 0 = $2",
     " FOR UPDATE SKIP LOCKED",
     // The all-nodes status: one JSON array of rows, each a positional array.
     "json_agg",

@@ -206,9 +206,6 @@ impl_common_store!(
     // no statement (and no round trip to the database's thread).
     None::<&'static str>,
     "IN (SELECT CAST(value AS INTEGER) FROM json_each('[' || $3 || ']'))",
-    // Links of a module by origin ids: through the primary key (the
-    // table is clustered on it).
-    "exposed_module_id = $2",
     // One writer at a time: a claim needs no row locks.
     "",
     // The all-nodes status: one JSON array of rows, each a positional array.

@@ -113,7 +113,7 @@ async fn sqlite_record_links_survive_the_move_to_a_clustered_table() {
     .unwrap();
     assert_eq!(
         indexes.into_iter().map(|(n,)| n).collect::<Vec<_>>(),
-        ["record_links_local", "record_links_origin"]
+        ["record_links_local"]
     );
     pool.close().await;
 }
