@@ -14,6 +14,9 @@ use crate::store::{RecordBatch, RunError};
 use crate::sync::ports::RemoteRecord;
 use crate::sync::structure::SyncError;
 
+/// Records mapped between two chances for the page being written to go on.
+const YIELD_EVERY: usize = 50;
+
 impl DataSync {
     /// Turns a page of origin records into local writes.
     #[allow(clippy::too_many_arguments)]
@@ -81,7 +84,13 @@ impl DataSync {
         };
         let mut written: IdMap<usize> = IdMap::default();
         let mut new_links: IdMap<RecordLink> = IdMap::default();
-        for remote in page {
+        for (i, remote) in page.iter().enumerate() {
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                // The page before this one is written meanwhile, in the
+                // same task (`pages.rs`): its next statement goes out as
+                // soon as the database answers, not after the whole page.
+                tokio::task::yield_now().await;
+            }
             let origin_changed = [remote.created_at, remote.updated_at, remote.deleted_at]
                 .into_iter()
                 .flatten()
