@@ -48,8 +48,13 @@ def statements(count, row, conflict):
     return row[0] + ",".join([row[1]] * count) + conflict
 
 
+def changed_count(N):
+    """The records the incremental scenario changes: 1% updated, 0.1% deleted."""
+    return N // 100 + N // 1000
+
+
 def round_(path, N):
-    CHANGED = N // 100 + N // 1000
+    CHANGED = changed_count(N)
     db = sqlite3.connect(path, isolation_level=None)
     # fedsync's settings (src/store/sqlite/mod.rs); its background task
     # checkpoints the log outside the timed commits.
@@ -103,29 +108,28 @@ def round_(path, N):
 
 
 def main():
-    global N
-    args, as_json = sys.argv[1:], False
+    args, as_json, n = sys.argv[1:], False, N
     if "--json" in args:
         args.remove("--json")
         as_json = True
     if "--records" in args:
         k = args.index("--records")
-        N = int(args[k + 1])
+        n = int(args[k + 1])
         del args[k:k + 2]
     scratch = Path(args[0] if args else tempfile.mkdtemp(prefix="fedsync-floor-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    base, copy = scratch / f"base-{N}.db", scratch / "round.db"
+    base, copy = scratch / f"base-{n}.db", scratch / "round.db"
     if not base.exists():
-        build(base, N)
+        build(base, n)
     rounds = []
     for _ in range(3):
         for suffix in ("", "-wal", "-shm"):
             Path(str(copy) + suffix).unlink(missing_ok=True)
         shutil.copy(base, copy)
-        spent = round_(copy, N)
+        spent = round_(copy, n)
         total = sum(spent.values())
         rounds.append(total * 1000)
-        print(f"{N // 100 + N // 1000} updated records of {N}: {total * 1000:.1f} ms  (" +
+        print(f"{changed_count(n)} updated records of {n}: {total * 1000:.1f} ms  (" +
               ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in spent.items()) + ")")
     if as_json:
         print(json.dumps({"rounds_ms": rounds, "median_ms": sorted(rounds)[1]}))

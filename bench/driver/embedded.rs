@@ -248,22 +248,16 @@ pub(crate) async fn baseline(jsonl: &Path) -> Result<Value> {
 /// floor under the incremental sync on the embedded store.
 pub(crate) async fn sqlite_floor(n: u64) -> Result<f64> {
     let scratch = tempfile::tempdir()?;
-    let out = tokio::process::Command::new("python3")
-        .arg(repo().join("bench/sqlite_floor.py"))
-        .args(["--records", &n.to_string(), "--json"])
-        .arg(scratch.path())
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: Value = match stdout.lines().last() {
-        Some(line) if out.status.success() => serde_json::from_str(line)?,
-        _ => {
-            return Err(format!(
-                "bench/sqlite_floor.py failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
-        }
+    let records = n.to_string();
+    let scratch_dir = scratch.path().to_string_lossy();
+    let stdout = python(
+        "bench/sqlite_floor.py",
+        &["--records", &records, "--json", &scratch_dir],
+    )
+    .await?;
+    let last: Value = match String::from_utf8_lossy(&stdout).lines().last() {
+        Some(line) => serde_json::from_str(line)?,
+        None => return Err("bench/sqlite_floor.py printed nothing".into()),
     };
     let ms = last["median_ms"]
         .as_f64()
@@ -273,18 +267,23 @@ pub(crate) async fn sqlite_floor(n: u64) -> Result<f64> {
 
 /// bench/baseline.py with options before the records file (`--postgres URL`).
 pub(crate) async fn baseline_with(options: &[&str], jsonl: &Path) -> Result<Value> {
+    let jsonl = jsonl.to_string_lossy();
+    let args: Vec<&str> = options.iter().copied().chain([jsonl.as_ref()]).collect();
+    Ok(serde_json::from_slice(
+        &python("bench/baseline.py", &args).await?,
+    )?)
+}
+
+/// The standard output of one of the bench's Python scripts (`script`
+/// relative to the repository); its standard error when it fails.
+async fn python(script: &str, args: &[&str]) -> Result<Vec<u8>> {
     let out = tokio::process::Command::new("python3")
-        .arg(repo().join("bench/baseline.py"))
-        .args(options)
-        .arg(jsonl)
+        .arg(repo().join(script))
+        .args(args)
         .output()
         .await?;
     if !out.status.success() {
-        return Err(format!(
-            "bench/baseline.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        return Err(format!("{script} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok(out.stdout)
 }
