@@ -4,6 +4,7 @@
 //! Invariant: pure functions over domain types; no IO. Value conversion
 //! (per record) lands with data sync; here only the kinds are judged.
 
+mod plain_url;
 pub mod values;
 
 use crate::domain::{FieldKind, FieldMapping, LocalField, LocalModule, SharedModule};

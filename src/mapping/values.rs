@@ -5,54 +5,82 @@ use crate::domain::FieldKind;
 
 /// The canonical form of `value` for a field of `kind`, or why it does not fit.
 pub fn normalize(kind: FieldKind, value: &str) -> Result<String, String> {
+    Ok(match canonical(kind, value)? {
+        Canonical::Whole => value.to_owned(),
+        Canonical::Trimmed => value.trim().to_owned(),
+        Canonical::Other(other) => other,
+    })
+}
+
+/// `normalize` of a value the caller gives up: the value itself when it is
+/// already canonical, without a copy (a pull maps every value of a page).
+pub fn normalize_owned(kind: FieldKind, value: String) -> Result<String, String> {
+    Ok(match canonical(kind, &value)? {
+        Canonical::Trimmed if value.trim().len() != value.len() => value.trim().to_owned(),
+        Canonical::Whole | Canonical::Trimmed => value,
+        Canonical::Other(other) => other,
+    })
+}
+
+/// What `value`'s canonical form is.
+enum Canonical {
+    /// The value as given.
+    Whole,
+    /// The value without surrounding whitespace.
+    Trimmed,
+    Other(String),
+}
+
+fn canonical(kind: FieldKind, value: &str) -> Result<Canonical, String> {
     let bad = |what: &str| Err(format!("`{}` is not {what}", shorten(value)));
+    let v = value.trim();
     match kind {
-        FieldKind::String | FieldKind::Select => Ok(value.to_owned()),
-        FieldKind::Number => match value.trim().parse::<f64>() {
-            Ok(n) if n.is_finite() => Ok(value.trim().to_owned()),
+        FieldKind::String | FieldKind::Select => Ok(Canonical::Whole),
+        FieldKind::Number => match v.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(Canonical::Trimmed),
             _ => bad("a number"),
         },
-        FieldKind::Bool => match value.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "t" | "yes" => Ok("1".into()),
-            "0" | "false" | "f" | "no" | "" => Ok("0".into()),
+        FieldKind::Bool => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "t" | "yes" => Ok(Canonical::Other("1".into())),
+            "0" | "false" | "f" | "no" | "" => Ok(Canonical::Other("0".into())),
             _ => bad("true or false"),
         },
         FieldKind::DateTime => {
-            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value.trim()) {
-                Ok(t.with_timezone(&chrono::Utc)
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            } else if chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").is_ok() {
-                Ok(value.trim().to_owned())
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+                Ok(Canonical::Other(
+                    t.with_timezone(&chrono::Utc)
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                ))
+            } else if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() {
+                Ok(Canonical::Trimmed)
             } else {
                 bad("an RFC 3339 date-time")
             }
         }
-        FieldKind::Email => {
-            let v = value.trim();
-            match v.split_once('@') {
-                Some((user, domain))
-                    if !user.is_empty()
-                        && domain.contains('.')
-                        && !v.contains(char::is_whitespace)
-                        && !domain.contains('@') =>
-                {
-                    Ok(v.to_owned())
-                }
-                _ => bad("an email address"),
+        FieldKind::Email => match v.split_once('@') {
+            Some((user, domain))
+                if !user.is_empty()
+                    && domain.contains('.')
+                    && !v.contains(char::is_whitespace)
+                    && !domain.contains('@') =>
+            {
+                Ok(Canonical::Trimmed)
             }
-        }
-        FieldKind::Url => match url::Url::parse(value.trim()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(value.trim().to_owned()),
+            _ => bad("an email address"),
+        },
+        FieldKind::Url if super::plain_url::plain_http_url(v) => Ok(Canonical::Trimmed),
+        FieldKind::Url => match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Canonical::Trimmed),
             _ => bad("an http(s) URL"),
         },
         FieldKind::Record | FieldKind::User | FieldKind::File => {
-            match value.trim().parse::<crate::domain::Id>() {
-                Ok(id) => Ok(id.to_string()),
+            match v.parse::<crate::domain::Id>() {
+                Ok(id) => Ok(Canonical::Other(id.to_string())),
                 Err(_) => bad("an id"),
             }
         }
         FieldKind::Geometry => match serde_json::from_str::<serde_json::Value>(value) {
-            Ok(_) => Ok(value.to_owned()),
+            Ok(_) => Ok(Canonical::Whole),
             Err(_) => bad("GeoJSON"),
         },
     }

@@ -2,8 +2,8 @@
 //! page is made ready while this one is written only when it reads none
 //! of it (its reads see the store as it was before the write commits).
 
-use super::Usable;
-use super::transform::{own_references, references};
+use super::fields::Usable;
+use super::fields::{own_references, references};
 use crate::domain::IdSet;
 use crate::store::RecordBatch;
 use crate::sync::ports::RemoteRecord;
@@ -128,11 +128,13 @@ mod tests {
                 mapping: &mappings[0],
                 dest_kind: FieldKind::String,
                 dest_multi: false,
+                last_of_origin: true,
             },
             Usable {
                 mapping: &mappings[1],
                 dest_kind: FieldKind::Record,
                 dest_multi: false,
+                last_of_origin: true,
             },
         ];
         let writes = Writes::of(&batch());

@@ -22,6 +22,7 @@
 
 mod ahead;
 mod fetch;
+mod fields;
 mod pages;
 mod pull;
 mod serve;
@@ -31,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::pairing_flow::PairingService;
-use crate::domain::{FieldKind, FieldMapping, Id, IdGenerator, NodeId};
+use crate::domain::{Id, IdGenerator, NodeId};
 use crate::store::Store;
 use crate::sync::ports::{DataPeer, LocalData, LocalRecords};
 pub use serve::{
@@ -62,13 +63,6 @@ pub struct DataSync {
 
 /// Held while one (node, shared module) pull runs, so pulls never overlap.
 type JobLock = Arc<tokio::sync::Mutex<()>>;
-
-/// A mapping entry that still fits both modules.
-struct Usable<'a> {
-    mapping: &'a FieldMapping,
-    dest_kind: FieldKind,
-    dest_multi: bool,
-}
 
 impl DataSync {
     #[allow(clippy::too_many_arguments)]

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 
 use super::ahead::Writes;
 use super::fetch::{PageSource, Prefetch};
-use super::{DataSync, MAX_PAGES, Usable};
+use super::fields::Usable;
+use super::{DataSync, MAX_PAGES};
 use crate::domain::{Id, LocalModule, Node, SharedModule, SyncRun};
 use crate::store::{CursorWrite, RecordBatch};
 use crate::sync::ports::{RecordsPage, RecordsRequest};
@@ -69,7 +70,10 @@ impl DataSync {
             pull.watermark = pull.watermark.max(newest(&page));
             let mut batch = match prepared.take() {
                 Some(batch) => batch,
-                None => self.make_batch(&pull, &page.records, run, &mut seq).await?,
+                None => {
+                    self.make_batch(&pull, &mut page.records, run, &mut seq)
+                        .await?
+                }
             };
             batch.cursor = cursor_write(&pull, &page);
             batch.progress = Some((run.id, run.counts));
@@ -86,7 +90,7 @@ impl DataSync {
                 let Some(prefetch) = prefetch else {
                     return Ok(None);
                 };
-                let page = prefetch.page().await?;
+                let mut page = prefetch.page().await?;
                 let next = next_cursor(&page, &mut seen_cursors, ahead_run.counts.pages + 1);
                 // A page that goes back is refused before anything beyond
                 // it is asked for or made ready.
@@ -99,7 +103,7 @@ impl DataSync {
                     None
                 } else {
                     Some(
-                        self.make_batch(&pull, &page.records, &mut ahead_run, &mut ahead_seq)
+                        self.make_batch(&pull, &mut page.records, &mut ahead_run, &mut ahead_seq)
                             .await?,
                     )
                 };
@@ -132,7 +136,7 @@ impl DataSync {
     async fn make_batch(
         &self,
         pull: &Pull<'_>,
-        records: &[crate::sync::ports::RemoteRecord],
+        records: &mut [crate::sync::ports::RemoteRecord],
         run: &mut SyncRun,
         seq: &mut u64,
     ) -> Result<RecordBatch, SyncError> {

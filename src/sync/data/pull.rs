@@ -4,8 +4,8 @@
 
 use super::DataSync;
 use super::fetch::PageSource;
+use super::fields::usable_fields;
 use super::pages::Pull;
-use super::transform::usable_fields;
 
 use crate::domain::{
     self, Actor, AuditResult, Id, ModuleMapping, Node, NodeId, PairingStatus, PeerKind, RunCounts,

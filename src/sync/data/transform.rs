@@ -2,14 +2,13 @@
 //! references translated, written with links, cursor and counts in one
 //! transaction; and the local copies a full pull did not see removed.
 
-use super::{DataSync, Usable};
+use super::DataSync;
+use super::fields::{Usable, own_references, references, take_origin_values};
 
 use crate::domain::{
-    self, FieldKind, Id, IdMap, IdSet, LocalModule, ModuleMapping, Node, Record, RecordLink,
-    SharedModule, SyncRun,
+    self, FieldKind, Id, IdMap, IdSet, LocalModule, Node, Record, RecordLink, SharedModule, SyncRun,
 };
-use crate::mapping::convertible;
-use crate::mapping::values::normalize;
+use crate::mapping::values::normalize_owned;
 use crate::store::{RecordBatch, RunError};
 use crate::sync::ports::RemoteRecord;
 use crate::sync::structure::SyncError;
@@ -26,7 +25,7 @@ impl DataSync {
         shared: &SharedModule,
         local: &LocalModule,
         usable: &[Usable<'_>],
-        page: &[RemoteRecord],
+        page: &mut [RemoteRecord],
         run: &mut SyncRun,
         seq: &mut u64,
         full: bool,
@@ -84,7 +83,7 @@ impl DataSync {
         };
         let mut written: IdMap<usize> = IdMap::default();
         let mut new_links: IdMap<RecordLink> = IdMap::default();
-        for (i, remote) in page.iter().enumerate() {
+        for (i, remote) in page.iter_mut().enumerate() {
             if i % YIELD_EVERY == YIELD_EVERY - 1 {
                 // The page before this one is written meanwhile, in the
                 // same task (`pages.rs`): its next statement goes out as
@@ -214,7 +213,7 @@ impl DataSync {
     /// fit are reported, never written wrong.
     fn map_values(
         &self,
-        remote: &RemoteRecord,
+        remote: &mut RemoteRecord,
         usable: &[Usable<'_>],
         refs: &References<'_>,
         run: &mut SyncRun,
@@ -222,9 +221,10 @@ impl DataSync {
         errors: &mut Vec<RunError>,
     ) -> crate::domain::RecordValues {
         let mut out = crate::domain::RecordValues::new();
+        let origin_record_id = remote.id;
         for u in usable {
             let mut converted = Vec::new();
-            for (value, yours) in origin_values_with_bool(remote, &u.mapping.origin) {
+            for (value, yours) in take_origin_values(remote, u) {
                 let result = if u.dest_kind == FieldKind::Record {
                     value
                         .parse::<Id>()
@@ -241,7 +241,7 @@ impl DataSync {
                             format!("`{value}` is not a record of this peer that arrived here")
                         })
                 } else {
-                    normalize(u.dest_kind, value)
+                    normalize_owned(u.dest_kind, value)
                 };
                 match result {
                     Ok(v) => converted.push(v),
@@ -251,7 +251,7 @@ impl DataSync {
                         errors.push(RunError {
                             run_id: run.id,
                             seq: *seq,
-                            origin_record_id: Some(remote.id),
+                            origin_record_id: Some(origin_record_id),
                             message: format!(
                                 "{} -> {}: {e}",
                                 u.mapping.origin.name, u.mapping.destination.name
@@ -314,77 +314,6 @@ impl DataSync {
         }
         Ok(())
     }
-}
-pub(super) fn usable_fields<'a>(
-    mapping: &'a ModuleMapping,
-    shared: &SharedModule,
-    local: &LocalModule,
-) -> Vec<Usable<'a>> {
-    mapping
-        .fields
-        .iter()
-        .filter_map(|m| {
-            let origin = shared.field(&m.origin.name)?;
-            let dest = local.field(&m.destination.name)?;
-            convertible(&origin.kind, origin.is_multi, dest).ok()?;
-            Some(Usable {
-                mapping: m,
-                dest_kind: dest.kind,
-                dest_multi: dest.is_multi,
-            })
-        })
-        .collect()
-}
-
-/// The origin's records `remote` names in the mapping's Record fields.
-pub(super) fn references<'a>(
-    remote: &'a RemoteRecord,
-    usable: &'a [Usable<'_>],
-) -> impl Iterator<Item = Id> + 'a {
-    usable
-        .iter()
-        .filter(|u| u.dest_kind == FieldKind::Record)
-        .flat_map(move |u| origin_values(remote, &u.mapping.origin.name))
-        .filter_map(|v| v.parse::<Id>().ok())
-}
-
-/// Our own records `remote` names, sent back as our ids.
-pub(super) fn own_references(remote: &RemoteRecord) -> impl Iterator<Item = Id> + '_ {
-    remote
-        .values
-        .iter()
-        .filter(|v| v.yours)
-        .filter_map(|v| v.value.as_deref()?.parse::<Id>().ok())
-}
-
-/// Origin values of a field that are references of the origin's (not ours).
-fn origin_values<'a>(
-    remote: &'a RemoteRecord,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    remote
-        .values
-        .iter()
-        .filter(move |v| v.name == name && !v.yours)
-        .filter_map(|v| v.value.as_deref())
-}
-
-/// Values of an origin field, each with its `yours` flag; Corteza sends a
-/// false Bool as a name without value.
-pub(super) fn origin_values_with_bool<'a>(
-    remote: &'a RemoteRecord,
-    origin: &'a crate::domain::ModuleField,
-) -> impl Iterator<Item = (&'a str, bool)> + 'a {
-    let is_bool = origin.kind.eq_ignore_ascii_case("Bool");
-    remote
-        .values
-        .iter()
-        .filter(move |v| v.name == origin.name)
-        .filter_map(move |v| match &v.value {
-            Some(value) => Some((value.as_str(), v.yours)),
-            None if is_bool => Some(("0", false)),
-            None => None,
-        })
 }
 
 /// How Record-field values become local ids.
