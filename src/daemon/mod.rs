@@ -314,6 +314,7 @@ async fn launch(
         listeners_bound: Arc::new(AtomicBool::new(false)),
         live: live.clone(),
         capabilities: Arc::new(services::our_capabilities(config)),
+        read_ahead: Arc::default(),
         trusted_proxies: Arc::new(
             crate::domain::net::parse_ip_ranges(&config.federation.trusted_proxies)
                 .map_err(|e| anyhow!("config key `federation.trusted_proxies`: {e}"))?,

@@ -25,6 +25,7 @@ mod notify;
 mod ops;
 mod ownership;
 mod pairing;
+mod read_ahead;
 mod replicas;
 mod rest;
 mod scheduler;

@@ -49,6 +49,8 @@ pub struct FederationState {
     /// Change notices from peers, and what we tell peers we can do.
     pub live: Arc<crate::sync::live::LiveChanges>,
     pub capabilities: Arc<Vec<String>>,
+    /// Each pull's next page, made ready while the peer writes this one.
+    pub read_ahead: Arc<crate::sync::data::ReadAhead>,
 }
 
 impl FederationState {

@@ -17,7 +17,8 @@
 //! run completes; re-delivered records are recognised by their link.
 
 //!
-//! `serve.rs` is the origin side; the destination is `DataSync`, its runs
+//! `serve.rs` is the origin side (`read_ahead.rs` makes a pull's next page
+//! ready while the peer writes this one); the destination is `DataSync`, its runs
 //! in `pull.rs` and the page it applies in `transform.rs`.
 
 mod ahead;
@@ -25,6 +26,7 @@ mod fetch;
 mod fields;
 mod pages;
 mod pull;
+mod read_ahead;
 mod serve;
 mod transform;
 
@@ -35,6 +37,7 @@ use super::pairing_flow::PairingService;
 use crate::domain::{Id, IdGenerator, NodeId};
 use crate::store::Store;
 use crate::sync::ports::{DataPeer, LocalData, LocalRecords};
+pub use read_ahead::{ReadAhead, ServeContext};
 pub use serve::{
     RecordCursor, RecordsPageRequest, ServedRecord, ServedRecords, ServedValue, open_cursor,
     seal_cursor, serve_records,
