@@ -2,7 +2,8 @@
 """What SQLite alone takes for the incremental scenario's writes.
 
 Builds a destination database with fedsync's own migrations and 200,000
-synced records with their links, then runs what the destination runs for
+synced records with their links (the bench's records, about 400 bytes of
+values each), then runs what the destination runs for
 the incremental scenario (2,200 updated records spread over the module,
 pages of 500): per page, the link lookup and the record read, the record
 upserts and the link touches in one statement each, one commit. Prints the
@@ -29,10 +30,19 @@ def build(path, N):
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA foreign_keys=OFF")
 
+    tags = ["red", "green", "blue", "amber", "violet"]
+
     def values(i):
-        return json.dumps({"name": [f"Person {i}"], "email": [f"p{i}@example.com"],
-                           "age": [str(20 + i % 50)], "active": ["1"],
-                           "joined": ["2024-01-01T00:00:00Z"], "note": ["x" * 80]})
+        """The bench's record i (`record` in bench/driver/data.rs), as the daemon stores it."""
+        return json.dumps({
+            "age": [str(18 + i % 70)], "email": [f"person{i}@example.org"],
+            "joined": [f"20{10 + i % 15:02}-{1 + i % 12:02}-{1 + i % 28:02}T{i % 24:02}:{i % 60:02}:00Z"],
+            "name": [f"Person {i:07} v0"],
+            "notes": [f"Generated for the fedsync benchmark, record {i}, generation 0. "
+                      "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor."],
+            "phone": [f"+386 1 555 {i % 10000:04}"], "score": [f"{i % 100}.{i % 10}"],
+            "tags": [tags[i % 5], tags[(i // 5) % 5]], "vip": ["1" if i % 7 == 0 else "0"],
+            "website": [f"https://example.org/people/{i}"]}, separators=(",", ":"))
     db.executemany(
         'INSERT INTO local_records (id, module_id, "values", origin_node_id, created_at, '
         "updated_at, deleted_at, changed_at, revision) VALUES (?, 7, ?, 3, 1, 1, NULL, ?, 1)",
@@ -80,7 +90,7 @@ def round_(path, N):
             chunk, args = records[k:k + ROWS], []
             for r in chunk:
                 changed += 1
-                args += [r[0], 7, r[2].replace("Person", "Human"), 3, 1, 2, None, changed]
+                args += [r[0], 7, r[2].replace(" v0", " v1"), 3, 1, 2, None, changed]
             db.execute(statements(len(chunk), (
                 'INSERT INTO local_records (id, module_id, "values", origin_node_id, created_at, '
                 "updated_at, deleted_at, changed_at, revision) VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?, 1)"),
