@@ -79,8 +79,23 @@ async fn a_trigger_runs_at_once_and_never_beside_a_running_attempt() {
     // `sync now` while the scheduled attempt runs: it waits for it.
     let scheduler = rig.scheduler.clone();
     let node = rig.node;
+    // Paused time moves on by itself whenever every task waits, as they all
+    // may while SQLite works on its own thread: on a loaded machine it ran
+    // past the scheduled attempt and the next one, an hour on, before the
+    // trigger was written (CI, 2026-12-08). A task that is always ready to
+    // run holds the clock still until the trigger is in the store.
+    let hold = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async {
+        loop {
+            tokio::task::yield_now().await;
+        }
+    }));
     let manual =
         tokio::spawn(async move { scheduler.run_now(node, SyncKind::Structure, None).await });
+    let before = rig.job().await.claimed_seq;
+    while rig.job().await.trigger_seq <= before {
+        tokio::task::yield_now().await;
+    }
+    drop(hold);
     let second = loop {
         if let Ok(seen) = rig.seen.try_recv() {
             break seen;
