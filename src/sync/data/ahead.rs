@@ -45,23 +45,9 @@ impl Writes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{
-        FieldKind, FieldMapping, Id, ModuleField, NodeId, Record, RecordLink, now,
-    };
+    use crate::domain::{FieldKind, FieldMapping, NodeId, Record, RecordLink, now};
+    use crate::sync::data::test_support::{field, id};
     use crate::sync::ports::RemoteValue;
-
-    fn id(n: u64) -> Id {
-        Id::new(n).unwrap()
-    }
-
-    fn field(name: &str, kind: &str) -> ModuleField {
-        ModuleField {
-            kind: kind.into(),
-            name: name.into(),
-            label: name.into(),
-            is_multi: false,
-        }
-    }
 
     /// A batch that writes origin record 10 as our record 100.
     fn batch() -> RecordBatch {

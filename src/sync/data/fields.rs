@@ -108,21 +108,9 @@ pub(super) fn take_origin_values<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{LocalField, MappingStatus, ModuleField, NodeId, now};
+    use crate::domain::{LocalField, MappingStatus, NodeId, now};
+    use crate::sync::data::test_support::{field, id};
     use crate::sync::ports::RemoteValue;
-
-    fn id(n: u64) -> Id {
-        Id::new(n).unwrap()
-    }
-
-    fn origin(name: &str, kind: &str) -> ModuleField {
-        ModuleField {
-            kind: kind.into(),
-            name: name.into(),
-            label: name.into(),
-            is_multi: false,
-        }
-    }
 
     fn local(name: &str, kind: FieldKind) -> LocalField {
         LocalField {
@@ -143,7 +131,7 @@ mod tests {
             origin_namespace_id: None,
             handle: "people".into(),
             name: "People".into(),
-            fields: vec![origin("name", "String"), origin("vip", "Bool")],
+            fields: vec![field("name", "String"), field("vip", "Bool")],
             created_at: now(),
             updated_at: now(),
             deleted_at: None,
@@ -163,7 +151,7 @@ mod tests {
             deleted_at: None,
         };
         let map = |from: &str, kind: &str, to: &str, dest: FieldKind| FieldMapping {
-            origin: origin(from, kind),
+            origin: field(from, kind),
             destination: local(to, dest).to_module_field(),
         };
         let mapping = ModuleMapping {

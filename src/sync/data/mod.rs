@@ -28,6 +28,8 @@ mod pages;
 mod pull;
 mod read_ahead;
 mod serve;
+#[cfg(test)]
+mod test_support;
 mod transform;
 
 use std::collections::HashMap;
