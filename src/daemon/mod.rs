@@ -290,6 +290,14 @@ async fn launch(
         .with_work(work.clone())
         .with_wake(wake),
     );
+    let read_ahead = Arc::new(crate::sync::data::ReadAhead::new(
+        crate::sync::data::ServeContext {
+            store: store.clone(),
+            records: records.clone(),
+            key: keys.signing.clone(),
+            reexport: config.sync.reexport,
+        },
+    ));
     let federation_state = FederationState {
         store: store.clone(),
         pairing: pairing.clone(),
@@ -314,7 +322,7 @@ async fn launch(
         listeners_bound: Arc::new(AtomicBool::new(false)),
         live: live.clone(),
         capabilities: Arc::new(services::our_capabilities(config)),
-        read_ahead: Arc::default(),
+        read_ahead,
         trusted_proxies: Arc::new(
             crate::domain::net::parse_ip_ranges(&config.federation.trusted_proxies)
                 .map_err(|e| anyhow!("config key `federation.trusted_proxies`: {e}"))?,

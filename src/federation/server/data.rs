@@ -17,7 +17,7 @@ use crate::federation::wire::{
     LinkFilter, LinkSet, RecordDoc, rfc3339,
 };
 use crate::store::{ChangeQuery, ExposedPageQuery};
-use crate::sync::data::{RecordsPageRequest, ServeContext, ServedRecords};
+use crate::sync::data::{RecordsPageRequest, ServedRecords};
 use crate::sync::structure::ServeError;
 
 async fn served(
@@ -38,15 +38,9 @@ async fn served(
         cursor: request.cursor,
         include_total,
     };
-    let context = ServeContext {
-        store: state.store.clone(),
-        records: state.records.clone(),
-        key: state.signing_key.clone(),
-        reexport: state.reexport,
-    };
     let page = state
         .read_ahead
-        .serve(&context, &peer.node, module, request)
+        .serve(&peer.node, module, request)
         .await
         .map_err(serve_error)?;
     Ok((page, peer))

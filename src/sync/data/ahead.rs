@@ -2,8 +2,7 @@
 //! page is made ready while this one is written only when it reads none
 //! of it (its reads see the store as it was before the write commits).
 
-use super::fields::Usable;
-use super::fields::{own_references, references};
+use super::fields::{Usable, own_references, references};
 use crate::domain::IdSet;
 use crate::store::RecordBatch;
 use crate::sync::ports::RemoteRecord;

@@ -44,8 +44,8 @@ pub struct ServeContext {
 }
 
 /// The next page of each (peer, module) pull being served.
-#[derive(Default)]
 pub struct ReadAhead {
+    context: Arc<ServeContext>,
     slots: Mutex<HashMap<(NodeId, String), Slot>>,
 }
 
@@ -57,15 +57,22 @@ struct Slot {
 }
 
 impl ReadAhead {
+    pub fn new(context: ServeContext) -> ReadAhead {
+        ReadAhead {
+            context: Arc::new(context),
+            slots: Mutex::default(),
+        }
+    }
+
     /// One page of `module`'s records for `node`, the one made ready if it
     /// fits the request; the page after it is made ready.
     pub async fn serve(
         &self,
-        context: &ServeContext,
         node: &Node,
         module: &str,
         request: RecordsPageRequest,
     ) -> Result<ServedRecords, ServeError> {
+        let context = &*self.context;
         let limit = request.limit;
         let page = match self.take(node.id, module, &request) {
             Some(slot) => match slot.page.await {
@@ -75,7 +82,7 @@ impl ReadAhead {
             None => serve(context, node, module, request).await?,
         };
         if let Some(next) = &page.next_cursor {
-            self.prepare(context, node, module, next, limit);
+            self.prepare(node, module, next, limit);
         }
         Ok(page)
     }
@@ -92,14 +99,7 @@ impl ReadAhead {
             .then_some(slot)
     }
 
-    fn prepare(
-        &self,
-        context: &ServeContext,
-        node: &Node,
-        module: &str,
-        cursor: &str,
-        limit: Option<u32>,
-    ) {
+    fn prepare(&self, node: &Node, module: &str, cursor: &str, limit: Option<u32>) {
         let request = RecordsPageRequest {
             last_sync: None,
             limit,
@@ -107,7 +107,7 @@ impl ReadAhead {
             include_total: false,
         };
         let key = (node.id, module.to_owned());
-        let (context, node, module) = (context.clone(), node.clone(), module.to_owned());
+        let (context, node, module) = (self.context.clone(), node.clone(), module.to_owned());
         let page = AbortOnDropHandle::new(tokio::spawn(async move {
             serve(&context, &node, &module, request).await
         }));
@@ -118,6 +118,8 @@ impl ReadAhead {
             page,
         };
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        // The pull's own slot is replaced, not counted against the cap.
+        slots.remove(&key);
         slots.retain(|_, s| s.started.elapsed() < MAX_AGE);
         if slots.len() >= MAX_SLOTS
             && let Some(oldest) = slots
@@ -128,11 +130,6 @@ impl ReadAhead {
             slots.remove(&oldest);
         }
         slots.insert(key, slot);
-    }
-
-    /// Pages being made ready (for tests).
-    pub fn pending(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
